@@ -1,0 +1,86 @@
+import { ApiError } from "./domain/errors";
+import { newRequestId } from "./domain/ids";
+import { type AppContext, createRouter, errorResponse, toApiError } from "./http";
+import { logEvent } from "./log";
+import { requireAdmin, requireSubKey } from "./middleware/auth";
+import { account } from "./routes/account";
+import { adminFinance } from "./routes/admin-finance";
+import { adminTenants } from "./routes/admin-tenants";
+import { generations } from "./routes/generations";
+import { tasks } from "./routes/tasks";
+
+export function createApp() {
+  const app = createRouter();
+
+  // One structured log line per request, with its id (never a key or token).
+  app.use("*", async (c, next) => {
+    const requestId = newRequestId();
+    const started = Date.now();
+    c.set("requestId", requestId);
+    try {
+      await next();
+    } finally {
+      c.header("X-Request-Id", requestId);
+      logEvent("request", {
+        request_id: requestId,
+        method: c.req.method,
+        path: new URL(c.req.url).pathname,
+        status: c.res.status,
+        duration_ms: Date.now() - started,
+        tenant_id: c.get("principal")?.tenant.id,
+        key_id: c.get("principal")?.key.id,
+        task_id: c.get("taskId"),
+      });
+    }
+  });
+
+  app.use("/admin/*", requireAdmin);
+  app.use("/v1/*", requireSubKey);
+
+  app.route("/", generations);
+  app.route("/", tasks);
+  app.route("/", account);
+  app.route("/", adminTenants);
+  app.route("/", adminFinance);
+
+  app.get("/health", (c) => c.json({ ok: true }));
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "subKey", {
+    type: "http",
+    scheme: "bearer",
+    description: "a tenant's sub-key (sk-mjg-…), used exactly like the upstream key",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "the operator's ADMIN_TOKEN",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Midjourney edge gateway",
+      version: "0.1.0",
+      description:
+        "Drop-in gateway in front of the upstream Midjourney API: sub-keys, exact billing, live status.",
+    },
+  });
+
+  app.notFound((c) =>
+    errorResponse(
+      c as AppContext,
+      new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
+    ),
+  );
+  app.onError((error, c) => {
+    const apiError = toApiError(error);
+    if (apiError.status >= 500 && !(error instanceof ApiError)) {
+      logEvent("unhandled_error", {
+        request_id: c.get("requestId"),
+        error: String(error),
+        stack: (error as Error)?.stack,
+      });
+    }
+    return errorResponse(c as AppContext, apiError);
+  });
+  return app;
+}

@@ -1,0 +1,148 @@
+export interface LedgerEntry {
+  id: number;
+  tenant_id: string;
+  key_id: string | null;
+  task_id: string | null;
+  kind: "topup" | "charge" | "refund" | "adjustment";
+  action: string | null;
+  amount: number;
+  balance_after: number;
+  reason: string | null;
+  ref_id: number | null;
+  created_at: number;
+}
+
+export interface LedgerFilter {
+  tenantId?: string;
+  keyId?: string;
+  taskId?: string;
+  kind?: string;
+  action?: string;
+  from?: number;
+  to?: number;
+}
+
+function where(filter: LedgerFilter, afterId: number): { sql: string; params: unknown[] } {
+  const clauses = ["id > ?1"];
+  const params: unknown[] = [afterId];
+  const add = (clause: string, value: unknown) => {
+    params.push(value);
+    clauses.push(clause.replace("?", `?${params.length}`));
+  };
+  if (filter.tenantId) add("tenant_id = ?", filter.tenantId);
+  if (filter.keyId) add("key_id = ?", filter.keyId);
+  if (filter.taskId) add("task_id = ?", filter.taskId);
+  if (filter.kind) add("kind = ?", filter.kind);
+  if (filter.action) add("action = ?", filter.action);
+  if (filter.from !== undefined) add("created_at >= ?", filter.from);
+  if (filter.to !== undefined) add("created_at < ?", filter.to);
+  return { sql: clauses.join(" AND "), params };
+}
+
+/** One page of the ledger in id order; the cursor is the last id seen. */
+export async function ledgerPage(db: D1Database, filter: LedgerFilter, afterId: number, limit: number) {
+  const { sql, params } = where(filter, afterId);
+  params.push(limit + 1);
+  const { results } = await db
+    .prepare(`SELECT * FROM ledger WHERE ${sql} ORDER BY id LIMIT ?${params.length}`)
+    .bind(...params)
+    .all<LedgerEntry>();
+  const more = results.length > limit;
+  const rows = more ? results.slice(0, limit) : results;
+  return { rows, nextCursor: more ? rows.at(-1)!.id : null };
+}
+
+export type UsageDimension = "day" | "tenant" | "key" | "action";
+const DIMENSION_SQL: Record<UsageDimension, string> = {
+  day: "strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')",
+  tenant: "tenant_id",
+  key: "key_id",
+  action: "action",
+};
+
+export interface UsageRow {
+  day?: string;
+  tenant?: string;
+  key?: string | null;
+  action?: string | null;
+  charged_micros: number;
+  refunded_micros: number;
+  net_micros: number;
+  charged_tasks: number;
+  refunded_tasks: number;
+}
+
+/** Totals of charges and refunds grouped by the chosen dimensions. */
+export async function usageTotals(
+  db: D1Database,
+  filter: LedgerFilter,
+  groupBy: UsageDimension[],
+): Promise<UsageRow[]> {
+  const { sql, params } = where({ ...filter, kind: undefined }, 0);
+  const dims = groupBy.map((d) => `${DIMENSION_SQL[d]} AS "${d}"`);
+  const select = [
+    ...dims,
+    "COALESCE(SUM(CASE WHEN kind = 'charge' THEN -amount ELSE 0 END), 0) AS charged_micros",
+    "COALESCE(SUM(CASE WHEN kind = 'refund' THEN amount ELSE 0 END), 0) AS refunded_micros",
+    "COALESCE(SUM(CASE WHEN kind IN ('charge', 'refund') THEN -amount ELSE 0 END), 0) AS net_micros",
+    "COUNT(CASE WHEN kind = 'charge' THEN 1 END) AS charged_tasks",
+    "COUNT(CASE WHEN kind = 'refund' THEN 1 END) AS refunded_tasks",
+  ];
+  const group = groupBy.length
+    ? `GROUP BY ${groupBy.map((d) => `"${d}"`).join(", ")} ORDER BY ${groupBy.map((d) => `"${d}"`).join(", ")}`
+    : "";
+  const { results } = await db
+    .prepare(`SELECT ${select.join(", ")} FROM ledger WHERE ${sql} AND kind IN ('charge', 'refund') ${group}`)
+    .bind(...params)
+    .all<UsageRow>();
+  return results;
+}
+
+export interface Breach {
+  check: string;
+  tenant_id?: string;
+  task_id?: string;
+  ledger_id?: number;
+  detail: string;
+}
+
+/** Checks the money invariants over the whole database and lists every breach. */
+export async function reconcile(db: D1Database): Promise<{ checks: string[]; breaches: Breach[] }> {
+  const checks = {
+    balance_matches_ledger: `SELECT t.id AS tenant_id, t.balance, COALESCE(SUM(l.amount), 0) AS ledger_sum
+      FROM tenants t LEFT JOIN ledger l ON l.tenant_id = t.id GROUP BY t.id HAVING ledger_sum != t.balance`,
+    refund_matches_charge: `SELECT r.id AS ledger_id, r.task_id, r.tenant_id FROM ledger r
+      LEFT JOIN ledger c ON c.id = r.ref_id AND c.kind = 'charge' AND c.task_id = r.task_id
+      WHERE r.kind = 'refund' AND (c.id IS NULL OR r.amount != -c.amount)`,
+    charged_once: `SELECT task_id, COUNT(*) AS n FROM ledger WHERE kind = 'charge' GROUP BY task_id HAVING n > 1`,
+    failed_tasks_refunded: `SELECT k.id AS task_id, k.tenant_id, k.status FROM tasks k
+      JOIN ledger c ON c.task_id = k.id AND c.kind = 'charge'
+      LEFT JOIN ledger r ON r.task_id = k.id AND r.kind = 'refund'
+      WHERE k.status IN ('FAILURE', 'CANCEL') AND k.settled_at IS NOT NULL AND r.id IS NULL`,
+    successful_tasks_not_refunded: `SELECT k.id AS task_id, k.tenant_id FROM tasks k
+      JOIN ledger r ON r.task_id = k.id AND r.kind = 'refund' WHERE k.status = 'SUCCESS'`,
+    task_cost_matches_charge: `SELECT k.id AS task_id, k.tenant_id, k.cost, COALESCE(-c.amount, 0) AS charged FROM tasks k
+      LEFT JOIN ledger c ON c.task_id = k.id AND c.kind = 'charge' WHERE k.cost != COALESCE(-c.amount, 0)`,
+    inflight_matches_open_tasks: `SELECT t.id AS tenant_id, t.inflight,
+        (SELECT COUNT(*) FROM tasks k WHERE k.tenant_id = t.id AND k.settled_at IS NULL) AS open_tasks
+      FROM tenants t WHERE t.inflight != open_tasks`,
+    late_upstream_results: `SELECT id AS task_id, tenant_id, late_upstream_status FROM tasks
+      WHERE late_upstream_status IS NOT NULL`,
+  } as const;
+  const names = Object.keys(checks) as (keyof typeof checks)[];
+  const results = await db.batch<Record<string, unknown>>(names.map((name) => db.prepare(checks[name])));
+  const breaches: Breach[] = [];
+  names.forEach((name, i) => {
+    for (const row of results[i]!.results) {
+      const { tenant_id, task_id, ledger_id, ...rest } = row as Record<string, unknown>;
+      breaches.push({
+        check: name,
+        ...(tenant_id ? { tenant_id: String(tenant_id) } : {}),
+        ...(task_id ? { task_id: String(task_id) } : {}),
+        ...(ledger_id ? { ledger_id: Number(ledger_id) } : {}),
+        detail: JSON.stringify(rest),
+      });
+    }
+  });
+  return { checks: names, breaches };
+}

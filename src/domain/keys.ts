@@ -1,0 +1,37 @@
+import { randomToken } from "./ids";
+
+/**
+ * Sub-keys look like `sk-mjg-<8-char prefix>-<32 random bytes>`. The prefix lets people
+ * recognise a key in logs and lists; only the SHA-256 of the whole key is stored.
+ */
+export const KEY_MARKER = "sk-mjg-";
+
+export interface MintedKey {
+  secret: string;
+  prefix: string;
+}
+
+export function mintKey(): MintedKey {
+  const prefix = randomToken(6).replace(/[-_]/g, "x").slice(0, 8);
+  return { secret: `${KEY_MARKER}${prefix}-${randomToken(32)}`, prefix: `${KEY_MARKER}${prefix}` };
+}
+
+export function looksLikeSubKey(value: string): boolean {
+  return value.startsWith(KEY_MARKER) && value.length > KEY_MARKER.length + 40;
+}
+
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Compares two strings without leaking where they differ through timing. */
+export function timingSafeEqual(a: string, b: string): boolean {
+  const left = new TextEncoder().encode(a);
+  const right = new TextEncoder().encode(b);
+  let diff = left.length ^ right.length;
+  for (let i = 0; i < Math.max(left.length, right.length); i++) {
+    diff |= (left[i % Math.max(left.length, 1)] ?? 0) ^ (right[i % Math.max(right.length, 1)] ?? 0);
+  }
+  return diff === 0;
+}

@@ -1,0 +1,411 @@
+/**
+ * The task state machine: a pure function from (state, observation) to (state, events,
+ * money effects). It is the only place that decides whether a task's charge is kept or
+ * refunded, so every refund rule lives here and is property-tested.
+ */
+
+export const STATUSES = [
+  "NOT_START",
+  "SUBMITTED",
+  "IN_PROGRESS",
+  "MODAL",
+  "SUCCESS",
+  "FAILURE",
+  "CANCEL",
+] as const;
+export type TaskStatus = (typeof STATUSES)[number];
+export type TerminalStatus = "SUCCESS" | "FAILURE" | "CANCEL";
+
+const TERMINAL: ReadonlySet<TaskStatus> = new Set(["SUCCESS", "FAILURE", "CANCEL"]);
+export const isTerminal = (status: TaskStatus): status is TerminalStatus => TERMINAL.has(status);
+
+/** Published statuses only move forward in this order (MODAL comes before the modal job runs). */
+const RANK: Record<TaskStatus, number> = {
+  NOT_START: 0,
+  MODAL: 1,
+  SUBMITTED: 2,
+  IN_PROGRESS: 3,
+  SUCCESS: 4,
+  FAILURE: 4,
+  CANCEL: 4,
+};
+
+export type RefundReason =
+  | "upstream_failure"
+  | "upstream_cancel"
+  | "submit_failed"
+  | "modal_timeout"
+  | "upstream_timeout";
+
+export interface Settlement {
+  outcome: "keep" | "refund";
+  reason: RefundReason | null;
+  /** True once D1 has recorded it; until then every timer retries it (D1 makes the retry idempotent). */
+  recorded: boolean;
+}
+
+/** Output fields the upstream reported (image urls, buttons, ...), passed to tenants as they came. */
+export type UpstreamResult = Record<string, unknown>;
+
+export interface TaskState {
+  status: TaskStatus;
+  progress: number;
+  failReason: string | null;
+  result: UpstreamResult;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+  /** A /modal call is being charged and forwarded; the MODAL deadline waits for it. */
+  modalPending: boolean;
+  errorStreak: number;
+  settlement: Settlement | null;
+  /** Set when the upstream reported a result after we had already given up on the task. */
+  lateUpstreamStatus: TaskStatus | null;
+  timers: {
+    pollAt: number | null;
+    modalDeadlineAt: number | null;
+    lifetimeAt: number | null;
+    lateWatchUntil: number | null;
+  };
+}
+
+export interface MachineConfig {
+  /** Quick actions (upscale, describe) are polled sooner. */
+  quick: boolean;
+  modalTimeoutMs: number;
+  maxLifetimeMs: number;
+  /** After giving up on a task we still look at the upstream, rarely, for this long. */
+  lateWatchMs: number;
+  /** A number in [0, 1) for poll jitter; injected so the machine stays pure. */
+  random: () => number;
+}
+
+export type Observation =
+  | { type: "accepted"; at: number; upstreamStatus: "submitted" | "modal" }
+  | { type: "rejected"; at: number; reason: string }
+  | {
+      type: "upstream";
+      at: number;
+      status: TaskStatus;
+      progress: number;
+      failReason: string | null;
+      result: UpstreamResult;
+    }
+  | { type: "upstream_error"; at: number; error: string }
+  | { type: "timer"; at: number }
+  | { type: "modal_requested"; at: number }
+  | { type: "modal_accepted"; at: number }
+  | { type: "modal_failed"; at: number; reason: string }
+  | { type: "modal_released"; at: number }
+  | { type: "settlement_recorded"; at: number };
+
+export type Effect =
+  | { type: "settle"; status: TerminalStatus; outcome: "keep" | "refund"; reason: RefundReason | null }
+  | { type: "poll" }
+  | { type: "late_upstream_report"; status: TaskStatus };
+
+export interface PublishedChange {
+  status: TaskStatus;
+  progress: number;
+}
+
+export type ModalRefusal = "modal_not_available" | "modal_expired" | "modal_in_progress";
+
+export interface Transition {
+  state: TaskState;
+  /** Changes of status or progress that subscribers must see, in order. */
+  changes: PublishedChange[];
+  effects: Effect[];
+  /** Only for `modal_requested`: why the /modal call is refused, if it is. */
+  modalRefusal?: ModalRefusal;
+}
+
+export const POLL = {
+  quickFirstMs: 300,
+  quickMs: 1_000,
+  minMs: 3_000,
+  jitterMs: 2_000,
+  modalMs: 30_000,
+  backoffBaseMs: 2_000,
+  backoffMaxMs: 60_000,
+  lateWatchMs: 15 * 60_000,
+  settlementRetryMs: 5_000,
+} as const;
+
+export function initialState(at: number, config: MachineConfig): TaskState {
+  return {
+    status: "NOT_START",
+    progress: 0,
+    failReason: null,
+    result: {},
+    createdAt: at,
+    updatedAt: at,
+    finishedAt: null,
+    modalPending: false,
+    errorStreak: 0,
+    settlement: null,
+    lateUpstreamStatus: null,
+    timers: {
+      pollAt: null,
+      modalDeadlineAt: null,
+      lifetimeAt: at + config.maxLifetimeMs,
+      lateWatchUntil: null,
+    },
+  };
+}
+
+/** How long to wait before the next upstream poll. */
+export function pollDelay(state: TaskState, config: MachineConfig, first = false): number {
+  const jitter = config.random();
+  if (state.errorStreak > 0) {
+    const backoff = Math.min(POLL.backoffMaxMs, POLL.backoffBaseMs * 2 ** (state.errorStreak - 1));
+    return Math.round(backoff * (0.75 + 0.5 * jitter));
+  }
+  if (state.status === "MODAL") return POLL.modalMs;
+  if (config.quick) return first ? POLL.quickFirstMs : POLL.quickMs;
+  return POLL.minMs + Math.round(POLL.jitterMs * jitter);
+}
+
+/** The earliest moment anything is due; the Durable Object arms its single alarm for it. */
+export function nextWakeAt(state: TaskState): number | null {
+  const { pollAt, modalDeadlineAt, lifetimeAt } = state.timers;
+  const candidates: number[] = [];
+  if (state.settlement && !state.settlement.recorded)
+    candidates.push(state.updatedAt + POLL.settlementRetryMs);
+  if (!isTerminal(state.status)) {
+    for (const t of [pollAt, modalDeadlineAt, lifetimeAt]) if (t !== null) candidates.push(t);
+  } else if (pollAt !== null) {
+    candidates.push(pollAt); // late watch after giving up on the upstream
+  }
+  return candidates.length ? Math.min(...candidates) : null;
+}
+
+export function transition(state: TaskState, observation: Observation, config: MachineConfig): Transition {
+  switch (observation.type) {
+    case "accepted":
+      return onAccepted(state, observation, config);
+    case "rejected":
+      return finish(state, observation.at, "FAILURE", observation.reason, "submit_failed");
+    case "upstream":
+      return onUpstream(state, observation, config);
+    case "upstream_error":
+      return onUpstreamError(state, observation.at, config);
+    case "timer":
+      return onTimer(state, observation.at, config);
+    case "modal_requested":
+      return onModalRequested(state, observation.at);
+    case "modal_accepted":
+      return onModalAccepted(state, observation.at, config);
+    case "modal_failed":
+      return finish(
+        { ...state, modalPending: false },
+        observation.at,
+        "FAILURE",
+        observation.reason,
+        "submit_failed",
+      );
+    case "modal_released":
+      return unchanged({ ...state, modalPending: false });
+    case "settlement_recorded":
+      return unchanged(
+        state.settlement ? { ...state, settlement: { ...state.settlement, recorded: true } } : state,
+      );
+  }
+}
+
+function unchanged(state: TaskState, effects: Effect[] = []): Transition {
+  return { state, changes: [], effects };
+}
+
+function onAccepted(
+  state: TaskState,
+  observation: { at: number; upstreamStatus: "submitted" | "modal" },
+  config: MachineConfig,
+): Transition {
+  if (state.status !== "NOT_START" || state.settlement) return unchanged(state);
+  const at = observation.at;
+  if (observation.upstreamStatus === "modal") {
+    const next: TaskState = {
+      ...state,
+      status: "MODAL",
+      progress: 15,
+      updatedAt: at,
+      timers: { ...state.timers, modalDeadlineAt: at + config.modalTimeoutMs },
+    };
+    next.timers.pollAt = at + pollDelay(next, config, true);
+    return { state: next, changes: [{ status: "MODAL", progress: 15 }], effects: [] };
+  }
+  const next = { ...state, updatedAt: at };
+  next.timers = { ...state.timers, pollAt: at + pollDelay(next, config, true) };
+  return unchanged(next);
+}
+
+function onUpstream(
+  state: TaskState,
+  observation: Extract<Observation, { type: "upstream" }>,
+  config: MachineConfig,
+): Transition {
+  const at = observation.at;
+  if (isTerminal(state.status)) return onLateObservation(state, observation);
+  const base: TaskState = { ...state, errorStreak: 0, result: { ...state.result, ...observation.result } };
+  switch (observation.status) {
+    case "SUCCESS":
+      return finish(base, at, "SUCCESS", null, null);
+    case "FAILURE":
+      return finish(base, at, "FAILURE", observation.failReason ?? "upstream failure", "upstream_failure");
+    case "CANCEL":
+      return finish(base, at, "CANCEL", observation.failReason ?? "cancelled upstream", "upstream_cancel");
+    default:
+      return advance(base, at, observation.status, observation.progress, config);
+  }
+}
+
+/** Non-terminal progress: status and progress only ever move forward in what we publish. */
+function advance(
+  state: TaskState,
+  at: number,
+  status: TaskStatus,
+  progress: number,
+  config: MachineConfig,
+): Transition {
+  const forward = RANK[status] > RANK[state.status] && !(status === "MODAL" && state.modalPending);
+  const nextStatus = forward ? status : state.status;
+  const nextProgress = Math.max(state.progress, Math.min(99, Math.max(0, Math.round(progress))));
+  const next: TaskState = { ...state, status: nextStatus, progress: nextProgress, updatedAt: at };
+  if (nextStatus === "MODAL" && state.status !== "MODAL") {
+    next.timers = { ...next.timers, modalDeadlineAt: at + config.modalTimeoutMs };
+  }
+  next.timers = { ...next.timers, pollAt: at + pollDelay(next, config) };
+  const changed = nextStatus !== state.status || nextProgress !== state.progress;
+  return {
+    state: next,
+    changes: changed ? [{ status: nextStatus, progress: nextProgress }] : [],
+    effects: [],
+  };
+}
+
+function onLateObservation(
+  state: TaskState,
+  observation: Extract<Observation, { type: "upstream" }>,
+): Transition {
+  const gaveUp = state.settlement?.reason === "upstream_timeout";
+  if (!gaveUp) return unchanged(state);
+  if (!isTerminal(observation.status)) {
+    return unchanged({ ...state, timers: { ...state.timers, pollAt: nextLateWatch(state, observation.at) } });
+  }
+  if (state.lateUpstreamStatus) return unchanged(state);
+  const next: TaskState = {
+    ...state,
+    lateUpstreamStatus: observation.status,
+    timers: { ...state.timers, pollAt: null, lateWatchUntil: null },
+  };
+  return unchanged(next, [{ type: "late_upstream_report", status: observation.status }]);
+}
+
+function nextLateWatch(state: TaskState, at: number): number | null {
+  const until = state.timers.lateWatchUntil;
+  return until !== null && at + POLL.lateWatchMs <= until ? at + POLL.lateWatchMs : null;
+}
+
+function onUpstreamError(state: TaskState, at: number, config: MachineConfig): Transition {
+  if (isTerminal(state.status)) {
+    return unchanged({ ...state, timers: { ...state.timers, pollAt: nextLateWatch(state, at) } });
+  }
+  const next: TaskState = { ...state, errorStreak: state.errorStreak + 1, updatedAt: at };
+  next.timers = { ...state.timers, pollAt: at + pollDelay(next, config) };
+  return unchanged(next);
+}
+
+function onTimer(state: TaskState, at: number, config: MachineConfig): Transition {
+  const { modalDeadlineAt, lifetimeAt, pollAt } = state.timers;
+  if (!isTerminal(state.status)) {
+    if (
+      state.status === "MODAL" &&
+      !state.modalPending &&
+      modalDeadlineAt !== null &&
+      at >= modalDeadlineAt
+    ) {
+      return finish(state, at, "CANCEL", "no /modal within the MODAL timeout", "modal_timeout");
+    }
+    if (lifetimeAt !== null && at >= lifetimeAt) {
+      const gaveUp = finish(state, at, "FAILURE", "upstream_timeout", "upstream_timeout");
+      const lateWatchUntil = at + config.lateWatchMs;
+      gaveUp.state.timers = {
+        ...gaveUp.state.timers,
+        lateWatchUntil,
+        pollAt: nextLateWatch({ ...gaveUp.state, timers: { ...gaveUp.state.timers, lateWatchUntil } }, at),
+      };
+      return gaveUp;
+    }
+  }
+  const effects: Effect[] = [];
+  if (state.settlement && !state.settlement.recorded) effects.push(settleEffect(state));
+  if (pollAt !== null && at >= pollAt) effects.push({ type: "poll" });
+  return unchanged(state, effects);
+}
+
+function onModalRequested(state: TaskState, at: number): Transition {
+  const refuse = (modalRefusal: ModalRefusal): Transition => ({ ...unchanged(state), modalRefusal });
+  if (state.status === "CANCEL" && state.settlement?.reason === "modal_timeout")
+    return refuse("modal_expired");
+  if (state.status !== "MODAL") return refuse("modal_not_available");
+  if (state.modalPending) return refuse("modal_in_progress");
+  const deadline = state.timers.modalDeadlineAt;
+  if (deadline !== null && at >= deadline) {
+    const expired = finish(state, at, "CANCEL", "no /modal within the MODAL timeout", "modal_timeout");
+    return { ...expired, modalRefusal: "modal_expired" };
+  }
+  return unchanged({ ...state, modalPending: true, updatedAt: at });
+}
+
+function onModalAccepted(state: TaskState, at: number, config: MachineConfig): Transition {
+  if (!state.modalPending || isTerminal(state.status)) return unchanged(state);
+  const next: TaskState = {
+    ...state,
+    modalPending: false,
+    status: "SUBMITTED",
+    updatedAt: at,
+    timers: { ...state.timers, modalDeadlineAt: null },
+  };
+  next.timers.pollAt = at + pollDelay(next, config, true);
+  return { state: next, changes: [{ status: "SUBMITTED", progress: next.progress }], effects: [] };
+}
+
+function settleEffect(state: TaskState): Effect {
+  const settlement = state.settlement!;
+  return {
+    type: "settle",
+    status: state.status as TerminalStatus,
+    outcome: settlement.outcome,
+    reason: settlement.reason,
+  };
+}
+
+/** The one way into a terminal state, and so the one place that decides keep or refund. */
+function finish(
+  state: TaskState,
+  at: number,
+  status: TerminalStatus,
+  failReason: string | null,
+  refundReason: RefundReason | null,
+): Transition {
+  if (isTerminal(state.status) || state.settlement) return unchanged(state);
+  const settlement: Settlement = {
+    outcome: status === "SUCCESS" ? "keep" : "refund",
+    reason: status === "SUCCESS" ? null : refundReason,
+    recorded: false,
+  };
+  const progress = 100;
+  const next: TaskState = {
+    ...state,
+    status,
+    progress,
+    failReason,
+    updatedAt: at,
+    finishedAt: at,
+    modalPending: false,
+    settlement,
+    timers: { pollAt: null, modalDeadlineAt: null, lifetimeAt: null, lateWatchUntil: null },
+  };
+  return { state: next, changes: [{ status, progress }], effects: [settleEffect(next)] };
+}

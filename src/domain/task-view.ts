@@ -1,0 +1,103 @@
+import { microsToUsdNumber } from "./money";
+import type { TaskState } from "./task-machine";
+
+/** What the gateway knows about a task besides its machine state. */
+export interface TaskMeta {
+  taskId: string;
+  tenantId: string;
+  keyId: string;
+  action: string;
+  parentTaskId: string | null;
+  /** The parent's id at the upstream, so customIds and messages can be translated back. */
+  upstreamParentId: string | null;
+  upstreamTaskId: string | null;
+  costMicros: number;
+  prompt: string | null;
+  metadata: Record<string, unknown> | null;
+}
+
+/** Fields we own; everything else the upstream reported passes through untouched. */
+const OWNED_FIELDS = new Set([
+  "id",
+  "status",
+  "progress",
+  "cost",
+  "fail_reason",
+  "created",
+  "completed",
+  "metadata",
+]);
+
+/** Upstream action names are upper snake case: "high-variation" → "HIGH_VARIATION". */
+export const upstreamActionName = (action: string) => action.toUpperCase().replace(/-/g, "_");
+
+/** The task object exactly as the upstream's GET /v1/midjourney/{id} shapes it, with our ids and our price. */
+export function taskView(meta: TaskMeta, state: TaskState): Record<string, unknown> {
+  const passthrough: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(state.result)) {
+    if (!OWNED_FIELDS.has(field)) passthrough[field] = value;
+  }
+  const view: Record<string, unknown> = {
+    id: meta.taskId,
+    status: state.status,
+    action: upstreamActionName(meta.action),
+    progress: `${state.progress}%`,
+    prompt: meta.prompt,
+    ...translateIds(passthrough, meta),
+    fail_reason: state.failReason,
+    cost: microsToUsdNumber(meta.costMicros),
+    created: Math.floor(state.createdAt / 1000),
+    completed: state.finishedAt === null ? null : Math.floor(state.finishedAt / 1000),
+  };
+  if (meta.metadata) view.metadata = meta.metadata;
+  return view;
+}
+
+const UNIFIED_STATUS: Record<TaskState["status"], string> = {
+  NOT_START: "pending",
+  SUBMITTED: "pending",
+  MODAL: "pending",
+  IN_PROGRESS: "processing",
+  SUCCESS: "completed",
+  FAILURE: "failed",
+  CANCEL: "cancelled",
+};
+
+/** The upstream's unified GET /v1/tasks/{id} shape. */
+export function unifiedTaskView(meta: TaskMeta, state: TaskState): Record<string, unknown> {
+  const view = taskView(meta, state);
+  const urls = [view.image_urls, view.video_urls].flatMap((v) => (Array.isArray(v) ? v : []));
+  const failed = state.status === "FAILURE" || state.status === "CANCEL";
+  return {
+    code: 200,
+    data: {
+      id: meta.taskId,
+      status: UNIFIED_STATUS[state.status],
+      progress: state.progress,
+      result: urls.length ? { images: [{ url: urls }] } : null,
+      error: failed ? { code: state.status, message: state.failReason ?? state.status.toLowerCase() } : null,
+    },
+  };
+}
+
+/** Replaces the upstream's ids with ours wherever they appear (customIds, messages). */
+export function translateIds<T>(
+  value: T,
+  meta: Pick<TaskMeta, "taskId" | "upstreamTaskId" | "parentTaskId" | "upstreamParentId">,
+): T {
+  const pairs: Array<[string, string]> = [];
+  if (meta.upstreamTaskId && meta.upstreamTaskId !== meta.taskId)
+    pairs.push([meta.upstreamTaskId, meta.taskId]);
+  if (meta.upstreamParentId && meta.parentTaskId && meta.upstreamParentId !== meta.parentTaskId) {
+    pairs.push([meta.upstreamParentId, meta.parentTaskId]);
+  }
+  if (!pairs.length) return value;
+  let text = JSON.stringify(value);
+  for (const [from, to] of pairs) text = text.split(from).join(to);
+  return JSON.parse(text) as T;
+}
+
+/** The reverse, for customIds a tenant sends back: our ids become the upstream's. */
+export function toUpstreamIds(text: string, ours: string, theirs: string | null): string {
+  return theirs ? text.split(ours).join(theirs) : text;
+}

@@ -1,0 +1,457 @@
+import { DurableObject } from "cloudflare:workers";
+import { type AdmissionRequest, admit, recordLateUpstreamStatus, settleTask } from "../db/admission";
+import { type Action, QUICK_ACTIONS } from "../domain/actions";
+import { ApiError, type ErrorCode, type ErrorStatus } from "../domain/errors";
+import {
+  type Effect,
+  initialState,
+  isTerminal,
+  type MachineConfig,
+  nextWakeAt,
+  type Observation,
+  type TaskState,
+  transition,
+} from "../domain/task-machine";
+import { type TaskMeta, taskView, translateIds, unifiedTaskView } from "../domain/task-view";
+import { configFrom, type Env, type GatewayConfig } from "../env";
+import { logEvent } from "../log";
+import { apiErrorForUpstream, UpstreamClient } from "../upstream/client";
+
+export interface StartInput {
+  meta: TaskMeta;
+  body: Record<string, unknown>;
+  requestId: string;
+}
+
+export interface SerializedError {
+  status: ErrorStatus;
+  code: ErrorCode;
+  message: string;
+  field?: string;
+  headers?: Record<string, string>;
+}
+
+export type SubmitOutcome =
+  | { ok: true; status: "submitted" | "modal" }
+  | { ok: false; error: SerializedError };
+
+export interface ParentInfo {
+  status: TaskState["status"];
+  action: string;
+  upstreamTaskId: string | null;
+}
+
+export interface ModalInput {
+  tenantId: string;
+  keyId: string;
+  body: Record<string, unknown>;
+  admission: Omit<AdmissionRequest, "taskId" | "parentTaskId" | "kind">;
+  requestId: string;
+}
+
+export interface StoredEvent {
+  seq: number;
+  at: number;
+  data: Record<string, unknown>;
+}
+
+interface TaskRecord {
+  meta: TaskMeta;
+  state: TaskState;
+  submitOutcome: SubmitOutcome | null;
+}
+
+export const serializeError = (error: ApiError): SerializedError => ({
+  status: error.status,
+  code: error.code,
+  message: error.message,
+  field: error.options.field,
+  headers: error.options.headers,
+});
+
+export const deserializeError = (error: SerializedError): ApiError =>
+  new ApiError(error.status, error.code, error.message, { field: error.field, headers: error.headers });
+
+/**
+ * One Durable Object per task: the single owner of the task's state. A thin shell over
+ * the pure state machine: it feeds observations in, persists what comes out, publishes
+ * changes and carries out the money effects through D1.
+ */
+export class TaskObject extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private readonly config: GatewayConfig;
+  private forwarding: Promise<SubmitOutcome> | null = null;
+  /** After an alarm run failed, the next one waits at least this long instead of spinning. */
+  private retryNotBefore = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.config = configFrom(env);
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)`,
+    );
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS wake (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)`,
+    );
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, data TEXT NOT NULL)`,
+    );
+  }
+
+  /** Creates the task and forwards it upstream. Safe to call again: the first outcome stands. */
+  async start(input: StartInput): Promise<SubmitOutcome> {
+    const existing = this.load();
+    if (existing) return existing.submitOutcome ?? (await this.forwarding) ?? this.unknownOutcome();
+    const now = Date.now();
+    const state = initialState(now, this.machineConfig(input.meta.action));
+    // A watchdog: if this object is evicted mid-forward, the alarm finds no upstream id and refunds.
+    state.timers.pollAt = now + this.config.upstreamTimeoutMs + 5_000;
+    this.save({ meta: input.meta, state, submitOutcome: null });
+    this.arm();
+    this.forwarding = this.forward(input);
+    try {
+      return await this.forwarding;
+    } finally {
+      this.forwarding = null;
+    }
+  }
+
+  /** The outcome of the submit that created this task, for idempotent replays. */
+  async submitOutcome(tenantId: string): Promise<SubmitOutcome | null> {
+    const record = this.load();
+    if (!record || record.meta.tenantId !== tenantId) return null;
+    return record.submitOutcome ?? (await this.forwarding) ?? this.unknownOutcome();
+  }
+
+  async view(tenantId: string, shape: "task" | "unified" = "task"): Promise<Record<string, unknown> | null> {
+    const record = this.load();
+    if (!record || record.meta.tenantId !== tenantId) return null;
+    return shape === "task"
+      ? taskView(record.meta, record.state)
+      : unifiedTaskView(record.meta, record.state);
+  }
+
+  async parentInfo(tenantId: string): Promise<ParentInfo | null> {
+    const record = this.load();
+    if (!record || record.meta.tenantId !== tenantId) return null;
+    return {
+      status: record.state.status,
+      action: record.meta.action,
+      upstreamTaskId: record.meta.upstreamTaskId,
+    };
+  }
+
+  async eventsAfter(tenantId: string, afterSeq: number): Promise<StoredEvent[] | null> {
+    const record = this.load();
+    if (!record || record.meta.tenantId !== tenantId) return null;
+    return this.sql
+      .exec<{ seq: number; at: number; data: string }>(
+        "SELECT seq, at, data FROM events WHERE seq > ?1 ORDER BY seq",
+        afterSeq,
+      )
+      .toArray()
+      .map((row) => ({ seq: row.seq, at: row.at, data: JSON.parse(row.data) }));
+  }
+
+  /** POST /generations/modal on this (inpaint) task: charge the modal price, forward, go on to SUBMITTED. */
+  async modal(input: ModalInput): Promise<SubmitOutcome> {
+    const record = this.load();
+    if (!record || record.meta.tenantId !== input.tenantId) {
+      return {
+        ok: false,
+        error: serializeError(new ApiError(404, "task_not_found", "task not found", { field: "task_id" })),
+      };
+    }
+    const requested = this.apply({ type: "modal_requested", at: Date.now() });
+    if (requested.modalRefusal)
+      return { ok: false, error: serializeError(modalRefusalError(requested.modalRefusal)) };
+    try {
+      await admit(this.env.DB, {
+        ...input.admission,
+        taskId: record.meta.taskId,
+        parentTaskId: record.meta.parentTaskId,
+        kind: "modal",
+      });
+    } catch (error) {
+      this.apply({ type: "modal_released", at: Date.now() });
+      if (error instanceof ApiError) return { ok: false, error: serializeError(error) };
+      throw error;
+    }
+    this.updateMeta((meta) => ({ ...meta, costMicros: meta.costMicros + input.admission.costMicros }));
+    const upstream = this.upstream();
+    const body = { ...input.body, task_id: record.meta.upstreamTaskId };
+    const result = await upstream.submit("modal", body);
+    if (!result.ok) {
+      const error = apiErrorForUpstream(result.failure);
+      this.apply({
+        type: "modal_failed",
+        at: Date.now(),
+        reason: `modal refused upstream: ${error.message}`,
+      });
+      this.logTransition("modal_failed", input.requestId, { failure: result.failure.kind });
+      return { ok: false, error: serializeError(this.translated(error)) };
+    }
+    this.apply({ type: "modal_accepted", at: Date.now() });
+    return { ok: true, status: "submitted" };
+  }
+
+  override async alarm(): Promise<void> {
+    try {
+      await this.runDueWork();
+    } catch (error) {
+      this.retryNotBefore = Date.now() + 5_000;
+      logEvent("task_alarm_error", { task_id: this.load()?.meta.taskId, error: String(error) });
+    } finally {
+      // Never rely on the runtime's alarm retries (they are dropped after ~7 tries): re-arm ourselves.
+      this.arm();
+    }
+  }
+
+  private async runDueWork(): Promise<void> {
+    const record = this.load();
+    if (!record) return;
+    // An alarm means its time has come, even if it runs a little early (as the test helper
+    // runDurableObjectAlarm does): due work is judged against the time it was armed for.
+    const armedFor = this.sql.exec<{ at: number }>("SELECT at FROM wake WHERE id = 1").toArray()[0]?.at ?? 0;
+    const now = Math.max(Date.now(), armedFor);
+    if (this.retentionDue(record, now)) {
+      logEvent("task_expired", { task_id: record.meta.taskId });
+      await this.ctx.storage.deleteAlarm();
+      await this.ctx.storage.deleteAll();
+      return;
+    }
+    if (!record.meta.upstreamTaskId && !record.submitOutcome && !this.forwarding) {
+      // The forward never reported back (the object was evicted mid-call): we cannot know
+      // whether the upstream took it, so the tenant gets its money back.
+      const outcome: SubmitOutcome = {
+        ok: false,
+        error: serializeError(new ApiError(504, "upstream_timeout", "the upstream did not confirm the task")),
+      };
+      this.updateRecord((r) => ({ ...r, submitOutcome: outcome }));
+      await this.observe({ type: "rejected", at: now, reason: "upstream did not confirm the task" });
+      return;
+    }
+    await this.observe({ type: "timer", at: now });
+  }
+
+  private retentionDue(record: TaskRecord, now: number): boolean {
+    const { state } = record;
+    return (
+      isTerminal(state.status) &&
+      state.settlement?.recorded === true &&
+      state.timers.pollAt === null &&
+      state.finishedAt !== null &&
+      now >= state.finishedAt + this.config.retentionMs
+    );
+  }
+
+  private async forward(input: StartInput): Promise<SubmitOutcome> {
+    const result = await this.upstream().submit(input.meta.action, input.body);
+    const at = Date.now();
+    if (!result.ok) {
+      const error = this.translated(apiErrorForUpstream(result.failure));
+      const outcome: SubmitOutcome = { ok: false, error: serializeError(error) };
+      this.updateRecord((r) => ({ ...r, submitOutcome: outcome }));
+      this.logTransition("submit_failed", input.requestId, {
+        failure: result.failure.kind,
+        status: error.status,
+      });
+      await this.observe({ type: "rejected", at, reason: `upstream refused the submit: ${error.message}` });
+      return outcome;
+    }
+    const outcome: SubmitOutcome = { ok: true, status: result.value.status };
+    this.updateRecord((r) => ({
+      ...r,
+      meta: { ...r.meta, upstreamTaskId: result.value.taskId },
+      submitOutcome: outcome,
+    }));
+    await this.observe({ type: "accepted", at, upstreamStatus: result.value.status }, input.requestId);
+    return outcome;
+  }
+
+  /** Feeds one observation through the machine and carries out what it asks for. */
+  private async observe(observation: Observation, requestId?: string): Promise<void> {
+    const { effects } = this.apply(observation, requestId);
+    for (const effect of effects) await this.perform(effect);
+  }
+
+  private async perform(effect: Effect): Promise<void> {
+    const record = this.load();
+    if (!record) return;
+    switch (effect.type) {
+      case "poll":
+        return this.poll(record);
+      case "settle": {
+        const settled = await settleTask(this.env.DB, {
+          taskId: record.meta.taskId,
+          status: effect.status,
+          refund: effect.outcome === "refund",
+          reason: effect.reason,
+          failReason: record.state.failReason,
+          upstreamTaskId: record.meta.upstreamTaskId,
+          at: Date.now(),
+        });
+        logEvent("task_settled", {
+          task_id: record.meta.taskId,
+          status: effect.status,
+          outcome: effect.outcome,
+          reason: effect.reason,
+          first_time: settled,
+        });
+        this.apply({ type: "settlement_recorded", at: Date.now() });
+        return;
+      }
+      case "late_upstream_report":
+        await recordLateUpstreamStatus(this.env.DB, record.meta.taskId, effect.status);
+        logEvent("task_late_upstream_report", {
+          task_id: record.meta.taskId,
+          upstream_status: effect.status,
+        });
+        return;
+    }
+  }
+
+  private async poll(record: TaskRecord): Promise<void> {
+    const upstreamId = record.meta.upstreamTaskId;
+    if (!upstreamId) return;
+    const result = await this.upstream().query(upstreamId);
+    const at = Date.now();
+    if (!result.ok) {
+      logEvent("task_poll_error", { task_id: record.meta.taskId, failure: result.failure.kind });
+      await this.observe({ type: "upstream_error", at, error: result.failure.kind });
+      return;
+    }
+    const task = result.value;
+    await this.observe({
+      type: "upstream",
+      at,
+      status: task.status,
+      progress: task.progress,
+      failReason: task.failReason,
+      result: task.raw,
+    });
+  }
+
+  /** Synchronous load → transition → save, so no await can interleave with it. */
+  private apply(observation: Observation, requestId?: string) {
+    const record = this.load();
+    if (!record) throw new Error("task record missing");
+    const result = transition(record.state, observation, this.machineConfig(record.meta.action));
+    const next: TaskRecord = { ...record, state: result.state };
+    this.save(next);
+    for (const change of result.changes) {
+      this.sql.exec(
+        "INSERT INTO events (at, data) VALUES (?1, ?2)",
+        observation.at,
+        JSON.stringify(taskView(next.meta, next.state)),
+      );
+      this.logTransition("task_transition", requestId, { status: change.status, progress: change.progress });
+    }
+    if (result.changes.length || observation.type !== "timer") this.arm();
+    return result;
+  }
+
+  private machineConfig(action: string): MachineConfig {
+    return {
+      quick: QUICK_ACTIONS.has(action as Action),
+      modalTimeoutMs: this.config.modalTimeoutMs,
+      maxLifetimeMs: this.config.maxLifetimeMs,
+      lateWatchMs: 24 * 3_600_000,
+      random: Math.random,
+    };
+  }
+
+  /** Arms the single alarm for the earliest due timer (or retention). */
+  private arm(): void {
+    const record = this.load();
+    if (!record) return;
+    let wake = nextWakeAt(record.state);
+    if (wake === null && record.state.finishedAt !== null)
+      wake = record.state.finishedAt + this.config.retentionMs;
+    if (wake === null) return;
+    const at = Math.max(wake, Date.now() + 10, this.retryNotBefore);
+    this.sql.exec(
+      "INSERT INTO wake (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+      at,
+    );
+    void this.ctx.storage.setAlarm(at);
+  }
+
+  private upstream(): UpstreamClient {
+    return new UpstreamClient({
+      baseUrl: this.config.upstreamBaseUrl,
+      apiKey: this.config.upstreamApiKey,
+      timeoutMs: this.config.upstreamTimeoutMs,
+    });
+  }
+
+  private translated(error: ApiError): ApiError {
+    const record = this.load();
+    if (!record) return error;
+    const message = translateIds(error.message, record.meta);
+    return new ApiError(error.status, error.code, message, error.options);
+  }
+
+  private unknownOutcome(): SubmitOutcome {
+    return {
+      ok: false,
+      error: serializeError(
+        new ApiError(409, "idempotency_in_progress", "the original request is still running"),
+      ),
+    };
+  }
+
+  private logTransition(event: string, requestId: string | undefined, fields: Record<string, unknown>) {
+    const record = this.load();
+    logEvent(event, {
+      task_id: record?.meta.taskId,
+      request_id: requestId,
+      action: record?.meta.action,
+      ...fields,
+    });
+  }
+
+  private load(): TaskRecord | null {
+    const row = this.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0];
+    return row ? (JSON.parse(row.body) as TaskRecord) : null;
+  }
+
+  private save(record: TaskRecord): void {
+    this.sql.exec(
+      "INSERT INTO record (id, body) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+      JSON.stringify(record),
+    );
+  }
+
+  private updateRecord(update: (record: TaskRecord) => TaskRecord): void {
+    const record = this.load();
+    if (record) this.save(update(record));
+  }
+
+  private updateMeta(update: (meta: TaskMeta) => TaskMeta): void {
+    this.updateRecord((r) => ({ ...r, meta: update(r.meta) }));
+  }
+}
+
+function modalRefusalError(refusal: "modal_not_available" | "modal_expired" | "modal_in_progress"): ApiError {
+  switch (refusal) {
+    case "modal_expired":
+      return new ApiError(
+        409,
+        "modal_expired",
+        "the task waited in MODAL too long and was cancelled; start a new inpaint",
+        {
+          field: "task_id",
+        },
+      );
+    case "modal_in_progress":
+      return new ApiError(409, "modal_not_available", "a /modal for this task is already being processed", {
+        field: "task_id",
+      });
+    case "modal_not_available":
+      return new ApiError(409, "modal_not_available", "the task is not waiting in MODAL", {
+        field: "task_id",
+      });
+  }
+}

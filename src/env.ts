@@ -1,0 +1,45 @@
+import type { TaskObject } from "./durable/task-object";
+
+/** Bindings and variables of the gateway Worker (see wrangler.toml and README "Configuration"). */
+export interface Env {
+  DB: D1Database;
+  TASKS: DurableObjectNamespace<TaskObject>;
+  UPSTREAM_BASE_URL: string;
+  UPSTREAM_API_KEY: string;
+  ADMIN_TOKEN: string;
+  UPSTREAM_TIMEOUT_MS?: string;
+  MODAL_TIMEOUT_SECONDS?: string;
+  TASK_MAX_LIFETIME_SECONDS?: string;
+  TASK_RETENTION_SECONDS?: string;
+  KEY_CACHE_SECONDS?: string;
+}
+
+export interface GatewayConfig {
+  upstreamBaseUrl: string;
+  upstreamApiKey: string;
+  upstreamTimeoutMs: number;
+  modalTimeoutMs: number;
+  maxLifetimeMs: number;
+  retentionMs: number;
+  keyCacheMs: number;
+}
+
+function numberVar(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === "") return fallback;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed < 0)
+    throw new Error(`configuration ${name} must be a non-negative number`);
+  return parsed;
+}
+
+export function configFrom(env: Env): GatewayConfig {
+  return {
+    upstreamBaseUrl: (env.UPSTREAM_BASE_URL ?? "").replace(/\/+$/, ""),
+    upstreamApiKey: env.UPSTREAM_API_KEY ?? "",
+    upstreamTimeoutMs: numberVar(env.UPSTREAM_TIMEOUT_MS, 20_000, "UPSTREAM_TIMEOUT_MS"),
+    modalTimeoutMs: numberVar(env.MODAL_TIMEOUT_SECONDS, 1800, "MODAL_TIMEOUT_SECONDS") * 1000,
+    maxLifetimeMs: numberVar(env.TASK_MAX_LIFETIME_SECONDS, 7200, "TASK_MAX_LIFETIME_SECONDS") * 1000,
+    retentionMs: numberVar(env.TASK_RETENTION_SECONDS, 3 * 86_400, "TASK_RETENTION_SECONDS") * 1000,
+    keyCacheMs: numberVar(env.KEY_CACHE_SECONDS, 10, "KEY_CACHE_SECONDS") * 1000,
+  };
+}

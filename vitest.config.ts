@@ -1,0 +1,61 @@
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { buildSync } from "esbuild";
+import { defineConfig } from "vitest/config";
+
+/**
+ * The real simulator Worker stands in for the upstream: bundled here, run as an auxiliary
+ * worker, reached by the gateway's outbound fetch (and by tests through env.SIMULATOR).
+ */
+buildSync({
+  entryPoints: ["simulator/src/index.ts"],
+  bundle: true,
+  format: "esm",
+  platform: "neutral",
+  target: "es2022",
+  mainFields: ["module", "main"],
+  conditions: ["workerd", "worker", "browser"],
+  external: ["cloudflare:*"],
+  outfile: ".build/simulator.mjs",
+  logLevel: "error",
+});
+
+export const TEST_UPSTREAM_KEY = "sk-sim-gateway-tests";
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations("migrations");
+  return {
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            UPSTREAM_BASE_URL: "http://upstream.test",
+            UPSTREAM_API_KEY: TEST_UPSTREAM_KEY,
+            ADMIN_TOKEN: "test-admin-token",
+            UPSTREAM_TIMEOUT_MS: "1500",
+            KEY_CACHE_SECONDS: "0",
+          },
+          serviceBindings: { SIMULATOR: "simulator" },
+          outboundService: "simulator",
+          workers: [
+            {
+              name: "simulator",
+              modules: true,
+              scriptPath: ".build/simulator.mjs",
+              compatibilityDate: "2026-04-01",
+              durableObjects: { STORE: { className: "SimulatorStore", useSQLite: true } },
+              bindings: { SIM_TIME_SCALE: "0" },
+            },
+          ],
+        },
+      }),
+    ],
+    test: {
+      setupFiles: ["./test/setup.ts"],
+      include: ["test/**/*.test.ts"],
+      testTimeout: 30_000,
+      silent: "passed-only",
+    },
+  };
+});
