@@ -55,7 +55,7 @@ export default defineConfig(async () => {
       setupFiles: ["./test/setup.ts"],
       include: ["test/**/*.test.ts"],
       testTimeout: 30_000,
-      silent: "passed-only",
+      silent: "passed-only" as const,
     },
   };
 });

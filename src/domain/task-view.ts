@@ -43,12 +43,14 @@ export function taskView(meta: TaskMeta, state: TaskState): Record<string, unkno
     action: upstreamActionName(meta.action),
     progress: `${state.progress}%`,
     prompt: meta.prompt,
-    ...translateIds(passthrough, meta),
+    ...passthrough,
     fail_reason: state.failReason,
     cost: microsToUsdNumber(meta.costMicros),
     created: Math.floor(state.createdAt / 1000),
     completed: state.finishedAt === null ? null : Math.floor(state.finishedAt / 1000),
   };
+  // customIds may carry the upstream's task id; URLs must stay exactly as the upstream serves them.
+  if (Array.isArray(view.buttons)) view.buttons = translateIds(view.buttons, meta);
   if (meta.metadata) view.metadata = meta.metadata;
   return view;
 }
