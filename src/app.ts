@@ -2,11 +2,12 @@ import { ApiError } from "./domain/errors";
 import { newRequestId } from "./domain/ids";
 import { type AppContext, createRouter, errorResponse, toApiError } from "./http";
 import { logEvent } from "./log";
-import { requireAdmin, requireSubKey } from "./middleware/auth";
+import { requireAdmin, tenantAuth } from "./middleware/auth";
 import { account } from "./routes/account";
 import { adminFinance } from "./routes/admin-finance";
 import { adminTenants } from "./routes/admin-tenants";
 import { generations } from "./routes/generations";
+import { streams } from "./routes/streams";
 import { tasks } from "./routes/tasks";
 
 export function createApp() {
@@ -35,9 +36,10 @@ export function createApp() {
   });
 
   app.use("/admin/*", requireAdmin);
-  app.use("/v1/*", requireSubKey);
+  app.use("/v1/*", tenantAuth);
 
   app.route("/", generations);
+  app.route("/", streams);
   app.route("/", tasks);
   app.route("/", account);
   app.route("/", adminTenants);
@@ -54,6 +56,12 @@ export function createApp() {
     type: "http",
     scheme: "bearer",
     description: "the operator's ADMIN_TOKEN",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "streamToken", {
+    type: "apiKey",
+    in: "query",
+    name: "token",
+    description: "a short-lived stream token from POST /v1/stream-tokens, for browsers' EventSource",
   });
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

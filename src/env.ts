@@ -1,9 +1,11 @@
 import type { TaskObject } from "./durable/task-object";
+import type { TenantHub } from "./durable/tenant-hub";
 
 /** Bindings and variables of the gateway Worker (see wrangler.toml and README "Configuration"). */
 export interface Env {
   DB: D1Database;
   TASKS: DurableObjectNamespace<TaskObject>;
+  TENANT_HUB: DurableObjectNamespace<TenantHub>;
   UPSTREAM_BASE_URL: string;
   UPSTREAM_API_KEY: string;
   ADMIN_TOKEN: string;
@@ -12,6 +14,9 @@ export interface Env {
   TASK_MAX_LIFETIME_SECONDS?: string;
   TASK_RETENTION_SECONDS?: string;
   KEY_CACHE_SECONDS?: string;
+  STREAM_TOKEN_SECRET?: string;
+  /** "development" allows loopback webhook URLs (local runs and tests only). */
+  ENVIRONMENT?: string;
 }
 
 export interface GatewayConfig {

@@ -5,9 +5,17 @@ import type { KeyPrincipal } from "./db/tenants";
 import { ApiError } from "./domain/errors";
 import type { Env } from "./env";
 
+/** Who may read which streams: a sub-key sees all its tenant's tasks, a stream token maybe fewer. */
+export interface StreamScope {
+  tenantId: string;
+  taskIds: string[] | null;
+  corsOrigins: string[];
+}
+
 export interface AppVariables {
   requestId: string;
   principal: KeyPrincipal;
+  scope: StreamScope;
   /** For logs: which task a request was about, once known. */
   taskId: string;
 }

@@ -3,6 +3,7 @@ import { runMaintenance } from "./db/maintenance";
 import type { Env } from "./env";
 
 export { TaskObject } from "./durable/task-object";
+export { TenantHub } from "./durable/tenant-hub";
 
 const app = createApp();
 

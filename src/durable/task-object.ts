@@ -16,6 +16,7 @@ import { type TaskMeta, taskView, translateIds, unifiedTaskView } from "../domai
 import { configFrom, type Env, type GatewayConfig } from "../env";
 import { logEvent } from "../log";
 import { apiErrorForUpstream, UpstreamClient } from "../upstream/client";
+import { lastEventId, SSE_HEADERS, SseBroadcaster } from "./sse-broadcaster";
 
 export interface StartInput {
   meta: TaskMeta;
@@ -83,6 +84,9 @@ export class TaskObject extends DurableObject<Env> {
   private forwarding: Promise<SubmitOutcome> | null = null;
   /** After an alarm run failed, the next one waits at least this long instead of spinning. */
   private retryNotBefore = 0;
+  private readonly subscribers = new SseBroadcaster();
+  /** Changes go to the tenant's hub one after another, so the tenant stream keeps their order. */
+  private hubQueue: Promise<void> = Promise.resolve();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -108,6 +112,7 @@ export class TaskObject extends DurableObject<Env> {
     // A watchdog: if this object is evicted mid-forward, the alarm finds no upstream id and refunds.
     state.timers.pollAt = now + this.config.upstreamTimeoutMs + 5_000;
     this.save({ meta: input.meta, state, submitOutcome: null });
+    this.publish(now);
     this.arm();
     this.forwarding = this.forward(input);
     try {
@@ -333,6 +338,62 @@ export class TaskObject extends DurableObject<Env> {
     });
   }
 
+  /** Appends the current view to the durable event log and pushes it to every subscriber. */
+  private publish(at: number): void {
+    const record = this.load();
+    if (!record) return;
+    const data = taskView(record.meta, record.state);
+    const seq = this.sql
+      .exec<{ seq: number }>(
+        "INSERT INTO events (at, data) VALUES (?1, ?2) RETURNING seq",
+        at,
+        JSON.stringify(data),
+      )
+      .one().seq;
+    this.subscribers.broadcast({ id: seq, event: "status", data });
+    const hub = this.env.TENANT_HUB.get(this.env.TENANT_HUB.idFromName(record.meta.tenantId));
+    this.hubQueue = this.hubQueue
+      .then(() => hub.publish(record.meta.taskId, at, data))
+      .catch((error) =>
+        logEvent("tenant_hub_publish_failed", { task_id: record.meta.taskId, error: String(error) }),
+      );
+  }
+
+  /**
+   * GET …/events: the task's SSE stream. The Worker has authenticated the caller and
+   * passes the tenant in a header only it can set (this object is not reachable otherwise).
+   */
+  override async fetch(request: Request): Promise<Response> {
+    const record = this.load();
+    if (!record || record.meta.tenantId !== request.headers.get("x-gateway-tenant")) {
+      return new Response(null, { status: 404 });
+    }
+    const after = lastEventId(request);
+    const rows = (
+      after >= 0
+        ? this.sql.exec<{ seq: number; data: string }>(
+            "SELECT seq, data FROM events WHERE seq > ?1 ORDER BY seq",
+            after,
+          )
+        : this.sql.exec<{ seq: number; data: string }>(
+            "SELECT seq, data FROM events ORDER BY seq DESC LIMIT 1",
+          )
+    ).toArray();
+    // A new subscriber gets the current state first; a resuming one gets what it missed.
+    const backlog =
+      after >= 0
+        ? rows.map((row) => ({ id: row.seq, event: "status", data: JSON.parse(row.data) }))
+        : rows.map((row) => ({ id: row.seq, event: "status", data: taskView(record.meta, record.state) }));
+    const stream = this.subscribers.subscribe(backlog, {
+      closeAfterBacklog: isTerminal(record.state.status),
+    });
+    return new Response(stream, { headers: SSE_HEADERS });
+  }
+
+  async subscriberCount(): Promise<number> {
+    return this.subscribers.size;
+  }
+
   /** Synchronous load → transition → save, so no await can interleave with it. */
   private apply(observation: Observation, requestId?: string) {
     const record = this.load();
@@ -341,13 +402,10 @@ export class TaskObject extends DurableObject<Env> {
     const next: TaskRecord = { ...record, state: result.state };
     this.save(next);
     for (const change of result.changes) {
-      this.sql.exec(
-        "INSERT INTO events (at, data) VALUES (?1, ?2)",
-        observation.at,
-        JSON.stringify(taskView(next.meta, next.state)),
-      );
+      this.publish(observation.at);
       this.logTransition("task_transition", requestId, { status: change.status, progress: change.progress });
     }
+    if (isTerminal(next.state.status) && result.changes.length) this.subscribers.closeAll();
     if (result.changes.length || observation.type !== "timer") this.arm();
     return result;
   }

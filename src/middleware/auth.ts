@@ -1,8 +1,9 @@
 import type { MiddlewareHandler } from "hono";
-import { findPrincipalByHash, type KeyPrincipal } from "../db/tenants";
+import { findPrincipalByHash, getTenant, type KeyPrincipal } from "../db/tenants";
 import type { Action } from "../domain/actions";
 import { ApiError } from "../domain/errors";
 import { sha256Hex, timingSafeEqual } from "../domain/keys";
+import { streamTokenSecret, verifyStreamToken } from "../domain/stream-token";
 import { configFrom } from "../env";
 import type { AppEnv } from "../http";
 
@@ -62,8 +63,47 @@ export function checkActionAllowed(principal: KeyPrincipal, action: Action): voi
 export const requireSubKey: MiddlewareHandler<AppEnv> = async (c, next) => {
   const secret = bearerToken(c.req.header("authorization"));
   if (!secret) throw new ApiError(401, "missing_api_key", "send your key as 'Authorization: Bearer <key>'");
-  const principal = await principalForSecret(c.env.DB, secret, configFrom(c.env).keyCacheMs);
-  c.set("principal", checkPrincipal(principal));
+  const principal = checkPrincipal(await principalForSecret(c.env.DB, secret, configFrom(c.env).keyCacheMs));
+  c.set("principal", principal);
+  c.set("scope", {
+    tenantId: principal.tenant.id,
+    taskIds: null,
+    corsOrigins: JSON.parse(principal.tenant.cors_origins) as string[],
+  });
+  await next();
+};
+
+const isStreamPath = (method: string, path: string) =>
+  (method === "GET" || method === "OPTIONS") && path.endsWith("/events");
+
+/**
+ * /v1/*: the sub-key, or, on the stream endpoints only, a signed stream token in
+ * `?token=` (browsers' EventSource cannot send an Authorization header).
+ */
+export const tenantAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const token = c.req.query("token");
+  if (!isStreamPath(c.req.method, c.req.path) || !token || c.req.header("authorization")) {
+    return requireSubKey(c, next);
+  }
+  const check = await verifyStreamToken(token, streamTokenSecret(c.env), Math.floor(Date.now() / 1000));
+  if (!check.ok) {
+    throw check.reason === "expired"
+      ? new ApiError(
+          401,
+          "stream_token_expired",
+          "the stream token has expired; ask your server for a new one",
+        )
+      : new ApiError(401, "stream_token_invalid", "the stream token is not valid", { field: "token" });
+  }
+  const tenant = await getTenant(c.env.DB, check.claims.tenantId);
+  if (!tenant)
+    throw new ApiError(401, "stream_token_invalid", "the stream token is not valid", { field: "token" });
+  if (tenant.status !== "active") throw new ApiError(403, "tenant_suspended", "the tenant is suspended");
+  c.set("scope", {
+    tenantId: tenant.id,
+    taskIds: check.claims.taskIds,
+    corsOrigins: JSON.parse(tenant.cors_origins) as string[],
+  });
   await next();
 };
 

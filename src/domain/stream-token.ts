@@ -1,0 +1,69 @@
+import { base64Url, fromBase64Url } from "./ids";
+
+/**
+ * Short-lived signed tokens that let a browser's EventSource open a stream without the
+ * sub-key: `v1.<payload>.<HMAC-SHA256 signature>`, scoped to a tenant and optionally to
+ * a set of task ids.
+ */
+export interface StreamTokenClaims {
+  tenantId: string;
+  taskIds: string[] | null;
+  /** Expiry, unix seconds. */
+  exp: number;
+}
+
+export type TokenCheck =
+  | { ok: true; claims: StreamTokenClaims }
+  | { ok: false; reason: "malformed" | "bad_signature" | "expired" };
+
+export const MAX_TTL_SECONDS = 24 * 3600;
+const encoder = new TextEncoder();
+
+async function hmacKey(secret: string): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]);
+}
+
+export async function signStreamToken(claims: StreamTokenClaims, secret: string): Promise<string> {
+  const payload = base64Url(
+    encoder.encode(JSON.stringify({ t: claims.tenantId, k: claims.taskIds ?? undefined, e: claims.exp })),
+  );
+  const signature = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(`v1.${payload}`));
+  return `v1.${payload}.${base64Url(new Uint8Array(signature))}`;
+}
+
+export async function verifyStreamToken(
+  token: string,
+  secret: string,
+  nowSeconds: number,
+): Promise<TokenCheck> {
+  const parts = token.split(".");
+  if (parts.length !== 3 || parts[0] !== "v1") return { ok: false, reason: "malformed" };
+  let signature: Uint8Array;
+  let claims: { t?: unknown; k?: unknown; e?: unknown };
+  try {
+    signature = fromBase64Url(parts[2]!);
+    claims = JSON.parse(new TextDecoder().decode(fromBase64Url(parts[1]!)));
+  } catch {
+    return { ok: false, reason: "malformed" };
+  }
+  // crypto.subtle.verify compares in constant time.
+  const valid = await crypto.subtle.verify(
+    "HMAC",
+    await hmacKey(secret),
+    signature,
+    encoder.encode(`v1.${parts[1]}`),
+  );
+  if (!valid) return { ok: false, reason: "bad_signature" };
+  if (typeof claims.t !== "string" || typeof claims.e !== "number") return { ok: false, reason: "malformed" };
+  if (claims.e <= nowSeconds) return { ok: false, reason: "expired" };
+  const taskIds = Array.isArray(claims.k) ? claims.k.map(String) : null;
+  return { ok: true, claims: { tenantId: claims.t, taskIds, exp: claims.e } };
+}
+
+/** The signing secret: STREAM_TOKEN_SECRET, or one derived from the admin token with a label. */
+export function streamTokenSecret(env: { STREAM_TOKEN_SECRET?: string; ADMIN_TOKEN: string }): string {
+  return env.STREAM_TOKEN_SECRET || `stream-tokens:${env.ADMIN_TOKEN}`;
+}

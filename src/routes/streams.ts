@@ -1,0 +1,168 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { ApiError, notFoundTask } from "../domain/errors";
+import { TASK_ID_PATTERN } from "../domain/ids";
+import { MAX_TTL_SECONDS, signStreamToken, streamTokenSecret } from "../domain/stream-token";
+import { type AppContext, createRouter, errorResponses } from "../http";
+
+export const streams = createRouter();
+
+/**
+ * CORS for browser streams: only the tenant's configured origins. A request from any
+ * other origin is refused outright rather than silently served without the header.
+ */
+function applyCors(c: AppContext): void {
+  const origin = c.req.header("origin");
+  if (!origin) return;
+  if (!c.get("scope").corsOrigins.includes(origin)) {
+    throw new ApiError(
+      403,
+      "origin_not_allowed",
+      `origin ${origin} is not allowed for this tenant's streams`,
+    );
+  }
+  c.header("Access-Control-Allow-Origin", origin);
+  c.header("Vary", "Origin");
+  c.header("Access-Control-Allow-Headers", "Last-Event-ID, Authorization");
+  c.header("Access-Control-Allow-Methods", "GET, OPTIONS");
+  c.header("Access-Control-Max-Age", "600");
+}
+
+function withHeaders(c: AppContext, response: Response): Response {
+  const merged = new Response(response.body, response);
+  c.res.headers.forEach((value, name) => {
+    if (name.startsWith("access-control-") || name === "vary") merged.headers.set(name, value);
+  });
+  return merged;
+}
+
+const SseResponse = {
+  200: {
+    description:
+      "text/event-stream: `id: <seq>`, `event: status`, `data: <task object as GET returns it>`; `: ping` every 15 s; resumes from Last-Event-ID",
+    content: { "text/event-stream": { schema: z.string() } },
+  },
+};
+const TokenQuery = z.object({
+  token: z
+    .string()
+    .optional()
+    .openapi({ description: "a stream token from POST /v1/stream-tokens (browsers)" }),
+  last_event_id: z
+    .string()
+    .optional()
+    .openapi({ description: "resume after this event id (or the Last-Event-ID header)" }),
+});
+
+streams.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/midjourney/{task_id}/events",
+    tags: ["Streams"],
+    summary: "live status of one task over Server-Sent Events",
+    security: [{ subKey: [] }, { streamToken: [] }],
+    request: {
+      params: z.object({ task_id: z.string().openapi({ param: { name: "task_id", in: "path" } }) }),
+      query: TokenQuery,
+    },
+    responses: { ...SseResponse, ...errorResponses(401, 403, 404) },
+  }),
+  async (c) => {
+    const task_id = c.req.param("task_id") ?? "";
+    c.set("taskId", task_id);
+    applyCors(c);
+    const scope = c.get("scope");
+    if (!TASK_ID_PATTERN.test(task_id)) throw notFoundTask(task_id);
+    if (scope.taskIds && !scope.taskIds.includes(task_id)) {
+      throw new ApiError(403, "stream_token_scope", "this stream token does not cover that task", {
+        field: "task_id",
+      });
+    }
+    const forwarded = new Request(c.req.raw.url, { headers: c.req.raw.headers });
+    forwarded.headers.set("x-gateway-tenant", scope.tenantId);
+    const response = await c.env.TASKS.get(c.env.TASKS.idFromName(task_id)).fetch(forwarded);
+    if (response.status === 404) throw notFoundTask(task_id);
+    return withHeaders(c, response) as never;
+  },
+);
+
+streams.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/events",
+    tags: ["Streams"],
+    summary: "live changes of all the tenant's tasks (or the token's tasks) over Server-Sent Events",
+    security: [{ subKey: [] }, { streamToken: [] }],
+    request: { query: TokenQuery },
+    responses: { ...SseResponse, ...errorResponses(401, 403) },
+  }),
+  async (c) => {
+    applyCors(c);
+    const scope = c.get("scope");
+    const url = new URL(c.req.raw.url);
+    if (scope.taskIds) url.searchParams.set("tasks", scope.taskIds.join(","));
+    else url.searchParams.delete("tasks");
+    const forwarded = new Request(url, { headers: c.req.raw.headers });
+    const response = await c.env.TENANT_HUB.get(c.env.TENANT_HUB.idFromName(scope.tenantId)).fetch(forwarded);
+    return withHeaders(c, response) as never;
+  },
+);
+
+for (const path of ["/v1/events", "/v1/midjourney/:task_id/events"]) {
+  streams.options(path, (c) => {
+    applyCors(c);
+    return c.body(null, 204);
+  });
+}
+
+const StreamTokenRequest = z
+  .strictObject({
+    task_ids: z
+      .array(z.string().regex(TASK_ID_PATTERN, "must be a task id"))
+      .min(1)
+      .max(100)
+      .optional()
+      .openapi({ description: "limit the token to these tasks; omit for all the tenant's tasks" }),
+    ttl_seconds: z.number().int().min(10).max(MAX_TTL_SECONDS).default(600),
+  })
+  .openapi("StreamTokenRequest");
+
+streams.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/stream-tokens",
+    tags: ["Streams"],
+    summary:
+      "mint a short-lived token a browser passes as ?token= to the stream endpoints (server side, with the sub-key)",
+    security: [{ subKey: [] }],
+    request: { body: { required: true, content: { "application/json": { schema: StreamTokenRequest } } } },
+    responses: {
+      201: {
+        description: "the token",
+        content: {
+          "application/json": {
+            schema: z.object({
+              token: z.string(),
+              expires_at: z.string(),
+              task_ids: z.array(z.string()).nullable(),
+            }),
+          },
+        },
+      },
+      ...errorResponses(400, 401, 403),
+    },
+  }),
+  async (c) => {
+    const principal = c.get("principal");
+    if (!principal) throw new ApiError(401, "missing_api_key", "stream tokens are minted with the sub-key");
+    const input = c.req.valid("json");
+    const exp = Math.floor(Date.now() / 1000) + input.ttl_seconds;
+    const token = await signStreamToken(
+      { tenantId: principal.tenant.id, taskIds: input.task_ids ?? null, exp },
+      streamTokenSecret(c.env),
+    );
+    return c.json(
+      { token, expires_at: new Date(exp * 1000).toISOString(), task_ids: input.task_ids ?? null },
+      201,
+    );
+  },
+);
