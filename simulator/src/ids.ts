@@ -1,0 +1,44 @@
+/** Task ids (task_ + ULID), job hashes and a small deterministic string hash. */
+
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+export const TASK_ID_PATTERN = /^task_[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** 26-char ULID: 10 chars of millisecond time, then 16 chars (80 bits) of randomness. */
+export function ulid(nowMs: number): string {
+  let time = "";
+  let rest = Math.max(0, Math.floor(nowMs));
+  for (let i = 0; i < 10; i++) {
+    time = CROCKFORD[rest % 32] + time;
+    rest = Math.floor(rest / 32);
+  }
+  const random = crypto.getRandomValues(new Uint8Array(16));
+  let tail = "";
+  for (const byte of random) tail += CROCKFORD[byte % 32];
+  return time + tail;
+}
+
+export function newTaskId(nowMs: number): string {
+  return `task_${ulid(nowMs)}`;
+}
+
+/** MJ job hashes are UUIDs; the store keeps hash -> task id so customIds resolve. */
+export function newJobHash(): string {
+  return crypto.randomUUID();
+}
+
+const UUID_PATTERN = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
+
+export function findJobHash(customId: string): string | null {
+  return UUID_PATTERN.exec(customId)?.[0].toLowerCase() ?? null;
+}
+
+/** FNV-1a (32 bit): stable across runs, so a prompt always draws the same picture. */
+export function hashString(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}

@@ -1,0 +1,709 @@
+/**
+ * SimulatorStore: the single Durable Object (idFromName("sim")) holding all
+ * simulator state in SQLite: tasks, queued faults, call counters and runtime
+ * config. Every method runs synchronously between awaits, so each call is
+ * atomic without explicit locking.
+ */
+
+import { DurableObject } from "cloudflare:workers";
+import {
+  ACTION_NAMES,
+  type ActionName,
+  isActionName,
+  needsIndex,
+  parentProblem,
+  planSubmit,
+  resultKind,
+  type SubmitPlan,
+} from "./actions";
+import { buttonsFor, type CustomIdSelection, parseCustomId } from "./buttons";
+import {
+  derivePhase,
+  MODAL_STEP_MS,
+  modalTimeoutMs,
+  RETENTION_MS,
+  scaled,
+  simulatedDurationMs,
+} from "./clock";
+import type { Env } from "./env";
+import { apiError, badRequest, notYourTask, taskNotFound } from "./errors";
+import { type Fault, type FaultInput, faultMatches, type RequestFacts } from "./faults";
+import { hashString, newJobHash, newTaskId } from "./ids";
+import { imageActionCost, modalCost, videoCost } from "./pricing";
+import { renderTask, renderUnified } from "./render";
+import type { ApiResult, Json, JsonObject, ResultKind, Speed, TaskRecord, TaskStatus } from "./types";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tasks (
+	id TEXT PRIMARY KEY,
+	api_key TEXT NOT NULL,
+	action TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	job_hash TEXT NOT NULL UNIQUE,
+	parent_id TEXT,
+	pick_index INTEGER,
+	prompt TEXT NOT NULL,
+	seed TEXT NOT NULL,
+	speed TEXT,
+	version TEXT,
+	batch_size INTEGER NOT NULL,
+	cost REAL NOT NULL,
+	metadata TEXT,
+	params TEXT NOT NULL,
+	outcome TEXT NOT NULL,
+	fail_reason TEXT,
+	created_ms INTEGER NOT NULL,
+	run_start_ms INTEGER,
+	run_ms INTEGER NOT NULL,
+	modal_deadline_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS tasks_by_key ON tasks (api_key);
+CREATE TABLE IF NOT EXISTS faults (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	spec TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stats (
+	api_key TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	task_id TEXT NOT NULL,
+	n INTEGER NOT NULL,
+	PRIMARY KEY (api_key, kind, task_id)
+);
+CREATE TABLE IF NOT EXISTS config (
+	name TEXT PRIMARY KEY,
+	value REAL NOT NULL
+);
+`;
+
+type TaskRow = {
+  id: string;
+  api_key: string;
+  action: string;
+  kind: string;
+  job_hash: string;
+  parent_id: string | null;
+  pick_index: number | null;
+  prompt: string;
+  seed: string;
+  speed: string | null;
+  version: string | null;
+  batch_size: number;
+  cost: number;
+  metadata: string | null;
+  params: string;
+  outcome: string;
+  fail_reason: string | null;
+  created_ms: number;
+  run_start_ms: number | null;
+  run_ms: number;
+  modal_deadline_ms: number | null;
+};
+
+const TASK_COLUMNS = [
+  "id",
+  "api_key",
+  "action",
+  "kind",
+  "job_hash",
+  "parent_id",
+  "pick_index",
+  "prompt",
+  "seed",
+  "speed",
+  "version",
+  "batch_size",
+  "cost",
+  "metadata",
+  "params",
+  "outcome",
+  "fail_reason",
+  "created_ms",
+  "run_start_ms",
+  "run_ms",
+  "modal_deadline_ms",
+] as const;
+
+function toRecord(row: TaskRow): TaskRecord {
+  return {
+    id: row.id,
+    apiKey: row.api_key,
+    action: row.action as ActionName,
+    kind: row.kind as ResultKind,
+    jobHash: row.job_hash,
+    parentId: row.parent_id,
+    pickIndex: row.pick_index,
+    prompt: row.prompt,
+    seed: row.seed,
+    speed: row.speed as Speed | null,
+    version: row.version,
+    batchSize: row.batch_size,
+    cost: row.cost,
+    metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Json),
+    params: JSON.parse(row.params) as JsonObject,
+    outcome: row.outcome === "failure" ? "failure" : "success",
+    failReason: row.fail_reason,
+    createdMs: row.created_ms,
+    runStartMs: row.run_start_ms,
+    runMs: row.run_ms,
+    modalDeadlineMs: row.modal_deadline_ms,
+  };
+}
+
+function toRow(task: TaskRecord): TaskRow {
+  return {
+    id: task.id,
+    api_key: task.apiKey,
+    action: task.action,
+    kind: task.kind,
+    job_hash: task.jobHash,
+    parent_id: task.parentId,
+    pick_index: task.pickIndex,
+    prompt: task.prompt,
+    seed: task.seed,
+    speed: task.speed,
+    version: task.version,
+    batch_size: task.batchSize,
+    cost: task.cost,
+    metadata: task.metadata === null ? null : JSON.stringify(task.metadata),
+    params: JSON.stringify(task.params),
+    outcome: task.outcome,
+    fail_reason: task.failReason,
+    created_ms: task.createdMs,
+    run_start_ms: task.runStartMs,
+    run_ms: task.runMs,
+    modal_deadline_ms: task.modalDeadlineMs,
+  };
+}
+
+/** What the image routes need to draw a task's pictures. */
+export interface ImageSource {
+  kind: ResultKind;
+  seed: string;
+  prompt: string;
+  pickIndex: number | null;
+  batchSize: number;
+}
+
+export interface TaskSummary {
+  id: string;
+  action: ActionName;
+  status: TaskStatus;
+  prompt: string;
+  parent_id: string | null;
+}
+
+export interface SimStats {
+  submits: number;
+  queries: number;
+  queries_by_task: Record<string, number>;
+}
+
+export interface SimConfig {
+  time_scale: number;
+  clock_offset_ms: number;
+  scope: string;
+}
+
+/** A parent task the submit may use, with the plan completed from its custom_id. */
+type ResolvedParent = { parent: TaskRecord; plan: SubmitPlan };
+
+const SIM_FAIL_TAG = "[sim:fail]";
+
+const WEBHOOK_SINK_SCHEMA = `
+CREATE TABLE IF NOT EXISTS webhook_requests (id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL,
+  at INTEGER NOT NULL, headers TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS webhook_sinks (sink TEXT PRIMARY KEY, fail_remaining INTEGER NOT NULL, status INTEGER NOT NULL);
+`;
+
+export class SimulatorStore extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(SCHEMA);
+    this.sql.exec(WEBHOOK_SINK_SCHEMA);
+  }
+
+  // -------------------------------------------------------------------------
+  // Webhook sink: a stand-in receiver for the gateway's webhooks in tests and dev.
+
+  /** Records a received webhook and answers with the sink's configured failure, if any is left. */
+  receiveWebhook(sink: string, headers: Record<string, string>, body: string): number {
+    this.sql.exec(
+      "INSERT INTO webhook_requests (sink, at, headers, body) VALUES (?1, ?2, ?3, ?4)",
+      sink,
+      Date.now(),
+      JSON.stringify(headers),
+      body,
+    );
+    const config = this.sql
+      .exec<{ fail_remaining: number; status: number }>(
+        "SELECT fail_remaining, status FROM webhook_sinks WHERE sink = ?1",
+        sink,
+      )
+      .toArray()[0];
+    if (config && config.fail_remaining > 0) {
+      this.sql.exec("UPDATE webhook_sinks SET fail_remaining = fail_remaining - 1 WHERE sink = ?1", sink);
+      return config.status;
+    }
+    return 200;
+  }
+
+  configureWebhookSink(sink: string, failNext: number, status: number): void {
+    this.sql.exec(
+      `INSERT INTO webhook_sinks (sink, fail_remaining, status) VALUES (?1, ?2, ?3)
+       ON CONFLICT (sink) DO UPDATE SET fail_remaining = excluded.fail_remaining, status = excluded.status`,
+      sink,
+      failNext,
+      status,
+    );
+  }
+
+  webhooksReceived(sink: string): Array<{ at: number; headers: Record<string, string>; body: string }> {
+    return this.sql
+      .exec<{ at: number; headers: string; body: string }>(
+        "SELECT at, headers, body FROM webhook_requests WHERE sink = ?1 ORDER BY id",
+        sink,
+      )
+      .toArray()
+      .map((row) => ({ at: row.at, headers: JSON.parse(row.headers), body: row.body }));
+  }
+
+  // -------------------------------------------------------------------------
+  // Upstream API
+
+  /** Count the call and hand back the response fault it runs into, if any. */
+  intake(facts: RequestFacts): Fault | null {
+    this.countCall(facts);
+    const known = facts.on === "query" && facts.taskId ? this.loadTask(facts.taskId) : null;
+    // Queries carry no action or prompt: filter on the task's own.
+    const enriched = known ? { ...facts, action: known.action, prompt: known.prompt } : facts;
+    return this.consumeFault(enriched, (fault) => fault.type !== "fail_task");
+  }
+
+  submit(apiKey: string, action: string, body: Record<string, unknown>): ApiResult {
+    if (!isActionName(action)) {
+      return badRequest(`unknown action "${action}"; expected one of: ${ACTION_NAMES.join(", ")}`);
+    }
+    const planned = planSubmit(action, body);
+    if (!planned.ok) return badRequest(planned.message);
+    return this.ctx.storage.transactionSync(() =>
+      action === "modal" ? this.continueModal(apiKey, planned.plan) : this.createTasks(apiKey, planned.plan),
+    );
+  }
+
+  query(apiKey: string, taskId: string, origin: string, shape: "task" | "unified"): ApiResult {
+    const task = this.loadTask(taskId);
+    if (!task) return taskNotFound(taskId);
+    if (task.apiKey !== apiKey) return notYourTask(taskId);
+    const phase = derivePhase(task, this.nowFor(task.apiKey));
+    const body = shape === "task" ? renderTask(task, phase, origin) : renderUnified(task, phase, origin);
+    return { status: 200, body };
+  }
+
+  imageSource(taskId: string): ImageSource | null {
+    const task = this.loadTask(taskId);
+    if (!task) return null;
+    return {
+      kind: task.kind,
+      seed: task.seed,
+      prompt: task.prompt,
+      pickIndex: task.pickIndex,
+      batchSize: task.batchSize,
+    };
+  }
+
+  // -------------------------------------------------------------------------
+  // Control API (/_sim)
+
+  /** One key's tasks, oldest first: lets tests see whether a faulted submit went through. */
+  listTasks(apiKey: string): TaskSummary[] {
+    return this.sql
+      .exec<TaskRow>("SELECT * FROM tasks WHERE api_key = ? ORDER BY created_ms, rowid", apiKey)
+      .toArray()
+      .map((row) => {
+        const task = toRecord(row);
+        const phase = derivePhase(task, this.nowFor(apiKey));
+        return {
+          id: task.id,
+          action: task.action,
+          status: phase.status,
+          prompt: task.prompt,
+          parent_id: task.parentId,
+        };
+      });
+  }
+
+  addFault(input: FaultInput): Fault {
+    const spec = {
+      type: input.type,
+      on: input.on,
+      status: input.status,
+      delay_ms: input.delay_ms ?? null,
+      retry_after: input.retry_after ?? null,
+      remaining: input.count,
+      reason: input.reason ?? null,
+      process: input.process ?? null,
+      key: input.key ?? null,
+      task_id: input.task_id ?? null,
+      action: input.action ?? null,
+      prompt_contains: input.prompt_contains ?? null,
+    };
+    const row = this.sql
+      .exec<{ id: number }>("INSERT INTO faults (spec) VALUES (?) RETURNING id", JSON.stringify(spec))
+      .one();
+    return { id: row.id, ...spec };
+  }
+
+  listFaults(apiKey?: string): Fault[] {
+    return this.loadFaults().filter((fault) => apiKey === undefined || fault.key === apiKey);
+  }
+
+  clearFaults(apiKey?: string): number {
+    const doomed = this.listFaults(apiKey);
+    for (const fault of doomed) this.sql.exec("DELETE FROM faults WHERE id = ?", fault.id);
+    return doomed.length;
+  }
+
+  /** Override the time scale globally or for one key; null removes the override. */
+  setTimeScale(timeScale: number | null, apiKey?: string): SimConfig {
+    const name = scoped("time_scale", apiKey);
+    if (timeScale === null) this.sql.exec("DELETE FROM config WHERE name = ?", name);
+    else this.writeConfig(name, timeScale);
+    return this.config(apiKey);
+  }
+
+  /** Move the simulated clock forward, for everyone or for one key's tasks. */
+  advanceClock(advanceMs: number, apiKey?: string): SimConfig {
+    const name = scoped("clock_offset", apiKey);
+    this.writeConfig(name, (this.readConfig(name) ?? 0) + advanceMs);
+    return this.config(apiKey);
+  }
+
+  config(apiKey?: string): SimConfig {
+    return {
+      time_scale: this.timeScaleFor(apiKey ?? ""),
+      clock_offset_ms: this.clockOffsetFor(apiKey ?? ""),
+      scope: apiKey ?? "global",
+    };
+  }
+
+  stats(apiKey?: string): SimStats {
+    const filter = apiKey === undefined ? "" : "WHERE api_key = ?";
+    const rows = this.sql
+      .exec<{ kind: string; task_id: string; n: number }>(
+        `SELECT kind, task_id, SUM(n) AS n FROM stats ${filter} GROUP BY kind, task_id`,
+        ...(apiKey === undefined ? [] : [apiKey]),
+      )
+      .toArray();
+    const stats: SimStats = { submits: 0, queries: 0, queries_by_task: {} };
+    for (const row of rows) {
+      if (row.kind === "submit") stats.submits += row.n;
+      else {
+        stats.queries += row.n;
+        stats.queries_by_task[row.task_id] = row.n;
+      }
+    }
+    return stats;
+  }
+
+  /** Forget everything, or everything about one key. */
+  reset(apiKey?: string): void {
+    if (apiKey === undefined) {
+      this.sql.exec("DELETE FROM tasks; DELETE FROM faults; DELETE FROM stats; DELETE FROM config;");
+      return;
+    }
+    this.sql.exec("DELETE FROM tasks WHERE api_key = ?", apiKey);
+    this.sql.exec("DELETE FROM stats WHERE api_key = ?", apiKey);
+    this.sql.exec(
+      "DELETE FROM config WHERE name IN (?, ?)",
+      `time_scale:${apiKey}`,
+      `clock_offset:${apiKey}`,
+    );
+    this.clearFaults(apiKey);
+  }
+
+  // -------------------------------------------------------------------------
+  // Submits
+
+  private createTasks(apiKey: string, requested: SubmitPlan): ApiResult {
+    let plan = requested;
+    let parent: TaskRecord | null = null;
+    if (plan.taskId !== null || plan.customId !== null) {
+      const resolved = this.resolveParent(apiKey, plan);
+      if ("status" in resolved) return resolved;
+      ({ parent, plan } = resolved);
+    }
+    const submitted: Json[] = [];
+    for (let copy = 0; copy < plan.repeat; copy++) {
+      const task = this.newTask(apiKey, plan, parent, copy);
+      this.insertTask(task);
+      submitted.push({ status: task.action === "inpaint" ? "modal" : "submitted", task_id: task.id });
+    }
+    return { status: 200, body: { code: 200, data: submitted } };
+  }
+
+  /** Find the parent by task_id or by the job hash in custom_id, and apply the parent rules. */
+  private resolveParent(apiKey: string, plan: SubmitPlan): ResolvedParent | ApiResult {
+    const selection = plan.customId === null ? null : parseCustomId(plan.customId);
+    if (plan.customId !== null && selection === null) {
+      return badRequest(`custom_id ${plan.customId} is not a recognised button customId`);
+    }
+    const parent =
+      plan.taskId !== null ? this.loadTask(plan.taskId) : this.loadTaskByHash(selection?.hash ?? "");
+    if (!parent) {
+      return plan.taskId !== null
+        ? taskNotFound(plan.taskId)
+        : apiError(404, 3, `no task found for custom_id ${plan.customId}`, "invalid_request_error");
+    }
+    if (parent.apiKey !== apiKey) return notYourTask(parent.id);
+    const problem = parentProblem(plan.action, parent, derivePhase(parent, this.nowFor(apiKey)).status);
+    if (problem) return badRequest(problem);
+    if (selection === null) return { parent, plan };
+    return this.applyCustomId(parent, plan, selection);
+  }
+
+  /** custom_id must be one of the parent's buttons; it then supplies index, direction or zoom. */
+  private applyCustomId(
+    parent: TaskRecord,
+    plan: SubmitPlan,
+    selection: CustomIdSelection,
+  ): ResolvedParent | ApiResult {
+    const customId = plan.customId ?? "";
+    if (!buttonsFor(parent.kind, parent.jobHash).some((button) => button.customId === customId)) {
+      return badRequest(`custom_id ${customId} is not a button of task ${parent.id}`);
+    }
+    const params: JsonObject = { ...plan.params };
+    if (plan.action === "pan" && params.direction === undefined && selection.direction) {
+      params.direction = selection.direction;
+    }
+    if (plan.action === "zoom" && params.zoom === undefined && selection.zoom) params.zoom = selection.zoom;
+    const completed = { ...plan, index: plan.index ?? selection.index, params };
+    if (needsIndex(plan.action) && completed.index === null) {
+      return badRequest(`custom_id ${customId} does not pick an image; send index instead`);
+    }
+    if (plan.action === "pan" && params.direction === undefined) {
+      return badRequest(`custom_id ${customId} is not a pan button; send direction instead`);
+    }
+    return { parent, plan: completed };
+  }
+
+  private newTask(apiKey: string, plan: SubmitPlan, parent: TaskRecord | null, copy: number): TaskRecord {
+    const now = this.nowFor(apiKey);
+    const timeScale = this.timeScaleFor(apiKey);
+    const id = newTaskId(now);
+    const prompt = plan.prompt ?? parent?.prompt ?? "";
+    const isVideo = plan.action === "video";
+    const speed = isVideo ? null : plan.speed;
+    const batchSize = isVideo ? Number(plan.params.batch_size ?? 1) : 1;
+    const failReason = this.failureFor(apiKey, plan, prompt);
+    const waitsForModal = plan.action === "inpaint";
+    return {
+      id,
+      apiKey,
+      action: plan.action,
+      kind: resultKind(plan.action),
+      jobHash: newJobHash(),
+      parentId: parent?.id ?? null,
+      pickIndex: pickIndexOf(plan),
+      prompt,
+      seed: seedFor(plan, parent, prompt, id, copy),
+      speed,
+      version: plan.version ?? parent?.version ?? null,
+      batchSize,
+      cost: isVideo
+        ? videoCost(String(plan.params.video_type), batchSize)
+        : imageActionCost(plan.action, plan.speed),
+      metadata: plan.metadata,
+      params: plan.index === null ? plan.params : { ...plan.params, index: plan.index },
+      outcome: failReason === null ? "success" : "failure",
+      failReason,
+      createdMs: now,
+      runStartMs: waitsForModal ? null : now,
+      runMs: waitsForModal ? 0 : scaled(simulatedDurationMs(plan.action, plan.speed), timeScale),
+      modalDeadlineMs: waitsForModal ? now + modalTimeoutMs(timeScale) : null,
+    };
+  }
+
+  /** `/modal` continues the inpaint task itself: same id, now SUBMITTED and charged. */
+  private continueModal(apiKey: string, plan: SubmitPlan): ApiResult {
+    const taskId = plan.taskId ?? "";
+    const task = this.loadTask(taskId);
+    if (!task) return taskNotFound(taskId);
+    if (task.apiKey !== apiKey) return notYourTask(taskId);
+    const now = this.nowFor(apiKey);
+    const problem = parentProblem("modal", task, derivePhase(task, now).status);
+    if (problem) return badRequest(problem);
+    const prompt = plan.prompt ?? task.prompt;
+    const failReason = this.failureFor(apiKey, plan, prompt);
+    this.insertTask({
+      ...task,
+      prompt,
+      seed: `${task.seed}/modal:${hashString(`${prompt}|${plan.params.mode}`)}`,
+      speed: plan.speed,
+      cost: modalCost(plan.speed),
+      metadata: plan.metadata ?? task.metadata,
+      params: { ...task.params, ...plan.params },
+      outcome: failReason === null ? "success" : "failure",
+      failReason,
+      runStartMs: now,
+      runMs: scaled(MODAL_STEP_MS, this.timeScaleFor(apiKey)),
+    });
+    return { status: 200, body: { code: 200, data: [{ status: "submitted", task_id: task.id }] } };
+  }
+
+  /** A task fails when its prompt says so or a fail_task fault matches it. */
+  private failureFor(apiKey: string, plan: SubmitPlan, prompt: string): string | null {
+    if (prompt.includes(SIM_FAIL_TAG)) return `Simulated failure: prompt contains ${SIM_FAIL_TAG}`;
+    const facts: RequestFacts = {
+      on: "submit",
+      key: apiKey,
+      taskId: plan.taskId,
+      action: plan.action,
+      prompt,
+    };
+    const fault = this.consumeFault(facts, (candidate) => candidate.type === "fail_task");
+    if (!fault) return null;
+    return fault.reason ?? "Simulated failure (fail_task fault)";
+  }
+
+  // -------------------------------------------------------------------------
+  // Tasks
+
+  /** A task, or null if unknown or past the 3-day retention (then it is purged). */
+  private loadTask(taskId: string): TaskRecord | null {
+    const row = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", taskId).toArray()[0];
+    return row ? this.unlessExpired(toRecord(row)) : null;
+  }
+
+  private loadTaskByHash(jobHash: string): TaskRecord | null {
+    const row = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE job_hash = ?", jobHash).toArray()[0];
+    return row ? this.unlessExpired(toRecord(row)) : null;
+  }
+
+  private unlessExpired(task: TaskRecord): TaskRecord | null {
+    if (this.nowFor(task.apiKey) - task.createdMs < RETENTION_MS) return task;
+    this.sql.exec("DELETE FROM tasks WHERE id = ?", task.id);
+    return null;
+  }
+
+  /** Insert or replace (modal rewrites its inpaint task). */
+  private insertTask(task: TaskRecord): void {
+    const row = toRow(task);
+    const placeholders = TASK_COLUMNS.map(() => "?").join(", ");
+    this.sql.exec(
+      `INSERT OR REPLACE INTO tasks (${TASK_COLUMNS.join(", ")}) VALUES (${placeholders})`,
+      ...TASK_COLUMNS.map((column) => row[column]),
+    );
+  }
+
+  // -------------------------------------------------------------------------
+  // Faults and counters
+
+  private loadFaults(): Fault[] {
+    return this.sql
+      .exec<{ id: number; spec: string }>("SELECT id, spec FROM faults ORDER BY id")
+      .toArray()
+      .map((row) => ({ ...(JSON.parse(row.spec) as Omit<Fault, "id">), id: row.id }));
+  }
+
+  /** Take one use of the oldest fault that matches; faults used up disappear. */
+  private consumeFault(facts: RequestFacts, eligible: (fault: Fault) => boolean): Fault | null {
+    const fault = this.loadFaults().find(
+      (candidate) => eligible(candidate) && faultMatches(candidate, facts),
+    );
+    if (!fault) return null;
+    const remaining = fault.remaining - 1;
+    if (remaining <= 0) this.sql.exec("DELETE FROM faults WHERE id = ?", fault.id);
+    else {
+      const { id, ...spec } = { ...fault, remaining };
+      this.sql.exec("UPDATE faults SET spec = ? WHERE id = ?", JSON.stringify(spec), id);
+    }
+    return { ...fault, remaining };
+  }
+
+  private countCall(facts: RequestFacts): void {
+    const taskId = facts.on === "query" ? (facts.taskId ?? "") : "";
+    this.sql.exec(
+      `INSERT INTO stats (api_key, kind, task_id, n) VALUES (?, ?, ?, 1)
+			 ON CONFLICT (api_key, kind, task_id) DO UPDATE SET n = n + 1`,
+      facts.key,
+      facts.on,
+      taskId,
+    );
+  }
+
+  // -------------------------------------------------------------------------
+  // Time and config
+
+  /** The simulated clock of one key: real time plus the global and the key's offsets. */
+  private nowFor(apiKey: string): number {
+    return Date.now() + this.clockOffsetFor(apiKey);
+  }
+
+  private clockOffsetFor(apiKey: string): number {
+    const global = this.readConfig("clock_offset") ?? 0;
+    return apiKey ? global + (this.readConfig(`clock_offset:${apiKey}`) ?? 0) : global;
+  }
+
+  /** Key override, else global override, else SIM_TIME_SCALE, else 1. */
+  private timeScaleFor(apiKey: string): number {
+    const own = apiKey ? this.readConfig(`time_scale:${apiKey}`) : null;
+    return own ?? this.readConfig("time_scale") ?? parseTimeScale(this.env.SIM_TIME_SCALE);
+  }
+
+  private readConfig(name: string): number | null {
+    const row = this.sql
+      .exec<{ value: number }>("SELECT value FROM config WHERE name = ?", name)
+      .toArray()[0];
+    return row ? row.value : null;
+  }
+
+  private writeConfig(name: string, value: number): void {
+    this.sql.exec(
+      "INSERT INTO config (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+      name,
+      value,
+    );
+  }
+}
+
+function scoped(name: string, apiKey?: string): string {
+  return apiKey === undefined ? name : `${name}:${apiKey}`;
+}
+
+export function parseTimeScale(raw: string | undefined): number {
+  const value = Number(raw ?? "1");
+  return Number.isFinite(value) && value >= 0 ? value : 1;
+}
+
+/** 0-based cell the task shows: the upscaled crop, or the video's first frame. */
+function pickIndexOf(plan: SubmitPlan): number | null {
+  if (plan.action === "upscale") return (plan.index ?? 1) - 1;
+  if (plan.action === "video" && plan.taskId !== null) return plan.index ?? 0;
+  return null;
+}
+
+/**
+ * Seed text of the pictures: the prompt for fresh work, the parent's seed plus
+ * the step for follow-ups (an upscale keeps its parent's seed so it shows the
+ * very cell it was cut from). Image inputs enter by hash: data URIs are large.
+ */
+function seedFor(
+  plan: SubmitPlan,
+  parent: TaskRecord | null,
+  prompt: string,
+  id: string,
+  copy: number,
+): string {
+  const repeatTag = copy > 0 ? `#${copy}` : "";
+  if (parent === null) {
+    const inputs = plan.imageUrls.length > 0 ? `|img:${hashString(plan.imageUrls.join("|"))}` : "";
+    return `${prompt}${inputs}${repeatTag}`;
+  }
+  if (plan.action === "upscale" || plan.action === "video") return parent.seed;
+  if (plan.action === "reroll") return `${parent.seed}/reroll:${id}`;
+  const extra = plan.prompt !== null ? `:${hashString(plan.prompt)}` : "";
+  return `${parent.seed}/${plan.action}:${plan.index ?? 1}:${JSON.stringify(plan.params)}${extra}`;
+}
