@@ -9,6 +9,7 @@ import { adminTenants } from "./routes/admin-tenants";
 import { generations } from "./routes/generations";
 import { streams } from "./routes/streams";
 import { tasks } from "./routes/tasks";
+import { webhooks } from "./routes/webhooks";
 
 export function createApp() {
   const app = createRouter();
@@ -44,6 +45,7 @@ export function createApp() {
   app.route("/", account);
   app.route("/", adminTenants);
   app.route("/", adminFinance);
+  app.route("/", webhooks);
 
   app.get("/health", (c) => c.json({ ok: true }));
 

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { type AdmissionRequest, admit, recordLateUpstreamStatus, settleTask } from "../db/admission";
+import { createDeliveries, endpointsFor, recordAttempt } from "../db/webhooks";
 import { type Action, QUICK_ACTIONS } from "../domain/actions";
 import { ApiError, type ErrorCode, type ErrorStatus } from "../domain/errors";
 import {
@@ -13,9 +14,11 @@ import {
   transition,
 } from "../domain/task-machine";
 import { type TaskMeta, taskView, translateIds, unifiedTaskView } from "../domain/task-view";
+import { eventTypeFor, nextAttemptDelayMs, webhookPayload } from "../domain/webhooks";
 import { configFrom, type Env, type GatewayConfig } from "../env";
 import { logEvent } from "../log";
 import { apiErrorForUpstream, UpstreamClient } from "../upstream/client";
+import { delivered, sendWebhook } from "../webhooks/sender";
 import { lastEventId, SSE_HEADERS, SseBroadcaster } from "./sse-broadcaster";
 
 export interface StartInput {
@@ -87,6 +90,8 @@ export class TaskObject extends DurableObject<Env> {
   private readonly subscribers = new SseBroadcaster();
   /** Changes go to the tenant's hub one after another, so the tenant stream keeps their order. */
   private hubQueue: Promise<void> = Promise.resolve();
+  /** Webhook work runs one pump at a time, so no delivery is attempted twice at once. */
+  private webhookPump: Promise<void> = Promise.resolve();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -100,6 +105,14 @@ export class TaskObject extends DurableObject<Env> {
     );
     this.sql.exec(
       `CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, data TEXT NOT NULL)`,
+    );
+    // Webhook messages waiting to be fanned out to endpoints, then each pending delivery.
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, status TEXT NOT NULL, at INTEGER NOT NULL, payload TEXT NOT NULL)`,
+    );
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,
+        payload TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL)`,
     );
   }
 
@@ -238,6 +251,92 @@ export class TaskObject extends DurableObject<Env> {
       return;
     }
     await this.observe({ type: "timer", at: now });
+    await this.pumpWebhooks(now);
+  }
+
+  /** Fans new messages out to the tenant's endpoints and attempts every due delivery. */
+  private pumpWebhooks(now?: number): Promise<void> {
+    this.webhookPump = this.webhookPump
+      .then(() => this.runWebhookWork(now ?? Date.now()))
+      .catch((error) => {
+        this.retryNotBefore = Date.now() + 5_000;
+        logEvent("webhook_pump_failed", { task_id: this.load()?.meta.taskId, error: String(error) });
+      })
+      .finally(() => this.arm());
+    return this.webhookPump;
+  }
+
+  private async runWebhookWork(now: number): Promise<void> {
+    const record = this.load();
+    if (!record) return;
+    const messages = this.sql
+      .exec<{ seq: number; status: string; at: number; payload: string }>("SELECT * FROM outbox ORDER BY seq")
+      .toArray();
+    for (const message of messages) {
+      const terminal = isTerminal(message.status as TaskState["status"]);
+      const endpoints = await endpointsFor(this.env.DB, record.meta.tenantId, record.meta.keyId, terminal);
+      const rows = await createDeliveries(
+        this.env.DB,
+        endpoints,
+        {
+          messageKey: `${record.meta.taskId.replace(/^task_/, "")}_${message.seq}`,
+          taskId: record.meta.taskId,
+          eventType: eventTypeFor(message.status),
+          payload: message.payload,
+        },
+        message.at,
+      );
+      this.ctx.storage.transactionSync(() => {
+        for (const [i, row] of rows.entries()) {
+          this.sql.exec(
+            "INSERT OR IGNORE INTO deliveries (id, url, secret, payload, attempts, next_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+            row.id,
+            endpoints[i]!.url,
+            endpoints[i]!.secret,
+            row.payload,
+            message.at,
+          );
+        }
+        this.sql.exec("DELETE FROM outbox WHERE seq = ?1", message.seq);
+      });
+    }
+    const due = this.sql
+      .exec<{ id: string; url: string; secret: string; payload: string; attempts: number }>(
+        "SELECT id, url, secret, payload, attempts FROM deliveries WHERE next_at <= ?1 ORDER BY next_at",
+        now,
+      )
+      .toArray();
+    await Promise.all(due.map((delivery) => this.attemptDelivery(delivery)));
+  }
+
+  private async attemptDelivery(delivery: {
+    id: string;
+    url: string;
+    secret: string;
+    payload: string;
+    attempts: number;
+  }) {
+    const result = await sendWebhook(delivery, { id: delivery.id, payload: delivery.payload });
+    const attempts = delivery.attempts + 1;
+    const retryIn = delivered(result) ? null : nextAttemptDelayMs(attempts);
+    const status = delivered(result) ? "delivered" : retryIn === null ? "failed" : "pending";
+    const nextAttemptAt = retryIn === null ? null : result.at + retryIn;
+    await recordAttempt(this.env.DB, delivery.id, result, { status, nextAttemptAt });
+    if (nextAttemptAt === null) this.sql.exec("DELETE FROM deliveries WHERE id = ?1", delivery.id);
+    else
+      this.sql.exec(
+        "UPDATE deliveries SET attempts = ?2, next_at = ?3 WHERE id = ?1",
+        delivery.id,
+        attempts,
+        nextAttemptAt,
+      );
+    logEvent("webhook_attempt", {
+      task_id: this.load()?.meta.taskId,
+      delivery_id: delivery.id,
+      status: result.status,
+      outcome: status,
+      attempt: attempts,
+    });
   }
 
   private retentionDue(record: TaskRecord, now: number): boolean {
@@ -246,6 +345,7 @@ export class TaskObject extends DurableObject<Env> {
       isTerminal(state.status) &&
       state.settlement?.recorded === true &&
       state.timers.pollAt === null &&
+      this.sql.exec("SELECT 1 FROM deliveries UNION ALL SELECT 1 FROM outbox").toArray().length === 0 &&
       state.finishedAt !== null &&
       now >= state.finishedAt + this.config.retentionMs
     );
@@ -351,6 +451,14 @@ export class TaskObject extends DurableObject<Env> {
       )
       .one().seq;
     this.subscribers.broadcast({ id: seq, event: "status", data });
+    this.sql.exec(
+      "INSERT INTO outbox (seq, status, at, payload) VALUES (?1, ?2, ?3, ?4)",
+      seq,
+      record.state.status,
+      at,
+      webhookPayload(eventTypeFor(record.state.status), data, at),
+    );
+    this.pumpWebhooks();
     const hub = this.env.TENANT_HUB.get(this.env.TENANT_HUB.idFromName(record.meta.tenantId));
     this.hubQueue = this.hubQueue
       .then(() => hub.publish(record.meta.taskId, at, data))
@@ -425,8 +533,9 @@ export class TaskObject extends DurableObject<Env> {
     const record = this.load();
     if (!record) return;
     let wake = nextWakeAt(record.state);
-    if (wake === null && record.state.finishedAt !== null)
-      wake = record.state.finishedAt + this.config.retentionMs;
+    const nextDelivery = this.sql.exec<{ at: number | null }>("SELECT MIN(next_at) AS at FROM deliveries").one().at;
+    if (nextDelivery !== null) wake = wake === null ? nextDelivery : Math.min(wake, nextDelivery);
+    if (wake === null && record.state.finishedAt !== null) wake = record.state.finishedAt + this.config.retentionMs;
     if (wake === null) return;
     const at = Math.max(wake, Date.now() + 10, this.retryNotBefore);
     this.sql.exec(

@@ -1,0 +1,208 @@
+import { newEndpointId, newWebhookSecret } from "../domain/webhooks";
+
+export interface EndpointRow {
+  id: string;
+  tenant_id: string;
+  key_id: string | null;
+  url: string;
+  secret: string;
+  events: "terminal" | "all";
+  status: "active" | "disabled";
+  created_at: number;
+}
+
+export interface DeliveryRow {
+  id: string;
+  endpoint_id: string;
+  tenant_id: string;
+  task_id: string;
+  event_type: string;
+  payload: string;
+  status: "pending" | "delivered" | "failed";
+  attempts: number;
+  next_attempt_at: number | null;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: number;
+  delivered_at: number | null;
+}
+
+export interface AttemptRow {
+  id: number;
+  delivery_id: string;
+  attempted_at: number;
+  status: number | null;
+  error: string | null;
+  duration_ms: number;
+  replay: number;
+}
+
+export async function createEndpoint(
+  db: D1Database,
+  input: { tenantId: string; keyId: string | null; url: string; secret?: string; events: "terminal" | "all" },
+  at = Date.now(),
+): Promise<EndpointRow> {
+  const row: EndpointRow = {
+    id: newEndpointId(),
+    tenant_id: input.tenantId,
+    key_id: input.keyId,
+    url: input.url,
+    secret: input.secret ?? newWebhookSecret(),
+    events: input.events,
+    status: "active",
+    created_at: at,
+  };
+  await db
+    .prepare(
+      `INSERT INTO webhook_endpoints (id, tenant_id, key_id, url, secret, events, status, created_at)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
+    )
+    .bind(row.id, row.tenant_id, row.key_id, row.url, row.secret, row.events, row.status, row.created_at)
+    .run();
+  return row;
+}
+
+export async function listEndpoints(db: D1Database, tenantId: string): Promise<EndpointRow[]> {
+  const { results } = await db
+    .prepare("SELECT * FROM webhook_endpoints WHERE tenant_id = ?1 ORDER BY created_at, id")
+    .bind(tenantId)
+    .all<EndpointRow>();
+  return results;
+}
+
+export async function deleteEndpoint(db: D1Database, tenantId: string, id: string): Promise<boolean> {
+  const result = await db
+    .prepare("UPDATE webhook_endpoints SET status = 'disabled' WHERE id = ?1 AND tenant_id = ?2")
+    .bind(id, tenantId)
+    .run();
+  return result.meta.changes === 1;
+}
+
+/** The endpoints that want this event of a task created with `keyId`. */
+export async function endpointsFor(db: D1Database, tenantId: string, keyId: string, terminal: boolean) {
+  const { results } = await db
+    .prepare(
+      `SELECT * FROM webhook_endpoints WHERE tenant_id = ?1 AND status = 'active'
+         AND (key_id IS NULL OR key_id = ?2) AND (events = 'all' OR ?3 = 1)`,
+    )
+    .bind(tenantId, keyId, terminal ? 1 : 0)
+    .all<EndpointRow>();
+  return results;
+}
+
+/**
+ * Creates one delivery per endpoint. Ids derive from the message and endpoint, and the
+ * insert ignores existing rows, so repeating this after a crash creates no duplicates.
+ */
+export async function createDeliveries(
+  db: D1Database,
+  endpoints: EndpointRow[],
+  message: { messageKey: string; taskId: string; eventType: string; payload: string },
+  at: number,
+): Promise<DeliveryRow[]> {
+  const rows: DeliveryRow[] = endpoints.map((endpoint) => ({
+    id: `msg_${message.messageKey}_${endpoint.id.replace(/^wh_/, "")}`,
+    endpoint_id: endpoint.id,
+    tenant_id: endpoint.tenant_id,
+    task_id: message.taskId,
+    event_type: message.eventType,
+    payload: message.payload,
+    status: "pending",
+    attempts: 0,
+    next_attempt_at: at,
+    last_status: null,
+    last_error: null,
+    created_at: at,
+    delivered_at: null,
+  }));
+  if (rows.length) {
+    await db.batch(
+      rows.map((r) =>
+        db
+          .prepare(
+            `INSERT OR IGNORE INTO webhook_deliveries (id, endpoint_id, tenant_id, task_id, event_type, payload, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
+          )
+          .bind(
+            r.id,
+            r.endpoint_id,
+            r.tenant_id,
+            r.task_id,
+            r.event_type,
+            r.payload,
+            r.next_attempt_at,
+            r.created_at,
+          ),
+      ),
+    );
+  }
+  return rows;
+}
+
+export interface AttemptResult {
+  status: number | null;
+  error: string | null;
+  durationMs: number;
+  at: number;
+}
+
+/** Records one attempt and the delivery's new state in one batch. */
+export async function recordAttempt(
+  db: D1Database,
+  deliveryId: string,
+  result: AttemptResult,
+  outcome: { status: DeliveryRow["status"]; nextAttemptAt: number | null },
+  replay = false,
+): Promise<void> {
+  await db.batch([
+    db
+      .prepare(
+        `INSERT INTO webhook_attempts (delivery_id, attempted_at, status, error, duration_ms, replay)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)`,
+      )
+      .bind(deliveryId, result.at, result.status, result.error, result.durationMs, replay ? 1 : 0),
+    db
+      .prepare(
+        `UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?2, next_attempt_at = ?3, last_status = ?4,
+           last_error = ?5, delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_at END
+         WHERE id = ?1`,
+      )
+      .bind(deliveryId, outcome.status, outcome.nextAttemptAt, result.status, result.error, result.at),
+  ]);
+}
+
+export async function getDelivery(db: D1Database, id: string) {
+  return db
+    .prepare(
+      `SELECT d.*, e.url, e.secret FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+       WHERE d.id = ?1`,
+    )
+    .bind(id)
+    .first<DeliveryRow & { url: string; secret: string }>();
+}
+
+export async function listDeliveries(
+  db: D1Database,
+  filter: { tenantId?: string; taskId?: string; status?: string },
+  limit: number,
+  before?: string,
+) {
+  const { results } = await db
+    .prepare(
+      `SELECT * FROM webhook_deliveries WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR task_id = ?2)
+         AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5`,
+    )
+    .bind(filter.tenantId ?? null, filter.taskId ?? null, filter.status ?? null, before ?? null, limit)
+    .all<DeliveryRow>();
+  return results;
+}
+
+export async function attemptsOf(db: D1Database, deliveryIds: string[]): Promise<AttemptRow[]> {
+  if (!deliveryIds.length) return [];
+  const placeholders = deliveryIds.map((_, i) => `?${i + 1}`).join(", ");
+  const { results } = await db
+    .prepare(`SELECT * FROM webhook_attempts WHERE delivery_id IN (${placeholders}) ORDER BY id`)
+    .bind(...deliveryIds)
+    .all<AttemptRow>();
+  return results;
+}

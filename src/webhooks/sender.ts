@@ -1,0 +1,44 @@
+import type { AttemptResult } from "../db/webhooks";
+import { signWebhook } from "../domain/webhooks";
+
+const TIMEOUT_MS = 10_000;
+
+/** One signed POST of a webhook message. Any 2xx counts as delivered. */
+export async function sendWebhook(
+  target: { url: string; secret: string },
+  message: { id: string; payload: string },
+  fetcher: typeof fetch = fetch,
+): Promise<AttemptResult> {
+  const at = Date.now();
+  const timestamp = Math.floor(at / 1000);
+  try {
+    const response = await fetcher(target.url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "user-agent": "mj-gateway-webhooks/1",
+        "webhook-id": message.id,
+        "webhook-timestamp": String(timestamp),
+        "webhook-signature": await signWebhook(target.secret, message.id, timestamp, message.payload),
+      },
+      body: message.payload,
+      redirect: "manual",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+    await response.body?.cancel();
+    const ok = response.status >= 200 && response.status < 300;
+    return {
+      status: response.status,
+      error: ok ? null : `HTTP ${response.status}`,
+      durationMs: Date.now() - at,
+      at,
+    };
+  } catch (error) {
+    const name = error instanceof Error ? error.name : "";
+    const reason = name === "TimeoutError" || name === "AbortError" ? "timeout" : "connection failed";
+    return { status: null, error: reason, durationMs: Date.now() - at, at };
+  }
+}
+
+export const delivered = (result: AttemptResult) =>
+  result.status !== null && result.status >= 200 && result.status < 300;
