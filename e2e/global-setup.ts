@@ -23,7 +23,6 @@ export default async function setup(project: TestProject) {
     adminToken,
     timeScale: 0.02,
     quiet: !process.env.E2E_VERBOSE,
-    extraVars: { ENVIRONMENT: "development" },
   });
   project.provide("gatewayUrl", stack.gatewayUrl);
   project.provide("simulatorUrl", stack.simulatorUrl);

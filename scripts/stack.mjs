@@ -44,7 +44,11 @@ export function ensureDevVars(file = join(ROOT, ".dev.vars")) {
 }
 
 function run(args, options = {}) {
-  const result = spawnSync(WRANGLER, args, { cwd: ROOT, stdio: options.quiet ? "pipe" : "inherit", env: process.env });
+  const result = spawnSync(WRANGLER, args, {
+    cwd: ROOT,
+    stdio: options.quiet ? "pipe" : "inherit",
+    env: process.env,
+  });
   if (result.status !== 0) {
     throw new Error(`wrangler ${args.join(" ")} failed:\n${result.stdout ?? ""}${result.stderr ?? ""}`);
   }
@@ -64,11 +68,15 @@ async function waitFor(url, timeoutMs, child) {
 }
 
 function devServer(args, label, quiet) {
-  const child = spawn(WRANGLER, ["dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false", ...args], {
-    cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    WRANGLER,
+    ["dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false", ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   const prefix = (chunk) =>
     chunk
       .toString()
@@ -96,7 +104,8 @@ export async function startStack(options = {}) {
   run(["d1", "migrations", "apply", "DB", "--local", ...persist], { quiet: options.quiet });
 
   const children = [];
-  const vars = [];
+  // Local runs are development: loopback webhook URLs are allowed, debug headers work.
+  const vars = ["--var", "ENVIRONMENT:development"];
   if (!realUpstream) {
     const simulator = devServer(
       [
@@ -114,7 +123,12 @@ export async function startStack(options = {}) {
       options.quiet,
     );
     children.push(simulator);
-    vars.push("--var", `UPSTREAM_BASE_URL:http://127.0.0.1:${simulatorPort}`, "--var", "UPSTREAM_API_KEY:sk-sim-local");
+    vars.push(
+      "--var",
+      `UPSTREAM_BASE_URL:http://127.0.0.1:${simulatorPort}`,
+      "--var",
+      "UPSTREAM_API_KEY:sk-sim-local",
+    );
   }
   if (options.adminToken) vars.push("--var", `ADMIN_TOKEN:${options.adminToken}`);
   for (const [name, value] of Object.entries(options.extraVars ?? {})) vars.push("--var", `${name}:${value}`);

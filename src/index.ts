@@ -1,5 +1,6 @@
 import { createApp } from "./app";
 import { runMaintenance } from "./db/maintenance";
+import { countRoundTrips } from "./db/round-trip-counter";
 import type { Env } from "./env";
 
 export { TaskObject } from "./durable/task-object";
@@ -8,7 +9,16 @@ export { TenantHub } from "./durable/tenant-hub";
 const app = createApp();
 
 export default {
-  fetch: app.fetch,
+  async fetch(request, env, ctx) {
+    if (env.ENVIRONMENT === "development" && request.headers.has("x-debug-d1")) {
+      const counter = countRoundTrips(env.DB);
+      const response = await app.fetch(request, { ...env, DB: counter.db }, ctx);
+      const counted = new Response(response.body, response);
+      counted.headers.set("x-d1-round-trips", String(counter.count()));
+      return counted;
+    }
+    return app.fetch(request, env, ctx);
+  },
   async scheduled(_controller, env, ctx) {
     ctx.waitUntil(runMaintenance(env.DB, Date.now()));
   },
