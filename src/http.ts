@@ -58,7 +58,17 @@ export function toApiError(error: unknown): ApiError {
   if (error instanceof HTTPException) {
     if (error.status === 400) return new ApiError(400, "invalid_json", "the request body must be valid JSON");
     if (error.status === 413) return new ApiError(413, "invalid_request", "the request body is too large");
-    return new ApiError(error.status as 400, "invalid_request", error.message || "invalid request");
+    // @hono/zod-openapi answers a body under another (or no) Content-Type with a 415, which
+    // has no place in the one error shape (no `type`): it is a 400 that names the header.
+    if (error.status === 415) {
+      return new ApiError(400, "invalid_request", "content-type: the request body must be application/json", {
+        field: "content-type",
+      });
+    }
+    // Any other status would fall outside the one error shape too.
+    if (error.status >= 500)
+      return new ApiError(500, "internal_error", "the gateway hit an unexpected error");
+    return new ApiError(400, "invalid_request", error.message || "invalid request");
   }
   const message = error instanceof Error ? error.message : String(error);
   if (/D1 DB is overloaded|Too many requests queued/i.test(message)) {

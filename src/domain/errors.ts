@@ -47,7 +47,7 @@ const TYPE_BY_STATUS: Record<ErrorStatus, string> = {
   404: "not_found_error",
   409: "conflict_error",
   413: "invalid_request_error",
-  422: "idempotency_error",
+  422: "invalid_request_error",
   429: "rate_limit_error",
   500: "api_error",
   502: "upstream_error",
@@ -74,7 +74,7 @@ export class ApiError extends Error {
     const error: ErrorBody["error"] = {
       code: this.code,
       message: this.message,
-      type: TYPE_BY_STATUS[this.status],
+      type: this.code.startsWith("idempotency") ? "idempotency_error" : TYPE_BY_STATUS[this.status],
       request_id: requestId,
     };
     if (this.options.field) error.field = this.options.field;

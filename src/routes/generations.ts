@@ -64,7 +64,9 @@ async function submit(c: AppContext, action: Action, body: GenerationBody): Prom
   if (action === "modal") return submitModal(c, principal, body, idempotencyKey, requestHash);
 
   const parent =
-    FOLLOW_UP_ACTIONS.has(action) && body.task_id ? await resolveParent(c, principal, body.task_id) : null;
+    FOLLOW_UP_ACTIONS.has(action) && body.task_id
+      ? await resolveParent(c, principal, body.task_id, body.custom_id)
+      : null;
   const book = await cachedPriceBook(c.env.DB);
   const cost = quote(
     {
@@ -174,12 +176,19 @@ function limitsOf(principal: KeyPrincipal) {
 }
 
 /** A follow-up's parent must be the same tenant's (else 404, as if it did not exist) and finished. */
-async function resolveParent(c: AppContext, principal: KeyPrincipal, parentId: string) {
+async function resolveParent(c: AppContext, principal: KeyPrincipal, parentId: string, customId?: string) {
   const info = await c.env.TASKS.get(c.env.TASKS.idFromName(parentId)).parentInfo(principal.tenant.id);
   if (!info) throw notFoundTask(parentId);
   if (info.status !== "SUCCESS" || !info.upstreamTaskId) {
     throw new ApiError(400, "parent_not_ready", `task ${parentId} is not in SUCCESS state`, {
       field: "task_id",
+    });
+  }
+  // All tenants share one upstream key, so a customId must be one of this parent's own
+  // buttons: an upstream that resolves customIds by themselves must never see another tenant's.
+  if (customId !== undefined && !info.customIds.includes(customId)) {
+    throw new ApiError(400, "invalid_request", `custom_id: not one of task ${parentId}'s buttons`, {
+      field: "custom_id",
     });
   }
   return { id: parentId, upstreamTaskId: info.upstreamTaskId };

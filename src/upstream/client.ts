@@ -106,8 +106,14 @@ export class UpstreamClient {
           })
         : { ok: true, value: json };
     }
-    return fail(classifyError(response, json));
+    return fail(withoutKey(classifyError(response, json), this.options.apiKey));
   }
+}
+
+/** Upstream messages reach tenants: whatever the upstream (or a proxy) echoes, its key is cut out. */
+function withoutKey(failure: UpstreamFailure, apiKey: string): UpstreamFailure {
+  if (!apiKey || !failure.message.includes(apiKey)) return failure;
+  return { ...failure, message: failure.message.split(apiKey).join("[redacted]") };
 }
 
 const fail = (failure: UpstreamFailure): { ok: false; failure: UpstreamFailure } => ({ ok: false, failure });
