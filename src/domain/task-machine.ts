@@ -173,7 +173,10 @@ export function nextWakeAt(state: TaskState): number | null {
   if (state.settlement && !state.settlement.recorded)
     candidates.push(state.updatedAt + POLL.settlementRetryMs);
   if (!isTerminal(state.status)) {
-    for (const t of [pollAt, modalDeadlineAt, lifetimeAt]) if (t !== null) candidates.push(t);
+    // The MODAL deadline only matters in MODAL and while no /modal is pending: a deadline
+    // that cannot fire must not wake us over and over.
+    const deadline = state.status === "MODAL" && !state.modalPending ? modalDeadlineAt : null;
+    for (const t of [pollAt, deadline, lifetimeAt]) if (t !== null) candidates.push(t);
   } else if (pollAt !== null) {
     candidates.push(pollAt); // late watch after giving up on the upstream
   }
@@ -225,15 +228,17 @@ function onAccepted(
   if (state.status !== "NOT_START" || state.settlement) return unchanged(state);
   const at = observation.at;
   if (observation.upstreamStatus === "modal") {
+    // Progress never goes back, even if an odd upstream report got there first.
+    const progress = Math.max(state.progress, 15);
     const next: TaskState = {
       ...state,
       status: "MODAL",
-      progress: 15,
+      progress,
       updatedAt: at,
       timers: { ...state.timers, modalDeadlineAt: at + config.modalTimeoutMs },
     };
     next.timers.pollAt = at + pollDelay(next, config, true);
-    return { state: next, changes: [{ status: "MODAL", progress: 15 }], effects: [] };
+    return { state: next, changes: [{ status: "MODAL", progress }], effects: [] };
   }
   const next = { ...state, updatedAt: at };
   next.timers = { ...state.timers, pollAt: at + pollDelay(next, config, true) };
@@ -270,10 +275,15 @@ function advance(
 ): Transition {
   const forward = RANK[status] > RANK[state.status] && !(status === "MODAL" && state.modalPending);
   const nextStatus = forward ? status : state.status;
-  const nextProgress = Math.max(state.progress, Math.min(99, Math.max(0, Math.round(progress))));
+  // An unreadable progress (NaN) counts as no news, never as a published "NaN%".
+  const reported = Number.isNaN(progress) ? state.progress : Math.min(99, Math.max(0, Math.round(progress)));
+  const nextProgress = Math.max(state.progress, reported);
   const next: TaskState = { ...state, status: nextStatus, progress: nextProgress, updatedAt: at };
   if (nextStatus === "MODAL" && state.status !== "MODAL") {
     next.timers = { ...next.timers, modalDeadlineAt: at + config.modalTimeoutMs };
+  } else if (nextStatus !== "MODAL" && next.timers.modalDeadlineAt !== null) {
+    // Past MODAL (the upstream runs the modal job): a stale deadline would wake us in a loop.
+    next.timers = { ...next.timers, modalDeadlineAt: null };
   }
   next.timers = { ...next.timers, pollAt: at + pollDelay(next, config) };
   const changed = nextStatus !== state.status || nextProgress !== state.progress;
@@ -346,8 +356,8 @@ function onTimer(state: TaskState, at: number, config: MachineConfig): Transitio
 
 function onModalRequested(state: TaskState, at: number): Transition {
   const refuse = (modalRefusal: ModalRefusal): Transition => ({ ...unchanged(state), modalRefusal });
-  if (state.status === "CANCEL" && state.settlement?.reason === "modal_timeout")
-    return refuse("modal_expired");
+  // Only a MODAL task is ever cancelled (by our deadline or the upstream's): either way it expired.
+  if (state.status === "CANCEL") return refuse("modal_expired");
   if (state.status !== "MODAL") return refuse("modal_not_available");
   if (state.modalPending) return refuse("modal_in_progress");
   const deadline = state.timers.modalDeadlineAt;
@@ -360,15 +370,19 @@ function onModalRequested(state: TaskState, at: number): Transition {
 
 function onModalAccepted(state: TaskState, at: number, config: MachineConfig): Transition {
   if (!state.modalPending || isTerminal(state.status)) return unchanged(state);
+  // A poll may already have seen the modal job running (its answer can beat the /modal
+  // answer): the task never moves back to SUBMITTED.
+  const status = RANK[state.status] >= RANK.SUBMITTED ? state.status : "SUBMITTED";
   const next: TaskState = {
     ...state,
     modalPending: false,
-    status: "SUBMITTED",
+    status,
     updatedAt: at,
     timers: { ...state.timers, modalDeadlineAt: null },
   };
   next.timers.pollAt = at + pollDelay(next, config, true);
-  return { state: next, changes: [{ status: "SUBMITTED", progress: next.progress }], effects: [] };
+  const changes = status === state.status ? [] : [{ status, progress: next.progress }];
+  return { state: next, changes, effects: [] };
 }
 
 function settleEffect(state: TaskState): Effect {

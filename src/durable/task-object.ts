@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { type AdmissionRequest, admit, recordLateUpstreamStatus, settleTask } from "../db/admission";
-import { createDeliveries, endpointsFor, recordAttempt } from "../db/webhooks";
+import { createDeliveries, endpointsFor, recordAttempt, settledDeliveryIds } from "../db/webhooks";
 import { type Action, QUICK_ACTIONS } from "../domain/actions";
 import { ApiError, type ErrorCode, type ErrorStatus } from "../domain/errors";
 import {
@@ -43,6 +43,8 @@ export interface ParentInfo {
   status: TaskState["status"];
   action: string;
   upstreamTaskId: string | null;
+  /** The customIds of the task's buttons, as tenants see them. */
+  customIds: string[];
 }
 
 export interface ModalInput {
@@ -97,6 +99,11 @@ export class TaskObject extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.config = configFrom(env);
+    this.createSchema();
+  }
+
+  /** The object's tables; again after retention wiped them, so later calls find no task (404) instead of failing. */
+  private createSchema(): void {
     this.sql.exec(
       `CREATE TABLE IF NOT EXISTS record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)`,
     );
@@ -153,10 +160,12 @@ export class TaskObject extends DurableObject<Env> {
   async parentInfo(tenantId: string): Promise<ParentInfo | null> {
     const record = this.load();
     if (!record || record.meta.tenantId !== tenantId) return null;
+    const buttons = taskView(record.meta, record.state).buttons;
     return {
       status: record.state.status,
       action: record.meta.action,
       upstreamTaskId: record.meta.upstreamTaskId,
+      customIds: Array.isArray(buttons) ? buttons.map((b: { customId?: unknown }) => String(b.customId)) : [],
     };
   }
 
@@ -182,8 +191,10 @@ export class TaskObject extends DurableObject<Env> {
       };
     }
     const requested = this.apply({ type: "modal_requested", at: Date.now() });
-    if (requested.modalRefusal)
+    if (requested.modalRefusal) {
+      await this.settleNow(requested.effects); // a MODAL that just expired is cancelled here
       return { ok: false, error: serializeError(modalRefusalError(requested.modalRefusal)) };
+    }
     try {
       await admit(this.env.DB, {
         ...input.admission,
@@ -202,11 +213,12 @@ export class TaskObject extends DurableObject<Env> {
     const result = await upstream.submit("modal", body);
     if (!result.ok) {
       const error = apiErrorForUpstream(result.failure);
-      this.apply({
+      const failed = this.apply({
         type: "modal_failed",
         at: Date.now(),
         reason: `modal refused upstream: ${error.message}`,
       });
+      await this.settleNow(failed.effects); // refund before answering, not at the next alarm
       this.logTransition("modal_failed", input.requestId, { failure: result.failure.kind });
       return { ok: false, error: serializeError(this.translated(error)) };
     }
@@ -214,9 +226,19 @@ export class TaskObject extends DurableObject<Env> {
     return { ok: true, status: "submitted" };
   }
 
-  override async alarm(): Promise<void> {
+  /** Carries out effects at once; if D1 fails, the unrecorded settlement is retried by the alarm. */
+  private async settleNow(effects: Effect[]): Promise<void> {
     try {
-      await this.runDueWork();
+      for (const effect of effects) await this.perform(effect);
+    } catch (error) {
+      logEvent("task_settle_deferred", { task_id: this.load()?.meta.taskId, error: String(error) });
+    }
+  }
+
+  override async alarm(alarmInfo?: AlarmInvocationInfo): Promise<void> {
+    try {
+      // Only the test helpers call alarm() without alarmInfo: they mean "time has come".
+      await this.runDueWork(alarmInfo === undefined);
     } catch (error) {
       this.retryNotBefore = Date.now() + 5_000;
       logEvent("task_alarm_error", { task_id: this.load()?.meta.taskId, error: String(error) });
@@ -226,17 +248,20 @@ export class TaskObject extends DurableObject<Env> {
     }
   }
 
-  private async runDueWork(): Promise<void> {
+  private async runDueWork(jumpToArmedTime: boolean): Promise<void> {
     const record = this.load();
     if (!record) return;
-    // An alarm means its time has come, even if it runs a little early (as the test helper
-    // runDurableObjectAlarm does): due work is judged against the time it was armed for.
+    // A test-driven alarm (runDurableObjectAlarm) means its time has come: due work is judged
+    // against the time it was armed for. A runtime alarm uses the clock: it is delivered at
+    // least once, and a duplicate running after we re-armed (say, for retention 3 days out)
+    // must not act as if that time had come.
     const armedFor = this.sql.exec<{ at: number }>("SELECT at FROM wake WHERE id = 1").toArray()[0]?.at ?? 0;
-    const now = Math.max(Date.now(), armedFor);
+    const now = jumpToArmedTime ? Math.max(Date.now(), armedFor) : Date.now();
     if (this.retentionDue(record, now)) {
       logEvent("task_expired", { task_id: record.meta.taskId });
       await this.ctx.storage.deleteAlarm();
       await this.ctx.storage.deleteAll();
+      this.createSchema();
       return;
     }
     if (!record.meta.upstreamTaskId && !record.submitOutcome && !this.forwarding) {
@@ -306,7 +331,13 @@ export class TaskObject extends DurableObject<Env> {
         now,
       )
       .toArray();
-    await Promise.all(due.map((delivery) => this.attemptDelivery(delivery)));
+    // A retry whose message an operator's replay has delivered meanwhile is dropped, not resent.
+    const retries = due.filter((delivery) => delivery.attempts > 0).map((delivery) => delivery.id);
+    const settled = retries.length ? await settledDeliveryIds(this.env.DB, retries) : new Set<string>();
+    for (const id of settled) this.sql.exec("DELETE FROM deliveries WHERE id = ?1", id);
+    await Promise.all(
+      due.filter((delivery) => !settled.has(delivery.id)).map((delivery) => this.attemptDelivery(delivery)),
+    );
   }
 
   private async attemptDelivery(delivery: {
@@ -392,7 +423,8 @@ export class TaskObject extends DurableObject<Env> {
           taskId: record.meta.taskId,
           status: effect.status,
           refund: effect.outcome === "refund",
-          reason: effect.reason,
+          // The ledger says why: the upstream's own fail_reason when it failed the task.
+          reason: effect.reason === "upstream_failure" ? (record.state.failReason ?? effect.reason) : effect.reason,
           failReason: record.state.failReason,
           upstreamTaskId: record.meta.upstreamTaskId,
           at: Date.now(),
