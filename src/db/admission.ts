@@ -60,6 +60,11 @@ export function refusalFor(
       );
   }
   if (/UNIQUE constraint failed: idempotency/.test(message)) return "idempotency_conflict";
+  if (/task_already_settled/.test(message)) {
+    return new ApiError(409, "modal_not_available", "the task has already ended; start a new inpaint", {
+      field: "task_id",
+    });
+  }
   if (/UNIQUE constraint failed: ledger/.test(message)) {
     return new ApiError(409, "modal_not_available", "this task has already been charged");
   }
@@ -117,11 +122,9 @@ export async function admit(db: D1Database, request: AdmissionRequest): Promise<
         .bind(taskId, tenantId, keyId, request.action, request.parentTaskId, costMicros, at),
     );
   } else {
-    statements.push(
-      db
-        .prepare("UPDATE tasks SET cost = cost + ?2 WHERE id = ?1 AND settled_at IS NULL")
-        .bind(taskId, costMicros),
-    );
+    // A trigger refuses this once the task is settled (migrations/0004), so a /modal that
+    // races a cancellation rolls back and charges nothing.
+    statements.push(db.prepare("UPDATE tasks SET cost = cost + ?2 WHERE id = ?1").bind(taskId, costMicros));
   }
   if (request.idempotency) {
     statements.push(

@@ -424,7 +424,8 @@ export class TaskObject extends DurableObject<Env> {
           status: effect.status,
           refund: effect.outcome === "refund",
           // The ledger says why: the upstream's own fail_reason when it failed the task.
-          reason: effect.reason === "upstream_failure" ? (record.state.failReason ?? effect.reason) : effect.reason,
+          reason:
+            effect.reason === "upstream_failure" ? (record.state.failReason ?? effect.reason) : effect.reason,
           failReason: record.state.failReason,
           upstreamTaskId: record.meta.upstreamTaskId,
           at: Date.now(),
@@ -565,9 +566,12 @@ export class TaskObject extends DurableObject<Env> {
     const record = this.load();
     if (!record) return;
     let wake = nextWakeAt(record.state);
-    const nextDelivery = this.sql.exec<{ at: number | null }>("SELECT MIN(next_at) AS at FROM deliveries").one().at;
+    const nextDelivery = this.sql
+      .exec<{ at: number | null }>("SELECT MIN(next_at) AS at FROM deliveries")
+      .one().at;
     if (nextDelivery !== null) wake = wake === null ? nextDelivery : Math.min(wake, nextDelivery);
-    if (wake === null && record.state.finishedAt !== null) wake = record.state.finishedAt + this.config.retentionMs;
+    if (wake === null && record.state.finishedAt !== null)
+      wake = record.state.finishedAt + this.config.retentionMs;
     if (wake === null) return;
     const at = Math.max(wake, Date.now() + 10, this.retryNotBefore);
     this.sql.exec(
