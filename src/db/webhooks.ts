@@ -146,7 +146,28 @@ export interface AttemptResult {
   at: number;
 }
 
-/** Records one attempt and the delivery's new state in one batch. */
+/**
+ * Of these deliveries, the ones D1 no longer holds as pending (delivered or given up,
+ * say by an operator's replay): the task object drops their scheduled retries.
+ */
+export async function settledDeliveryIds(db: D1Database, ids: string[]): Promise<Set<string>> {
+  const settled = new Set<string>();
+  for (let i = 0; i < ids.length; i += 90) {
+    const chunk = ids.slice(i, i + 90);
+    const placeholders = chunk.map((_, j) => `?${j + 1}`).join(", ");
+    const { results } = await db
+      .prepare(`SELECT id FROM webhook_deliveries WHERE id IN (${placeholders}) AND status != 'pending'`)
+      .bind(...chunk)
+      .all<{ id: string }>();
+    for (const row of results) settled.add(row.id);
+  }
+  return settled;
+}
+
+/**
+ * Records one attempt and the delivery's new state in one batch. A delivered message
+ * stays delivered: an attempt that raced with a successful replay cannot undo it.
+ */
 export async function recordAttempt(
   db: D1Database,
   deliveryId: string,
@@ -163,8 +184,11 @@ export async function recordAttempt(
       .bind(deliveryId, result.at, result.status, result.error, result.durationMs, replay ? 1 : 0),
     db
       .prepare(
-        `UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?2, next_attempt_at = ?3, last_status = ?4,
-           last_error = ?5, delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_at END
+        `UPDATE webhook_deliveries SET attempts = attempts + 1,
+           status = CASE WHEN status = 'delivered' THEN 'delivered' ELSE ?2 END,
+           next_attempt_at = CASE WHEN status = 'delivered' THEN NULL ELSE ?3 END,
+           last_status = ?4, last_error = ?5,
+           delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_at END
          WHERE id = ?1`,
       )
       .bind(deliveryId, outcome.status, outcome.nextAttemptAt, result.status, result.error, result.at),

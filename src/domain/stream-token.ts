@@ -45,7 +45,13 @@ export async function verifyStreamToken(
   let claims: { t?: unknown; k?: unknown; e?: unknown };
   try {
     signature = fromBase64Url(parts[2]!);
-    claims = JSON.parse(new TextDecoder().decode(fromBase64Url(parts[1]!)));
+    const payload = fromBase64Url(parts[1]!);
+    // Only the canonical spelling: base64 decoding forgives spare bits, padding and
+    // whitespace, which would give one signed token many accepted strings.
+    if (base64Url(signature) !== parts[2] || base64Url(payload) !== parts[1]) {
+      return { ok: false, reason: "malformed" };
+    }
+    claims = JSON.parse(new TextDecoder().decode(payload));
   } catch {
     return { ok: false, reason: "malformed" };
   }

@@ -90,7 +90,11 @@ export function webhookUrlProblem(raw: string, allowLoopback: boolean): string |
   } catch {
     return "must be an absolute URL";
   }
-  const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  // A trailing dot names the same host ("localhost." is localhost), so it must not slip past.
+  const host = url.hostname
+    .toLowerCase()
+    .replace(/^\[|\]$/g, "")
+    .replace(/\.+$/, "");
   const loopback = isLoopback(host);
   if (loopback && allowLoopback)
     return url.protocol === "http:" || url.protocol === "https:" ? null : "must be http(s)";

@@ -3,8 +3,12 @@
  *
  * Each subscriber is a ReadableStream whose controller we enqueue into. enqueue() never
  * waits, so a dead or slow client can neither hang the object nor hold up the others
- * (an awaited write to a dead stream never resolves in workerd). A subscriber whose
- * queue grows past a limit is treated as stalled and dropped: it reconnects with
+ * (an awaited write to a dead stream never resolves in workerd). A subscriber is treated
+ * as stalled and dropped when its queue grows past a limit, or when it has read nothing
+ * for a whole heartbeat interval although bytes were waiting: workerd does not report a
+ * client that hung up (the stream's cancel never runs), so this is how a dead client is
+ * noticed and let go instead of piling up queued bytes and keeping the object awake. A
+ * live client drains its queue as soon as bytes arrive; a dropped one reconnects with
  * Last-Event-ID and replays from the durable log. Nothing here drives billing.
  */
 
@@ -26,11 +30,26 @@ export function formatSse(event: SseEvent): Uint8Array {
 interface Subscriber {
   controller: ReadableStreamDefaultController<Uint8Array>;
   filter: (event: SseEvent) => boolean;
+  /** Bytes waiting in its queue at the last heartbeat, and bytes enqueued since. */
+  queuedAtBeat: number;
+  sentSinceBeat: number;
+}
+
+export interface BroadcasterOptions {
+  heartbeatMs?: number;
+  maxQueuedBytes?: number;
 }
 
 export class SseBroadcaster {
   private readonly subscribers = new Set<Subscriber>();
   private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private readonly heartbeatMs: number;
+  private readonly maxQueuedBytes: number;
+
+  constructor(options: BroadcasterOptions = {}) {
+    this.heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
+  }
 
   get size(): number {
     return this.subscribers.size;
@@ -54,7 +73,12 @@ export class SseBroadcaster {
             controller.close();
             return;
           }
-          subscriber = { controller, filter: options.filter ?? (() => true) };
+          subscriber = {
+            controller,
+            filter: options.filter ?? (() => true),
+            queuedAtBeat: 0,
+            sentSinceBeat: 0,
+          };
           this.subscribers.add(subscriber);
           this.startHeartbeat();
         },
@@ -62,7 +86,7 @@ export class SseBroadcaster {
           if (subscriber) this.drop(subscriber);
         },
       },
-      { highWaterMark: MAX_QUEUED_BYTES, size: (chunk) => chunk.byteLength },
+      { highWaterMark: this.maxQueuedBytes, size: (chunk) => chunk.byteLength },
     );
     return stream;
   }
@@ -84,17 +108,42 @@ export class SseBroadcaster {
     }
   }
 
+  /**
+   * One heartbeat: drops every subscriber that has read nothing since the last beat
+   * although bytes were waiting for it, and sends the others a `: ping` comment.
+   */
+  beat(): void {
+    const ping = encoder.encode(": ping\n\n");
+    for (const subscriber of [...this.subscribers]) {
+      const room = subscriber.controller.desiredSize;
+      const queued = room === null ? Number.POSITIVE_INFINITY : this.maxQueuedBytes - room;
+      if (subscriber.queuedAtBeat > 0 && queued >= subscriber.queuedAtBeat + subscriber.sentSinceBeat) {
+        this.kill(subscriber);
+        continue;
+      }
+      subscriber.queuedAtBeat = queued;
+      subscriber.sentSinceBeat = 0;
+      this.send(subscriber, ping);
+    }
+  }
+
   private send(subscriber: Subscriber, bytes: Uint8Array): void {
     try {
       const room = subscriber.controller.desiredSize;
-      if (room !== null && room <= 0) throw new Error("subscriber stalled");
+      if (room === null || room <= 0) throw new Error("subscriber stalled");
       subscriber.controller.enqueue(bytes);
+      subscriber.sentSinceBeat += bytes.byteLength;
     } catch {
-      try {
-        subscriber.controller.error(new Error("dropped"));
-      } catch {}
-      this.drop(subscriber);
+      this.kill(subscriber);
     }
+  }
+
+  /** Ends a stalled or broken subscriber's stream with an error; the client reconnects and resumes. */
+  private kill(subscriber: Subscriber): void {
+    try {
+      subscriber.controller.error(new Error("dropped"));
+    } catch {}
+    this.drop(subscriber);
   }
 
   private drop(subscriber: Subscriber): void {
@@ -107,10 +156,7 @@ export class SseBroadcaster {
 
   private startHeartbeat(): void {
     if (this.heartbeat !== null) return;
-    const ping = encoder.encode(": ping\n\n");
-    this.heartbeat = setInterval(() => {
-      for (const subscriber of this.subscribers) this.send(subscriber, ping);
-    }, HEARTBEAT_MS);
+    this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs);
   }
 }
 
