@@ -188,7 +188,7 @@ export async function recordAttempt(
            status = CASE WHEN status = 'delivered' THEN 'delivered' ELSE ?2 END,
            next_attempt_at = CASE WHEN status = 'delivered' THEN NULL ELSE ?3 END,
            last_status = ?4, last_error = ?5,
-           delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_at END
+           delivered_at = CASE WHEN ?2 = 'delivered' THEN COALESCE(delivered_at, ?6) ELSE delivered_at END
          WHERE id = ?1`,
       )
       .bind(deliveryId, outcome.status, outcome.nextAttemptAt, result.status, result.error, result.at),

@@ -304,7 +304,8 @@ export class TaskObject extends DurableObject<Env> {
         this.env.DB,
         endpoints,
         {
-          messageKey: `${record.meta.taskId.replace(/^task_/, "")}_${message.seq}`,
+          // Zero-padded so delivery ids sort in event order (the delivery log lists by id).
+          messageKey: `${record.meta.taskId.replace(/^task_/, "")}_${String(message.seq).padStart(6, "0")}`,
           taskId: record.meta.taskId,
           eventType: eventTypeFor(message.status),
           payload: message.payload,

@@ -43,7 +43,7 @@ describe("webhook delivery", () => {
     expect(payload.type).toBe("task.succeeded");
     expect(payload.data).toEqual(final);
     expect(Date.parse(payload.timestamp)).toBeGreaterThan(0);
-    expect(request!.headers["webhook-id"]).toBe(`msg_${taskId.slice(5)}_2_${endpoint.id.slice(3)}`);
+    expect(request!.headers["webhook-id"]).toBe(`msg_${taskId.slice(5)}_000002_${endpoint.id.slice(3)}`);
 
     // Tamper checks: one changed byte of the body, another id or timestamp, another secret.
     const now = Math.floor(Date.now() / 1000);
