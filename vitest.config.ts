@@ -1,4 +1,5 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { execFileSync } from "node:child_process";
 import { buildSync } from "esbuild";
 import { defineConfig } from "vitest/config";
 
@@ -18,6 +19,9 @@ buildSync({
   outfile: ".build/simulator.mjs",
   logLevel: "error",
 });
+
+// The static assets the Worker serves (public/vendor/ is copied from node_modules).
+execFileSync(process.execPath, ["scripts/build-assets.mjs"], { stdio: "inherit" });
 
 export const TEST_UPSTREAM_KEY = "sk-sim-gateway-tests";
 

@@ -5,7 +5,9 @@ import { logEvent } from "./log";
 import { requireAdmin, tenantAuth } from "./middleware/auth";
 import { account } from "./routes/account";
 import { adminFinance } from "./routes/admin-finance";
+import { adminTasks } from "./routes/admin-tasks";
 import { adminTenants } from "./routes/admin-tenants";
+import { docs, documentBuiltInRoutes } from "./routes/docs";
 import { generations } from "./routes/generations";
 import { streams } from "./routes/streams";
 import { tasks } from "./routes/tasks";
@@ -46,8 +48,10 @@ export function createApp() {
   app.route("/", adminTenants);
   app.route("/", adminFinance);
   app.route("/", webhooks);
-
-  app.get("/health", (c) => c.json({ ok: true }));
+  app.route("/", adminTasks);
+  // GET /docs (Swagger UI from the Worker's static assets) and GET /health.
+  app.route("/", docs);
+  documentBuiltInRoutes(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "subKey", {
     type: "http",

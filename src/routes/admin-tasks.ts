@@ -1,0 +1,179 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { getTaskRow, listTasks, type TaskRow } from "../db/tasks";
+import { getTenant } from "../db/tenants";
+import { ACTIONS } from "../domain/actions";
+import { ApiError, notFoundTask } from "../domain/errors";
+import { TASK_ID_PATTERN } from "../domain/ids";
+import { MAX_TTL_SECONDS, signStreamToken, streamTokenSecret } from "../domain/stream-token";
+import { createRouter, errorResponses } from "../http";
+import { TaskObjectSchema } from "./tasks";
+
+/** Operators' view of tasks (the console's live task list) and stream tokens minted for a tenant. */
+export const adminTasks = createRouter();
+
+const admin = { tags: ["Admin: tasks and streams"], security: [{ adminToken: [] }] };
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+export const AdminTaskSchema = z
+  .object({
+    id: z.string(),
+    tenant_id: z.string(),
+    key_id: z.string(),
+    action: z.string(),
+    parent_task_id: z.string().nullable(),
+    upstream_task_id: z.string().nullable(),
+    status: z.enum(["open", "SUCCESS", "FAILURE", "CANCEL"]).openapi({
+      description:
+        "'open' until the task settles, then its terminal status; the live status (SUBMITTED, IN_PROGRESS, MODAL…) is in GET /admin/tasks/{task_id} and the tenant's stream",
+    }),
+    cost_micros: z.number().int(),
+    fail_reason: z.string().nullable(),
+    created_at: z.string(),
+    finished_at: z.string().nullable(),
+  })
+  .openapi("AdminTask");
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function adminTaskJson(row: TaskRow): z.infer<typeof AdminTaskSchema> {
+  return {
+    id: row.id,
+    tenant_id: row.tenant_id,
+    key_id: row.key_id,
+    action: row.action,
+    parent_task_id: row.parent_task_id,
+    upstream_task_id: row.upstream_task_id,
+    status: row.settled_at === null ? "open" : (row.status as "SUCCESS" | "FAILURE" | "CANCEL"),
+    cost_micros: row.cost,
+    fail_reason: row.fail_reason,
+    created_at: iso(row.created_at)!,
+    finished_at: iso(row.finished_at),
+  };
+}
+
+adminTasks.openapi(
+  createRoute({
+    method: "get",
+    path: "/admin/tasks",
+    ...admin,
+    summary: "tasks, newest first, filtered by tenant, key, status and action, with cursor pagination",
+    request: {
+      query: z.object({
+        tenant_id: z.string().optional(),
+        key_id: z.string().optional(),
+        status: z.enum(["open", "SUCCESS", "FAILURE", "CANCEL"]).optional(),
+        action: z.enum(ACTIONS).optional(),
+        limit: z.coerce.number().int().min(1).max(200).default(50),
+        cursor: z
+          .string()
+          .regex(TASK_ID_PATTERN, "must be a next_cursor from an earlier page")
+          .optional()
+          .openapi({ description: "next_cursor of the previous page" }),
+      }),
+    },
+    responses: {
+      200: json(z.object({ data: z.array(AdminTaskSchema), next_cursor: z.string().nullable() }), "tasks"),
+      ...errorResponses(400, 401),
+    },
+  }),
+  async (c) => {
+    const query = c.req.valid("query");
+    const page = await listTasks(
+      c.env.DB,
+      { tenantId: query.tenant_id, keyId: query.key_id, status: query.status, action: query.action },
+      query.cursor ?? null,
+      query.limit,
+    );
+    return c.json({ data: page.rows.map(adminTaskJson), next_cursor: page.nextCursor }, 200);
+  },
+);
+
+adminTasks.openapi(
+  createRoute({
+    method: "get",
+    path: "/admin/tasks/{task_id}",
+    ...admin,
+    summary: "one task: its billing row and, while it is kept, the live task object",
+    request: {
+      params: z.object({
+        task_id: z
+          .string()
+          .openapi({ param: { name: "task_id", in: "path" }, example: "task_01KV52C0TEJSYZMCG0NCS4YWKK" }),
+      }),
+    },
+    responses: {
+      200: json(
+        AdminTaskSchema.extend({
+          task: TaskObjectSchema.nullable().openapi({
+            description: "the task object as the tenant sees it; null once the retention period is over",
+          }),
+        }).openapi("AdminTaskDetail"),
+        "the task",
+      ),
+      ...errorResponses(401, 404),
+    },
+  }),
+  async (c) => {
+    const { task_id } = c.req.valid("param");
+    c.set("taskId", task_id);
+    const row = TASK_ID_PATTERN.test(task_id) ? await getTaskRow(c.env.DB, task_id) : null;
+    if (!row) throw notFoundTask(task_id);
+    const view = await c.env.TASKS.get(c.env.TASKS.idFromName(task_id)).view(row.tenant_id, "task");
+    return c.json(
+      { ...adminTaskJson(row), task: (view ?? null) as z.infer<typeof TaskObjectSchema> | null },
+      200,
+    );
+  },
+);
+
+const StreamTokenRequest = z
+  .strictObject({
+    task_ids: z
+      .array(z.string().regex(TASK_ID_PATTERN, "must be a task id"))
+      .min(1)
+      .max(100)
+      .optional()
+      .openapi({ description: "limit the token to these tasks; omit for all the tenant's tasks" }),
+    ttl_seconds: z.number().int().min(10).max(MAX_TTL_SECONDS).default(600),
+  })
+  .openapi("AdminStreamTokenRequest");
+
+adminTasks.openapi(
+  createRoute({
+    method: "post",
+    path: "/admin/tenants/{tenant_id}/stream-tokens",
+    ...admin,
+    summary:
+      "mint a stream token for a tenant (what POST /v1/stream-tokens gives its sub-key), for dashboards such as the console",
+    request: {
+      params: z.object({ tenant_id: z.string().openapi({ param: { name: "tenant_id", in: "path" } }) }),
+      body: { required: true, content: { "application/json": { schema: StreamTokenRequest } } },
+    },
+    responses: {
+      201: json(
+        z.object({ token: z.string(), expires_at: z.string(), task_ids: z.array(z.string()).nullable() }),
+        "the token: pass it as ?token= to GET /v1/events or GET /v1/midjourney/{task_id}/events",
+      ),
+      ...errorResponses(400, 401, 404),
+    },
+  }),
+  async (c) => {
+    const { tenant_id } = c.req.valid("param");
+    if (!(await getTenant(c.env.DB, tenant_id))) {
+      throw new ApiError(404, "not_found", `tenant ${tenant_id} not found`, { field: "tenant_id" });
+    }
+    const input = c.req.valid("json");
+    const exp = Math.floor(Date.now() / 1000) + input.ttl_seconds;
+    const token = await signStreamToken(
+      { tenantId: tenant_id, taskIds: input.task_ids ?? null, exp },
+      streamTokenSecret(c.env),
+    );
+    return c.json(
+      { token, expires_at: new Date(exp * 1000).toISOString(), task_ids: input.task_ids ?? null },
+      201,
+    );
+  },
+);
