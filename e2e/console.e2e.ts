@@ -51,6 +51,8 @@ async function newPage(viewport = LAPTOP, mobile = false): Promise<{ context: Br
 
 async function shot(page: Page, name: string, fullPage = false) {
   const path = `${SHOTS}${name}.png`;
+  // A full-page shot of a scrolled page would paint the sticky header mid-page.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path, fullPage });
   console.log(`screenshot: ${path}`);
 }
