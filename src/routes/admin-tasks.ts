@@ -4,8 +4,8 @@ import { getTenant } from "../db/tenants";
 import { ACTIONS } from "../domain/actions";
 import { ApiError, notFoundTask } from "../domain/errors";
 import { TASK_ID_PATTERN } from "../domain/ids";
-import { MAX_TTL_SECONDS, signStreamToken, streamTokenSecret } from "../domain/stream-token";
 import { createRouter, errorResponses } from "../http";
+import { mintStreamToken, StreamTokenRequest, StreamTokenResponse } from "./streams";
 import { TaskObjectSchema } from "./tasks";
 
 /** Operators' view of tasks (the console's live task list) and stream tokens minted for a tenant. */
@@ -129,18 +129,6 @@ adminTasks.openapi(
   },
 );
 
-const StreamTokenRequest = z
-  .strictObject({
-    task_ids: z
-      .array(z.string().regex(TASK_ID_PATTERN, "must be a task id"))
-      .min(1)
-      .max(100)
-      .optional()
-      .openapi({ description: "limit the token to these tasks; omit for all the tenant's tasks" }),
-    ttl_seconds: z.number().int().min(10).max(MAX_TTL_SECONDS).default(600),
-  })
-  .openapi("AdminStreamTokenRequest");
-
 adminTasks.openapi(
   createRoute({
     method: "post",
@@ -154,7 +142,7 @@ adminTasks.openapi(
     },
     responses: {
       201: json(
-        z.object({ token: z.string(), expires_at: z.string(), task_ids: z.array(z.string()).nullable() }),
+        StreamTokenResponse,
         "the token: pass it as ?token= to GET /v1/events or GET /v1/midjourney/{task_id}/events",
       ),
       ...errorResponses(400, 401, 404),
@@ -165,15 +153,6 @@ adminTasks.openapi(
     if (!(await getTenant(c.env.DB, tenant_id))) {
       throw new ApiError(404, "not_found", `tenant ${tenant_id} not found`, { field: "tenant_id" });
     }
-    const input = c.req.valid("json");
-    const exp = Math.floor(Date.now() / 1000) + input.ttl_seconds;
-    const token = await signStreamToken(
-      { tenantId: tenant_id, taskIds: input.task_ids ?? null, exp },
-      streamTokenSecret(c.env),
-    );
-    return c.json(
-      { token, expires_at: new Date(exp * 1000).toISOString(), task_ids: input.task_ids ?? null },
-      201,
-    );
+    return mintStreamToken(c, tenant_id, c.req.valid("json"));
   },
 );

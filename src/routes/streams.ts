@@ -114,7 +114,7 @@ for (const path of ["/v1/events", "/v1/midjourney/:task_id/events"]) {
   });
 }
 
-const StreamTokenRequest = z
+export const StreamTokenRequest = z
   .strictObject({
     task_ids: z
       .array(z.string().regex(TASK_ID_PATTERN, "must be a task id"))
@@ -126,6 +126,22 @@ const StreamTokenRequest = z
   })
   .openapi("StreamTokenRequest");
 
+export const StreamTokenResponse = z
+  .object({ token: z.string(), expires_at: z.string(), task_ids: z.array(z.string()).nullable() })
+  .openapi("StreamToken");
+
+/** Mints a stream token for a tenant: the one place both the sub-key and the operator route go through. */
+export async function mintStreamToken(
+  c: AppContext,
+  tenantId: string,
+  input: z.infer<typeof StreamTokenRequest>,
+) {
+  const exp = Math.floor(Date.now() / 1000) + input.ttl_seconds;
+  const taskIds = input.task_ids ?? null;
+  const token = await signStreamToken({ tenantId, taskIds, exp }, streamTokenSecret(c.env));
+  return c.json({ token, expires_at: new Date(exp * 1000).toISOString(), task_ids: taskIds }, 201);
+}
+
 streams.openapi(
   createRoute({
     method: "post",
@@ -136,33 +152,13 @@ streams.openapi(
     security: [{ subKey: [] }],
     request: { body: { required: true, content: { "application/json": { schema: StreamTokenRequest } } } },
     responses: {
-      201: {
-        description: "the token",
-        content: {
-          "application/json": {
-            schema: z.object({
-              token: z.string(),
-              expires_at: z.string(),
-              task_ids: z.array(z.string()).nullable(),
-            }),
-          },
-        },
-      },
+      201: { description: "the token", content: { "application/json": { schema: StreamTokenResponse } } },
       ...errorResponses(400, 401, 403),
     },
   }),
   async (c) => {
     const principal = c.get("principal");
     if (!principal) throw new ApiError(401, "missing_api_key", "stream tokens are minted with the sub-key");
-    const input = c.req.valid("json");
-    const exp = Math.floor(Date.now() / 1000) + input.ttl_seconds;
-    const token = await signStreamToken(
-      { tenantId: principal.tenant.id, taskIds: input.task_ids ?? null, exp },
-      streamTokenSecret(c.env),
-    );
-    return c.json(
-      { token, expires_at: new Date(exp * 1000).toISOString(), task_ids: input.task_ids ?? null },
-      201,
-    );
+    return mintStreamToken(c, principal.tenant.id, c.req.valid("json"));
   },
 );
