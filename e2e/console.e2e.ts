@@ -14,7 +14,10 @@ import { adminToken, api, CHROMIUM_ARGS, CHROMIUM_PATH, gatewayUrl } from "./sup
 // The README's tour images are refreshed only on request (UPDATE_SCREENSHOTS=1), so a
 // normal run leaves the working tree clean.
 const SHOTS = fileURLToPath(
-  new URL(process.env.UPDATE_SCREENSHOTS ? "../docs/screenshots/" : "../test-results/screenshots/", import.meta.url),
+  new URL(
+    process.env.UPDATE_SCREENSHOTS ? "../docs/screenshots/" : "../test-results/screenshots/",
+    import.meta.url,
+  ),
 );
 const LAPTOP = { width: 1366, height: 900 };
 const PHONE = { width: 390, height: 844 };

@@ -7,6 +7,7 @@
  */
 import {
   $,
+  actionOptions,
   admin,
   allTenants,
   boot,
@@ -21,6 +22,7 @@ import {
 } from "./lib.js";
 
 const range = /** @type {HTMLFormElement} */ ($("#range"));
+actionOptions(/** @type {HTMLSelectElement} */ (range.elements.namedItem("action")));
 const ledgerFilters = /** @type {HTMLFormElement} */ ($("#ledger-filters"));
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = [

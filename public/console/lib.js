@@ -403,7 +403,72 @@ export function liveStream(options) {
 export const TERMINAL = new Set(["SUCCESS", "FAILURE", "CANCEL"]);
 
 // ---------------------------------------------------------------------------------------
-// Page shell: login form, nav, logout
+// Page shell: header and nav, toasts, login form, logout. Every page's HTML holds only its
+// <title>, its script and its own <main id="app" hidden>; boot() renders the rest before it.
+
+/** The console's pages as [<body data-page>, href, nav label]. */
+const PAGES = [
+  ["tenants", "/console/", "Tenants & keys"],
+  ["tasks", "/console/tasks", "Live tasks"],
+  ["playground", "/console/playground", "Playground"],
+  ["finance", "/console/finance", "Finance"],
+];
+
+/** Puts the header (nav with the current page marked), the toasts and the login form before <main>. */
+function renderShell() {
+  const page = document.body.dataset.page;
+  const logout = () => {
+    session.clear();
+    location.assign("/console/");
+  };
+  document.body.prepend(
+    h(
+      "header",
+      { class: "top" },
+      h("a", { class: "brand", href: "/console/" }, "MJ gateway"),
+      h(
+        "nav",
+        { "aria-label": "Console" },
+        PAGES.map(([name, href, label]) =>
+          h("a", { href, dataset: { nav: name }, "aria-current": name === page && "page" }, label),
+        ),
+        h("a", { href: "/docs" }, "API docs"),
+      ),
+      h(
+        "button",
+        { id: "logout", class: "link small", type: "button", hidden: true, onclick: logout },
+        "Log out",
+      ),
+    ),
+    h("div", { id: "toasts", class: "toasts", "aria-live": "polite" }),
+    h(
+      "section",
+      { id: "login", class: "login", hidden: true },
+      h(
+        "form",
+        { id: "login-form", class: "card", autocomplete: "off" },
+        h("h1", null, "Operator console"),
+        h(
+          "p",
+          { class: "muted" },
+          "Paste the gateway's admin token (",
+          h("code", null, "ADMIN_TOKEN"),
+          "; ",
+          h("code", null, "npm start"),
+          " prints it). It stays in this tab's sessionStorage and is sent as an Authorization header, never in a URL.",
+        ),
+        h(
+          "label",
+          null,
+          "Admin token ",
+          h("input", { id: "login-token", type: "password", autocomplete: "off", required: true }),
+        ),
+        h("p", { id: "login-error", class: "error", role: "alert", hidden: true }),
+        h("button", { type: "submit" }, "Log in"),
+      ),
+    ),
+  );
+}
 
 /** @param {string} [message] */
 function showLogin(message) {
@@ -431,14 +496,7 @@ async function checkAdminToken(token) {
  * @param {() => Promise<void> | void} init
  */
 export function boot(init) {
-  const page = document.body.dataset.page;
-  for (const link of document.querySelectorAll("nav a[data-nav]")) {
-    if (/** @type {HTMLElement} */ (link).dataset.nav === page) link.setAttribute("aria-current", "page");
-  }
-  $("#logout").addEventListener("click", () => {
-    session.clear();
-    location.assign("/console/");
-  });
+  renderShell();
   const start = async () => {
     $("#login").hidden = true;
     $("#app").hidden = false;
@@ -523,4 +581,36 @@ export function tenantOptions(select, tenants, options = {}) {
   );
   if (tenants.some((t) => t.id === current)) select.value = current;
   else if (options.any === undefined && tenants[0]) select.value = tenants[0].id;
+}
+
+/**
+ * The gateway's actions, by their API names: mirrors ACTIONS in src/domain/actions.ts (the console
+ * is served as-is, without a build step).
+ */
+export const ACTIONS = [
+  "imagine",
+  "edits",
+  "blend",
+  "describe",
+  "upscale",
+  "variation",
+  "high-variation",
+  "low-variation",
+  "reroll",
+  "zoom",
+  "pan",
+  "inpaint",
+  "modal",
+  "video",
+  "remix-strong",
+  "remix-subtle",
+];
+
+/** Fills an action filter: "All", then every action. @param {HTMLSelectElement} select */
+export function actionOptions(select) {
+  fill(
+    select,
+    h("option", { value: "" }, "All"),
+    ACTIONS.map((action) => h("option", { value: action }, action)),
+  );
 }

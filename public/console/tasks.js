@@ -6,6 +6,7 @@
  */
 import {
   $,
+  actionOptions,
   admin,
   allTenants,
   boot,
@@ -21,6 +22,7 @@ import { taskCard, updateTaskCard } from "./taskcard.js";
 
 const PAGE = 24;
 const filters = /** @type {HTMLFormElement} */ ($("#filters"));
+actionOptions(/** @type {HTMLSelectElement} */ (filters.elements.namedItem("action")));
 const list = $("#tasks");
 /** @type {Map<string, HTMLElement>} */
 const cards = new Map();

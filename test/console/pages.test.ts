@@ -20,10 +20,10 @@ async function asset(path: string) {
 }
 
 const PAGES = {
-  "/console/": { script: "/console/tenants.js", title: "Tenants" },
-  "/console/tasks": { script: "/console/tasks.js", title: "Live tasks" },
-  "/console/playground": { script: "/console/playground.js", title: "Playground" },
-  "/console/finance": { script: "/console/finance.js", title: "Finance" },
+  "/console/": { script: "/console/tenants.js", title: "Tenants", nav: "tenants" },
+  "/console/tasks": { script: "/console/tasks.js", title: "Live tasks", nav: "tasks" },
+  "/console/playground": { script: "/console/playground.js", title: "Playground", nav: "playground" },
+  "/console/finance": { script: "/console/finance.js", title: "Finance", nav: "finance" },
 };
 
 /** src/href of every script, stylesheet, image, media or frame a page (or a script) names. */
@@ -40,31 +40,37 @@ const external = (url: string) => /^(https?:)?\/\//i.test(url);
 
 describe("console pages", () => {
   for (const [path, page] of Object.entries(PAGES)) {
-    it(`${path} is served with the login form, the nav and its own script only`, async () => {
+    it(`${path} is served with its own script, which starts the shared shell`, async () => {
       const response = await asset(path);
       expect(response.status).toBe(200);
       expect(response.headers.get("content-type")).toMatch(/^text\/html/);
       const html = await response.text();
       expect(html).toContain(page.title);
-      expect(html).toContain('id="login-form"');
-      expect(html).toMatch(/<input id="login-token" type="password"/);
-      for (const link of [
-        "/console/",
-        "/console/tasks",
-        "/console/playground",
-        "/console/finance",
-        "/docs",
-      ]) {
-        expect(html).toContain(`href="${link}"`);
-      }
+      expect(html).toContain(`<body data-page="${page.nav}">`);
+      expect(html).toContain('<main id="app" hidden>');
       const urls = referencedUrls(html);
       expect(urls).toContain(page.script);
       expect(urls).toContain("/console/console.css");
       expect(urls.filter(external)).toEqual([]);
       expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>\s*\S/); // no inline scripts
       expect(html).not.toMatch(/\sstyle=/); // the CSP allows no inline styles
+      // The header, nav, toasts and login form are rendered by lib.js's boot().
+      const script = await (await asset(page.script)).text();
+      expect(script).toMatch(/\bboot,?[\s\S]*from "\.\/lib\.js"/);
+      expect(script).toMatch(/^boot\(/m);
     });
   }
+
+  it("the shared shell (lib.js) renders the login form, a password input and the nav to every page", async () => {
+    const lib = await (await asset("/console/lib.js")).text();
+    expect(lib).toMatch(/function boot\(init\) \{\s*renderShell\(\);/);
+    expect(lib).toContain('id: "login-form"');
+    expect(lib).toMatch(/id: "login-token", type: "password"/);
+    for (const [path, page] of Object.entries(PAGES)) {
+      expect(lib).toContain(`["${page.nav}", "${path}", `);
+    }
+    expect(lib).toContain('href: "/docs"');
+  });
 
   it("every script and stylesheet the pages use is served, and imports only from this origin", async () => {
     const files = ["/console/console.css", "/console/lib.js", "/console/taskcard.js"];
