@@ -126,6 +126,10 @@ export async function reconcile(db: D1Database): Promise<{ checks: string[]; bre
     inflight_matches_open_tasks: `SELECT t.id AS tenant_id, t.inflight,
         (SELECT COUNT(*) FROM tasks k WHERE k.tenant_id = t.id AND k.settled_at IS NULL) AS open_tasks
       FROM tenants t WHERE t.inflight != open_tasks`,
+    key_inflight_matches_open_tasks: `SELECT k.tenant_id, k.id AS key_id, k.inflight, COALESCE(o.n, 0) AS open_tasks
+      FROM api_keys k LEFT JOIN (SELECT key_id, COUNT(*) AS n FROM tasks WHERE settled_at IS NULL GROUP BY key_id) o
+        ON o.key_id = k.id
+      WHERE k.inflight != COALESCE(o.n, 0)`,
     late_upstream_results: `SELECT id AS task_id, tenant_id, late_upstream_status FROM tasks
       WHERE late_upstream_status IS NOT NULL`,
   } as const;

@@ -182,6 +182,13 @@ adminFinance.openapi(
           },
         );
       }
+      // The ledger holds one charge per task, and an inpaint task's charge is its /modal:
+      // a priced inpaint would make every /modal on it fail. Upstream does not charge it either.
+      if (p.action === "inpaint" && ((p.list_micros ?? 0) > 0 || (p.override_micros ?? 0) > 0)) {
+        throw new ApiError(400, "invalid_request", `prices.${i}: inpaint is free; its /modal is charged`, {
+          field: `prices.${i}`,
+        });
+      }
     });
     await updatePrices(
       c.env.DB,
