@@ -65,6 +65,8 @@ interface TaskRecord {
   meta: TaskMeta;
   state: TaskState;
   submitOutcome: SubmitOutcome | null;
+  /** The answer to the /modal that continued this task, for idempotent replays of it. */
+  modalOutcome?: SubmitOutcome | null;
 }
 
 export const serializeError = (error: ApiError): SerializedError => ({
@@ -143,9 +145,10 @@ export class TaskObject extends DurableObject<Env> {
   }
 
   /** The outcome of the submit that created this task, for idempotent replays. */
-  async submitOutcome(tenantId: string): Promise<SubmitOutcome | null> {
+  async submitOutcome(tenantId: string, step: "submit" | "modal" = "submit"): Promise<SubmitOutcome | null> {
     const record = this.load();
     if (!record || record.meta.tenantId !== tenantId) return null;
+    if (step === "modal") return record.modalOutcome ?? this.unknownOutcome();
     return record.submitOutcome ?? (await this.forwarding) ?? this.unknownOutcome();
   }
 
@@ -220,10 +223,14 @@ export class TaskObject extends DurableObject<Env> {
       });
       await this.settleNow(failed.effects); // refund before answering, not at the next alarm
       this.logTransition("modal_failed", input.requestId, { failure: result.failure.kind });
-      return { ok: false, error: serializeError(this.translated(error)) };
+      const outcome: SubmitOutcome = { ok: false, error: serializeError(this.translated(error)) };
+      this.updateRecord((r) => ({ ...r, modalOutcome: outcome }));
+      return outcome;
     }
     this.apply({ type: "modal_accepted", at: Date.now() });
-    return { ok: true, status: "submitted" };
+    const outcome: SubmitOutcome = { ok: true, status: "submitted" };
+    this.updateRecord((r) => ({ ...r, modalOutcome: outcome }));
+    return outcome;
   }
 
   /** Carries out effects at once; if D1 fails, the unrecorded settlement is retried by the alarm. */

@@ -145,7 +145,7 @@ async function submitModal(
   const stub = c.env.TASKS.get(c.env.TASKS.idFromName(taskId));
   if (idempotencyKey) {
     const existing = await findIdempotencyRecord(c.env.DB, principal.tenant.id, idempotencyKey);
-    if (existing) return replay(c, principal, idempotencyKey, requestHash);
+    if (existing) return replay(c, principal, idempotencyKey, requestHash, "modal");
   }
   const { task_id: _ours, ...rest } = body;
   const outcome = await stub.modal({
@@ -162,6 +162,9 @@ async function submitModal(
     requestId: c.get("requestId"),
   });
   if (!outcome.ok && outcome.error.code === "task_not_found") throw notFoundTask(taskId);
+  // A /modal that failed releases its key (if it got that far), so a retry is a new attempt.
+  if (!outcome.ok && idempotencyKey)
+    await forgetIdempotencyKey(c.env.DB, principal.tenant.id, idempotencyKey);
   return respond(c, taskId, outcome);
 }
 
@@ -201,7 +204,13 @@ function toUpstreamBody(body: GenerationBody, parent: { id: string; upstreamTask
   return { ...translated, task_id: parent.upstreamTaskId };
 }
 
-async function replay(c: AppContext, principal: KeyPrincipal, idempotencyKey: string, requestHash: string) {
+async function replay(
+  c: AppContext,
+  principal: KeyPrincipal,
+  idempotencyKey: string,
+  requestHash: string,
+  step: "submit" | "modal" = "submit",
+) {
   const record = await findIdempotencyRecord(c.env.DB, principal.tenant.id, idempotencyKey);
   if (!record) {
     throw new ApiError(
@@ -223,6 +232,7 @@ async function replay(c: AppContext, principal: KeyPrincipal, idempotencyKey: st
   c.set("taskId", record.task_id);
   const outcome = await c.env.TASKS.get(c.env.TASKS.idFromName(record.task_id)).submitOutcome(
     principal.tenant.id,
+    step,
   );
   c.header("Idempotent-Replayed", "true");
   return respond(

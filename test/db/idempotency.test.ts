@@ -239,10 +239,7 @@ describe("/modal with an Idempotency-Key", () => {
     expect((await tenantRow(t.tenantId)).balance).toBe(1_000_000 - 54_048 - 66_048 - 66_048);
   });
 
-  // DEFECT (src/routes/generations.ts replay → TaskObject.submitOutcome): a replayed /modal
-  // answers the inpaint's original outcome, status "modal", instead of the first /modal
-  // answer ("submitted"). Remove `.fails` once fixed.
-  it.fails("a replayed /modal answers exactly like the first /modal", async () => {
+  it("a replayed /modal answers exactly like the first /modal", async () => {
     const { first, again } = await replayedModal();
     expect(again.body).toEqual(first.body);
   });
@@ -260,11 +257,7 @@ describe("/modal with an Idempotency-Key", () => {
     ]);
   });
 
-  // DEFECT (src/routes/generations.ts submitModal): a /modal that failed upstream keeps its
-  // Idempotency-Key (no forgetIdempotencyKey on this path), and the retry replays the
-  // inpaint's original outcome: HTTP 200 {"status":"modal"} for a task that is FAILURE and
-  // refunded. Remove `.fails` once fixed.
-  it.fails("the retry of a /modal that failed upstream is not answered as a success", async () => {
+  it("the retry of a /modal that failed upstream is not answered as a success", async () => {
     const { retry } = await failedModalRetried();
     expect(retry.status, JSON.stringify(retry.body)).not.toBe(200);
   });
