@@ -1,4 +1,5 @@
 import type { Action } from "../domain/actions";
+import { ApiError } from "../domain/errors";
 import { newKeyId, newTenantId } from "../domain/ids";
 import { mintKey, sha256Hex } from "../domain/keys";
 
@@ -86,27 +87,48 @@ export interface TenantPatch {
   corsOrigins?: string[];
 }
 
+/** A cap below what is in flight now would break the CHECK that admission relies on: say so clearly. */
+async function capChange<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (error) {
+    if (error instanceof Error && /CHECK constraint failed: (tenant|key)_inflight_cap/.test(error.message)) {
+      throw new ApiError(
+        409,
+        "invalid_request",
+        "max_inflight: lower than the tasks in flight now; wait for them to finish",
+        {
+          field: "max_inflight",
+        },
+      );
+    }
+    throw error;
+  }
+}
+
 export async function updateTenant(
   db: D1Database,
   id: string,
   patch: TenantPatch,
 ): Promise<TenantRow | null> {
-  await db
-    .prepare(
-      `UPDATE tenants SET name = COALESCE(?2, name), status = COALESCE(?3, status),
+  await capChange(
+    db
+      .prepare(
+        `UPDATE tenants SET name = COALESCE(?2, name), status = COALESCE(?3, status),
          price_multiplier_bps = COALESCE(?4, price_multiplier_bps), max_inflight = COALESCE(?5, max_inflight),
          cors_origins = COALESCE(?6, cors_origins)
        WHERE id = ?1`,
-    )
-    .bind(
-      id,
-      patch.name ?? null,
-      patch.status ?? null,
-      patch.priceMultiplierBps ?? null,
-      patch.maxInflight ?? null,
-      patch.corsOrigins ? JSON.stringify(patch.corsOrigins) : null,
-    )
-    .run();
+      )
+      .bind(
+        id,
+        patch.name ?? null,
+        patch.status ?? null,
+        patch.priceMultiplierBps ?? null,
+        patch.maxInflight ?? null,
+        patch.corsOrigins ? JSON.stringify(patch.corsOrigins) : null,
+      )
+      .run(),
+  );
   return getTenant(db, id);
 }
 
@@ -202,12 +224,14 @@ export async function updateKey(
   if (patch.monthlyCapMicros !== undefined) set("monthly_cap", patch.monthlyCapMicros);
   if (sets.length) {
     // A revoked key stays revoked: revocation is final.
-    await db
-      .prepare(
-        `UPDATE api_keys SET ${sets.join(", ")} WHERE id = ?1 AND tenant_id = ?2 AND status != 'revoked'`,
-      )
-      .bind(keyId, tenantId, ...values)
-      .run();
+    await capChange(
+      db
+        .prepare(
+          `UPDATE api_keys SET ${sets.join(", ")} WHERE id = ?1 AND tenant_id = ?2 AND status != 'revoked'`,
+        )
+        .bind(keyId, tenantId, ...values)
+        .run(),
+    );
   }
   return getKey(db, tenantId, keyId);
 }

@@ -406,3 +406,24 @@ describe("tenant CRUD", () => {
     expect(view.body.cost).toBe(0.108096);
   });
 });
+
+describe("lowering a cap below what is in flight", () => {
+  it("answers 409 naming max_inflight and changes nothing", async () => {
+    const t = await tenantWithKey();
+    for (let i = 0; i < 2; i++)
+      expect((await submit(t.key, "imagine", { prompt: `in flight ${i}` })).status).toBe(200);
+    const key = await call("PATCH", `/admin/tenants/${t.tenantId}/keys/${t.keyId}`, {
+      admin: true,
+      body: { max_inflight: 1 },
+    });
+    expect(key.status, JSON.stringify(key.body)).toBe(409);
+    expect(key.body.error.field).toBe("max_inflight");
+    const tenant = await call("PATCH", `/admin/tenants/${t.tenantId}`, {
+      admin: true,
+      body: { max_inflight: 1 },
+    });
+    expect(tenant.status, JSON.stringify(tenant.body)).toBe(409);
+    const row = await env.DB.prepare("SELECT max_inflight FROM api_keys WHERE id = ?1").bind(t.keyId).first();
+    expect(row).toEqual({ max_inflight: 10_000 });
+  });
+});
