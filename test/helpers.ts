@@ -117,3 +117,18 @@ export async function sim(method: string, path: string, body?: unknown) {
     return text;
   }
 }
+
+/**
+ * Waits until every task of this test file has settled in D1, so that no real alarm is
+ * still polling when the file's runtime is torn down (for files that leave tasks running).
+ */
+export async function untilAllTasksSettle(timeoutMs = 30_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await env.DB.prepare("SELECT COUNT(*) AS n FROM tasks WHERE settled_at IS NULL").first<{
+      n: number;
+    }>();
+    if (!open?.n || Date.now() > until) return open?.n ?? 0;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}

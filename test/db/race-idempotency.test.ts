@@ -1,7 +1,10 @@
 /** 50 identical requests with one Idempotency-Key at once: one task, one charge. */
-import { describe, expect, it } from "vitest";
-import { call, submit, tenantWithKey } from "../helpers";
+import { afterAll, describe, expect, it } from "vitest";
+import { call, submit, tenantWithKey, untilAllTasksSettle } from "../helpers";
 import { countBy, finish, rows, tenantRow, uid } from "./money-helpers";
+
+// The admitted tasks poll by real alarms: let them finish before the runtime is torn down.
+afterAll(() => untilAllTasksSettle(), 60_000);
 
 describe("Idempotency-Key under concurrency", () => {
   it("50 parallel identical requests: exactly one charge, every success carries the same task id", async () => {

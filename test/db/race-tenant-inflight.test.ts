@@ -2,9 +2,12 @@
  * Hundreds of simultaneous submits against limits that admit exactly N of them.
  * D1 serialises the admission batches; named CHECK constraints refuse the rest.
  */
-import { describe, expect, it } from "vitest";
-import { call, tenantWithKey } from "../helpers";
+import { afterAll, describe, expect, it } from "vitest";
+import { call, tenantWithKey, untilAllTasksSettle } from "../helpers";
 import { admin, countBy, holdSlot, keyRow, ledgerSum, tenantRow, upscaledParent } from "./money-helpers";
+
+// The admitted tasks poll by real alarms: let them finish before the runtime is torn down.
+afterAll(() => untilAllTasksSettle(), 60_000);
 
 const PARENT_COST = 54_048 + 66_048;
 
