@@ -225,14 +225,6 @@ export async function settleTask(db: D1Database, request: SettleRequest): Promis
   return (results.at(-1)?.meta.changes ?? 0) === 1;
 }
 
-export async function recordUpstreamId(
-  db: D1Database,
-  taskId: string,
-  upstreamTaskId: string,
-): Promise<void> {
-  await db.prepare("UPDATE tasks SET upstream_task_id = ?2 WHERE id = ?1").bind(taskId, upstreamTaskId).run();
-}
-
 export async function recordLateUpstreamStatus(
   db: D1Database,
   taskId: string,

@@ -84,3 +84,6 @@ export class ApiError extends Error {
 
 export const notFoundTask = (taskId: string) =>
   new ApiError(404, "task_not_found", `task ${taskId} not found`, { field: "task_id" });
+
+export const notFoundTenant = (tenantId: string) =>
+  new ApiError(404, "not_found", `tenant ${tenantId} not found`, { field: "tenant_id" });

@@ -9,9 +9,8 @@ import {
   usageTotals,
 } from "../db/ledger-reads";
 import { loadPriceBook, updatePrices } from "../db/prices";
-import { getTenant } from "../db/tenants";
 import { ACTIONS } from "../domain/actions";
-import { ApiError } from "../domain/errors";
+import { ApiError, notFoundTenant } from "../domain/errors";
 import { microsToUsdString } from "../domain/money";
 import { unitPriceOf } from "../domain/pricing";
 import { createRouter, errorResponses } from "../http";
@@ -90,7 +89,7 @@ for (const kind of ["topup", "adjustment"] as const) {
       const { tenant_id } = c.req.valid("param");
       const { amount_micros, reason } = c.req.valid("json");
       const row = await credit(c.env.DB, tenant_id, kind, amount_micros, reason);
-      if (!row) throw new ApiError(404, "not_found", `tenant ${tenant_id} not found`, { field: "tenant_id" });
+      if (!row) throw notFoundTenant(tenant_id);
       return c.json(ledgerJson(row as unknown as LedgerEntry), 201);
     },
   );
@@ -429,7 +428,3 @@ adminFinance.openapi(
     return c.json({ ok: report.breaches.length === 0, checked_at: new Date().toISOString(), ...report }, 200);
   },
 );
-
-export async function tenantExists(db: D1Database, id: string) {
-  return (await getTenant(db, id)) !== null;
-}

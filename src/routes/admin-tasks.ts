@@ -1,10 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getTaskRow, listTasks, type TaskRow } from "../db/tasks";
-import { getTenant } from "../db/tenants";
 import { ACTIONS } from "../domain/actions";
-import { ApiError, notFoundTask } from "../domain/errors";
+import { notFoundTask } from "../domain/errors";
 import { TASK_ID_PATTERN } from "../domain/ids";
 import { createRouter, errorResponses } from "../http";
+import { tenantOr404 } from "./admin-tenants";
 import { mintStreamToken, StreamTokenRequest, StreamTokenResponse } from "./streams";
 import { TaskObjectSchema } from "./tasks";
 
@@ -150,9 +150,7 @@ adminTasks.openapi(
   }),
   async (c) => {
     const { tenant_id } = c.req.valid("param");
-    if (!(await getTenant(c.env.DB, tenant_id))) {
-      throw new ApiError(404, "not_found", `tenant ${tenant_id} not found`, { field: "tenant_id" });
-    }
+    await tenantOr404(c.env.DB, tenant_id);
     return mintStreamToken(c, tenant_id, c.req.valid("json"));
   },
 );

@@ -12,7 +12,7 @@ import {
   updateTenant,
 } from "../db/tenants";
 import { ACTIONS } from "../domain/actions";
-import { ApiError } from "../domain/errors";
+import { ApiError, notFoundTenant } from "../domain/errors";
 import { createRouter, errorResponses } from "../http";
 import { forgetCachedKeys } from "../middleware/auth";
 
@@ -105,9 +105,10 @@ const body = <T extends z.ZodType>(schema: T) => ({
 });
 const admin = { tags: ["Admin: tenants and keys"], security: [{ adminToken: [] }] };
 
-async function tenantOr404(db: D1Database, id: string) {
+/** The tenant, or the 404 every operator route gives for an unknown one. */
+export async function tenantOr404(db: D1Database, id: string) {
   const tenant = await getTenant(db, id);
-  if (!tenant) throw new ApiError(404, "not_found", `tenant ${id} not found`, { field: "tenant_id" });
+  if (!tenant) throw notFoundTenant(id);
   return tenant;
 }
 

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { getKey, getTenant } from "../db/tenants";
+import { getKey } from "../db/tenants";
 import {
   attemptsOf,
   createEndpoint,
@@ -15,6 +15,7 @@ import { ApiError } from "../domain/errors";
 import { nextAttemptDelayMs, webhookUrlProblem } from "../domain/webhooks";
 import { type AppContext, createRouter, errorResponses } from "../http";
 import { delivered, sendWebhook } from "../webhooks/sender";
+import { tenantOr404 } from "./admin-tenants";
 
 export const webhooks = createRouter();
 
@@ -94,11 +95,6 @@ const TenantParams = z.object({
 const body = { required: true, content: { "application/json": { schema: EndpointCreate } } };
 const admin = { tags: ["Admin: webhooks"], security: [{ adminToken: [] }] };
 const tenantApi = { tags: ["Webhooks"], security: [{ subKey: [] }] };
-
-async function tenantOr404(db: D1Database, id: string) {
-  if (!(await getTenant(db, id)))
-    throw new ApiError(404, "not_found", `tenant ${id} not found`, { field: "tenant_id" });
-}
 
 webhooks.openapi(
   createRoute({

@@ -2,9 +2,11 @@
  * Upstream failures at submit are refunded exactly once: balance, in-flight slots and key
  * spend come back; one refund row points at its charge; the ledger is append-only.
  */
+
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { admit, settleTask } from "../../src/db/admission";
+import type { LedgerEntry } from "../../src/db/ledger-reads";
 import { insertCharge, insertRefundOfCharge } from "../../src/db/ledger-writes";
 import { newTaskId } from "../../src/domain/ids";
 import { call, submit, type TenantWithKey, taskStub, tenantWithKey } from "../helpers";
@@ -25,18 +27,8 @@ import {
 const IMAGINE_RELAX = 54_048;
 const START = 5_000_000;
 
-interface LedgerRow {
-  id: number;
-  tenant_id: string;
-  key_id: string | null;
-  task_id: string | null;
-  kind: string;
-  action: string | null;
-  amount: number;
-  balance_after: number;
-  reason: string | null;
-  ref_id: number | null;
-}
+/** The ledger row as D1 stores it. */
+type LedgerRow = LedgerEntry;
 
 async function moneyOfTask(taskId: string) {
   return rows<LedgerRow>("SELECT * FROM ledger WHERE task_id = ?1 ORDER BY id", taskId);

@@ -2,9 +2,11 @@
  * Top-ups and adjustments, GET /admin/ledger (filters, cursor pagination) and
  * GET /admin/ledger.csv (streamed in pages, exact decimal USD).
  */
+
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { credit } from "../../../src/db/credits";
+import type { LedgerEntry } from "../../../src/db/ledger-reads";
 import { insertCredit } from "../../../src/db/ledger-writes";
 import {
   addFault,
@@ -22,19 +24,8 @@ import {
 } from "../../db/money-helpers";
 import { call, submit, type TenantWithKey, tenantWithKey } from "../../helpers";
 
-interface LedgerRow {
-  id: number;
-  tenant_id: string;
-  key_id: string | null;
-  task_id: string | null;
-  kind: string;
-  action: string | null;
-  amount: number;
-  balance_after: number;
-  reason: string | null;
-  ref_id: number | null;
-  created_at: number;
-}
+/** The ledger row as D1 stores it. */
+type LedgerRow = LedgerEntry;
 
 const allRows = (where = "1 = 1", ...params: unknown[]) =>
   rows<LedgerRow>(`SELECT * FROM ledger WHERE ${where} ORDER BY id`, ...params);
