@@ -301,7 +301,10 @@ function onLateObservation(
   const gaveUp = state.settlement?.reason === "upstream_timeout";
   if (!gaveUp) return unchanged(state);
   if (!isTerminal(observation.status)) {
-    return unchanged({ ...state, timers: { ...state.timers, pollAt: nextLateWatch(state, observation.at) } });
+    return unchanged({
+      ...state,
+      timers: { ...state.timers, pollAt: nextLateWatch(state.timers.lateWatchUntil, observation.at) },
+    });
   }
   if (state.lateUpstreamStatus) return unchanged(state);
   const next: TaskState = {
@@ -312,14 +315,17 @@ function onLateObservation(
   return unchanged(next, [{ type: "late_upstream_report", status: observation.status }]);
 }
 
-function nextLateWatch(state: TaskState, at: number): number | null {
-  const until = state.timers.lateWatchUntil;
+/** After giving up on a task we still look at the upstream every lateWatchMs, until `until`. */
+function nextLateWatch(until: number | null, at: number): number | null {
   return until !== null && at + POLL.lateWatchMs <= until ? at + POLL.lateWatchMs : null;
 }
 
 function onUpstreamError(state: TaskState, at: number, config: MachineConfig): Transition {
   if (isTerminal(state.status)) {
-    return unchanged({ ...state, timers: { ...state.timers, pollAt: nextLateWatch(state, at) } });
+    return unchanged({
+      ...state,
+      timers: { ...state.timers, pollAt: nextLateWatch(state.timers.lateWatchUntil, at) },
+    });
   }
   const next: TaskState = { ...state, errorStreak: state.errorStreak + 1, updatedAt: at };
   next.timers = { ...state.timers, pollAt: at + pollDelay(next, config) };
@@ -343,7 +349,7 @@ function onTimer(state: TaskState, at: number, config: MachineConfig): Transitio
       gaveUp.state.timers = {
         ...gaveUp.state.timers,
         lateWatchUntil,
-        pollAt: nextLateWatch({ ...gaveUp.state, timers: { ...gaveUp.state.timers, lateWatchUntil } }, at),
+        pollAt: nextLateWatch(lateWatchUntil, at),
       };
       return gaveUp;
     }
