@@ -1,3 +1,4 @@
+import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "./domain/errors";
 import { newRequestId } from "./domain/ids";
 import { type AppContext, createRouter, errorResponse, toApiError } from "./http";
@@ -12,6 +13,9 @@ import { generations } from "./routes/generations";
 import { streams } from "./routes/streams";
 import { tasks } from "./routes/tasks";
 import { webhooks } from "./routes/webhooks";
+
+export const MAX_SUBMIT_BYTES = 72 * 1024 * 1024;
+export const MAX_OTHER_BYTES = 1024 * 1024;
 
 export function createApp() {
   const app = createRouter();
@@ -36,6 +40,26 @@ export function createApp() {
         task_id: c.get("taskId"),
       });
     }
+  });
+
+  // Limits before money: the largest legal submit is four 12 MiB images as base64 data URIs
+  // (16 MiB each) plus small fields; everything else is small JSON.
+  const tooLarge = (limit: string) => () => {
+    throw new ApiError(413, "payload_too_large", `body: the request body is larger than ${limit}`, {
+      field: "body",
+    });
+  };
+  app.use(
+    "/v1/midjourney/generations",
+    bodyLimit({ maxSize: MAX_SUBMIT_BYTES, onError: tooLarge("72 MiB") }),
+  );
+  app.use(
+    "/v1/midjourney/generations/*",
+    bodyLimit({ maxSize: MAX_SUBMIT_BYTES, onError: tooLarge("72 MiB") }),
+  );
+  app.use("*", async (c, next) => {
+    if (c.req.path.startsWith("/v1/midjourney/generations")) return next();
+    return bodyLimit({ maxSize: MAX_OTHER_BYTES, onError: tooLarge("1 MiB") })(c, next);
   });
 
   app.use("/admin/*", requireAdmin);

@@ -57,7 +57,8 @@ export function toApiError(error: unknown): ApiError {
   if (error instanceof z.ZodError) return validationError(error);
   if (error instanceof HTTPException) {
     if (error.status === 400) return new ApiError(400, "invalid_json", "the request body must be valid JSON");
-    if (error.status === 413) return new ApiError(413, "invalid_request", "the request body is too large");
+    if (error.status === 413)
+      return new ApiError(413, "payload_too_large", "body: the request body is too large", { field: "body" });
     // @hono/zod-openapi answers a body under another (or no) Content-Type with a 415, which
     // has no place in the one error shape (no `type`): it is a 400 that names the header.
     if (error.status === 415) {
@@ -110,6 +111,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   403: "not allowed",
   404: "not found",
   409: "conflict with the task's state",
+  413: "the request body is larger than the gateway accepts",
   422: "idempotency key reused with another body",
   429: "rate limited or too many tasks in flight",
   502: "the upstream failed",

@@ -2,6 +2,7 @@ import { createApp } from "./app";
 import { runMaintenance } from "./db/maintenance";
 import { countRoundTrips } from "./db/round-trip-counter";
 import type { Env } from "./env";
+import { sweepOrphanCharges } from "./services/custody";
 
 export { TaskObject } from "./durable/task-object";
 export { TenantHub } from "./durable/tenant-hub";
@@ -20,6 +21,7 @@ export default {
     return app.fetch(request, env, ctx);
   },
   async scheduled(_controller, env, ctx) {
-    ctx.waitUntil(runMaintenance(env.DB, Date.now()));
+    const now = Date.now();
+    ctx.waitUntil(Promise.all([runMaintenance(env.DB, now), sweepOrphanCharges(env, now)]));
   },
 } satisfies ExportedHandler<Env>;

@@ -85,6 +85,24 @@ export async function driveToEnd(taskId: string, key: string, maxAlarms = 20) {
   throw new Error(`task ${taskId} did not finish after ${maxAlarms} alarms`);
 }
 
+/**
+ * Drives a task's alarms until D1 has a refund row for `step` (an ambiguous /modal decided
+ * by polling: the upstream kept saying MODAL). Test alarms jump to their armed time.
+ */
+export async function driveUntilStepRefunded(taskId: string, step: string, maxAlarms = 20) {
+  for (let ran = 0, tries = 0; ran < maxAlarms && tries < maxAlarms * 20; tries++) {
+    const refund = await env.DB.prepare(
+      "SELECT 1 AS found FROM ledger WHERE task_id = ?1 AND step = ?2 AND kind = 'refund'",
+    )
+      .bind(taskId, step)
+      .first();
+    if (refund) return;
+    if (await runDurableObjectAlarm(taskStub(taskId))) ran++;
+    else await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`task ${taskId}'s step ${step} was not refunded after ${maxAlarms} alarms`);
+}
+
 export async function balanceOf(tenantId: string): Promise<number> {
   const row = await env.DB.prepare("SELECT balance FROM tenants WHERE id = ?1")
     .bind(tenantId)

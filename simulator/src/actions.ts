@@ -330,19 +330,36 @@ function videoProblem(has: (name: string) => boolean): string | null {
   return null;
 }
 
+/**
+ * Midjourney reads `--name value` parameters inside the prompt as well as the fields (also
+ * with an em dash); the upstream bills what ran: `--fast`/`--relax`/`--turbo` set the speed
+ * and `--repeat N`/`--r N` make N jobs, like the body's fields.
+ */
+export function promptParameters(prompt: string | null): { speed: Speed | null; repeat: number | null } {
+  let speed: Speed | null = null;
+  let repeat: number | null = null;
+  for (const m of (prompt ?? "").matchAll(/(?:^|\s)(?:--|\u2014)(\w+)(?:\s+(\d+))?/g)) {
+    const name = m[1]!.toLowerCase();
+    if (name === "fast" || name === "relax" || name === "turbo") speed = name;
+    if ((name === "repeat" || name === "r") && m[2]) repeat = Math.min(40, Math.max(1, Number(m[2])));
+  }
+  return { speed, repeat };
+}
+
 function buildPlan(action: ActionName, fields: Fields): SubmitPlan {
   const str = (name: string) => (typeof fields[name] === "string" ? (fields[name] as string) : null);
   const num = (name: string) => (typeof fields[name] === "number" ? (fields[name] as number) : null);
+  const inPrompt = promptParameters(str("prompt"));
   return {
     action,
     taskId: str("task_id"),
     customId: str("custom_id"),
     index: num("index"),
     prompt: str("prompt"),
-    speed: (str("speed") as Speed | null) ?? "relax",
+    speed: (str("speed") as Speed | null) ?? inPrompt.speed ?? "relax",
     metadata: (fields.metadata as Json | undefined) ?? null,
     imageUrls: Array.isArray(fields.image_urls) ? (fields.image_urls as string[]) : [],
-    repeat: num("repeat") ?? 1,
+    repeat: num("repeat") ?? inPrompt.repeat ?? 1,
     version: str("version"),
     params: actionParams(action, fields),
   };

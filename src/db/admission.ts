@@ -1,45 +1,57 @@
 import { ApiError } from "../domain/errors";
 import { dayPeriod, monthPeriod } from "../domain/periods";
-import { insertCharge, insertRefundOfCharge } from "./ledger-writes";
+import { type DbRefusal, refusalOf } from "./constraints";
+import { insertCharge, insertRefundOfStep, UNREFUNDED_CHARGE } from "./ledger-writes";
 
 export const RATE_WINDOW_MS = 60_000;
+
+/** One task an admission creates (or, for a /modal, the task it charges again). */
+export interface AdmittedTask {
+  taskId: string;
+  costMicros: number;
+}
 
 export interface AdmissionRequest {
   tenantId: string;
   keyId: string;
+  /** The lead task (the one whose TaskObject forwards the request). */
   taskId: string;
   action: string;
   parentTaskId: string | null;
+  /** The lead task's price. */
   costMicros: number;
-  rpmLimit: number;
-  dailyCap: number | null;
-  monthlyCap: number | null;
-  /** New tasks take an in-flight slot; a /modal continues a task that already holds one. */
+  /** Further jobs of the same request (`repeat`): each its own task, charge and slot. */
+  siblings?: AdmittedTask[];
+  /** New tasks take an in-flight slot each; a /modal continues a task that already holds one. */
   kind: "new_task" | "modal";
+  /** The step this charge pays for: 'submit' for new tasks, 'modal.N' for the N-th /modal. */
+  step?: string;
   idempotency: { key: string; requestHash: string } | null;
   at: number;
+  /** Only to word a refusal (the limit itself is read from D1 inside the batch). */
+  rpmLimitHint?: number;
 }
 
 export interface Admitted {
   rateLimit: { limit: number; remaining: number; resetSeconds: number };
 }
 
-/** Maps a named CHECK constraint in a failed batch to the client-facing refusal. */
-export function refusalFor(
-  error: unknown,
-  request: AdmissionRequest,
-): ApiError | "idempotency_conflict" | null {
-  const message = error instanceof Error ? error.message : String(error);
-  const failed = /CHECK constraint failed: (\w+)/.exec(message)?.[1];
+const KEY_STATE = `CASE WHEN t.status != 'active' THEN 'tenant_suspended'
+  WHEN k.status != 'active' THEN k.status
+  WHEN k.expires_at IS NOT NULL AND k.expires_at <= ?3 THEN 'expired'
+  ELSE 'active' END`;
+
+/** Maps a refusal of the admission batch to what the client sees. */
+export function admissionError(refusal: DbRefusal, request: AdmissionRequest): ApiError | null {
   const resetSeconds = Math.max(1, Math.ceil((windowStart(request.at) + RATE_WINDOW_MS - request.at) / 1000));
-  switch (failed) {
+  switch (refusal) {
     case "balance_nonnegative":
       return new ApiError(402, "insufficient_balance", "the tenant's balance does not cover this action");
     case "rate_limit":
-      return new ApiError(429, "rate_limited", `this key allows ${request.rpmLimit} requests per minute`, {
+      return new ApiError(429, "rate_limited", "this key's requests-per-minute limit is reached", {
         headers: {
           "Retry-After": String(resetSeconds),
-          "RateLimit-Limit": String(request.rpmLimit),
+          ...(request.rpmLimitHint ? { "RateLimit-Limit": String(request.rpmLimitHint) } : {}),
           "RateLimit-Remaining": "0",
           "RateLimit-Reset": String(resetSeconds),
         },
@@ -58,73 +70,102 @@ export function refusalFor(
         "key_budget_exceeded",
         "this key's daily or monthly spend cap would be exceeded",
       );
+    case "task_already_settled":
+      return new ApiError(409, "modal_not_available", "the task has already ended; start a new inpaint", {
+        field: "task_id",
+      });
+    case "charge_step_exists":
+      return new ApiError(409, "modal_not_available", "this step of the task has already been charged", {
+        field: "task_id",
+      });
+    default:
+      return null;
   }
-  if (/UNIQUE constraint failed: idempotency/.test(message)) return "idempotency_conflict";
-  if (/task_already_settled/.test(message)) {
-    return new ApiError(409, "modal_not_available", "the task has already ended; start a new inpaint", {
-      field: "task_id",
-    });
-  }
-  if (/UNIQUE constraint failed: ledger/.test(message)) {
-    return new ApiError(409, "modal_not_available", "this task has already been charged");
-  }
-  return null;
 }
 
 export function windowStart(at: number): number {
   return at - (at % RATE_WINDOW_MS);
 }
 
+/** Thrown when the key or its tenant was not usable at admission time (read from D1). */
+export class KeyNotUsable extends Error {
+  constructor() {
+    super("key_usable");
+  }
+}
+
+/** Thrown when another request holds the same Idempotency-Key. */
+export class IdempotencyKeyTaken extends Error {
+  constructor() {
+    super("idempotency_taken");
+  }
+}
+
 /**
- * Admission in ONE D1 batch (one transaction): rate window, in-flight slots, balance,
- * key spend, the charge row, the task row and the idempotency row. Any named CHECK that
- * fails rolls all of it back, so a refused request writes nothing.
+ * Admission in ONE D1 batch (one transaction): the key's and tenant's status and the rate
+ * window (both read from D1 here, never from a cache), in-flight slots, balance, key spend
+ * (caps read from D1), a charge row and a task row per job, and the idempotency row. Any
+ * named CHECK that fails rolls all of it back, so a refused request writes nothing.
  */
 export async function admit(db: D1Database, request: AdmissionRequest): Promise<Admitted> {
-  const { tenantId, keyId, taskId, costMicros, at } = request;
-  const slot = request.kind === "new_task" ? 1 : 0;
+  const { tenantId, keyId, at } = request;
+  const jobs: AdmittedTask[] = [
+    { taskId: request.taskId, costMicros: request.costMicros },
+    ...(request.siblings ?? []),
+  ];
+  const totalMicros = jobs.reduce((sum, job) => sum + job.costMicros, 0);
+  const slots = request.kind === "new_task" ? jobs.length : 0;
+  const step = request.step ?? "submit";
   const start = windowStart(at);
   const statements: D1PreparedStatement[] = [
     db
       .prepare(
-        `INSERT INTO rate_windows (key_id, window_start, count, lim) VALUES (?1, ?2, 1, ?3)
-         ON CONFLICT (key_id, window_start) DO UPDATE SET count = count + 1, lim = excluded.lim
-         RETURNING count`,
+        `INSERT INTO rate_windows (key_id, window_start, count, lim, key_state)
+         SELECT k.id, ?2, 1, k.rpm_limit, ${KEY_STATE}
+         FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1
+         ON CONFLICT (key_id, window_start) DO UPDATE SET
+           count = count + 1, lim = excluded.lim, key_state = excluded.key_state
+         RETURNING count, lim`,
       )
-      .bind(keyId, start, request.rpmLimit),
-    db.prepare("UPDATE api_keys SET inflight = inflight + ?2 WHERE id = ?1").bind(keyId, slot),
+      .bind(keyId, start, at),
+    db.prepare("UPDATE api_keys SET inflight = inflight + ?2 WHERE id = ?1").bind(keyId, slots),
     db
       .prepare("UPDATE tenants SET balance = balance - ?2, inflight = inflight + ?3 WHERE id = ?1")
-      .bind(tenantId, costMicros, slot),
-    spendStatement(db, keyId, dayPeriod(at), costMicros, request.dailyCap),
-    spendStatement(db, keyId, monthPeriod(at), costMicros, request.monthlyCap),
+      .bind(tenantId, totalMicros, slots),
+    spendStatement(db, keyId, dayPeriod(at), totalMicros, "daily_cap"),
+    spendStatement(db, keyId, monthPeriod(at), totalMicros, "monthly_cap"),
   ];
-  if (costMicros > 0) {
-    statements.push(
-      insertCharge(db, {
-        tenantId,
-        keyId,
-        taskId,
-        action: request.action,
-        amountMicros: costMicros,
-        reason: request.kind === "modal" ? "modal" : "submit",
-        at,
-      }),
-    );
-  }
-  if (request.kind === "new_task") {
-    statements.push(
-      db
-        .prepare(
-          `INSERT INTO tasks (id, tenant_id, key_id, action, parent_task_id, status, cost, created_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, 'NOT_START', ?6, ?7)`,
-        )
-        .bind(taskId, tenantId, keyId, request.action, request.parentTaskId, costMicros, at),
-    );
-  } else {
-    // A trigger refuses this once the task is settled (migrations/0004), so a /modal that
-    // races a cancellation rolls back and charges nothing.
-    statements.push(db.prepare("UPDATE tasks SET cost = cost + ?2 WHERE id = ?1").bind(taskId, costMicros));
+  for (const job of jobs) {
+    if (job.costMicros > 0) {
+      statements.push(
+        insertCharge(db, {
+          tenantId,
+          keyId,
+          taskId: job.taskId,
+          action: request.action,
+          amountMicros: job.costMicros,
+          step,
+          reason: request.kind === "modal" ? "modal" : "submit",
+          at,
+        }),
+      );
+    }
+    if (request.kind === "new_task") {
+      statements.push(
+        db
+          .prepare(
+            `INSERT INTO tasks (id, tenant_id, key_id, action, parent_task_id, status, cost, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'NOT_START', ?6, ?7)`,
+          )
+          .bind(job.taskId, tenantId, keyId, request.action, request.parentTaskId, job.costMicros, at),
+      );
+    } else {
+      // A trigger refuses this once the task is settled (migrations/0004), so a /modal that
+      // races a cancellation rolls back and charges nothing.
+      statements.push(
+        db.prepare("UPDATE tasks SET cost = cost + ?2 WHERE id = ?1").bind(job.taskId, job.costMicros),
+      );
+    }
   }
   if (request.idempotency) {
     statements.push(
@@ -132,58 +173,118 @@ export async function admit(db: D1Database, request: AdmissionRequest): Promise<
         .prepare(
           `INSERT INTO idempotency (tenant_id, idem_key, request_hash, task_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)`,
         )
-        .bind(tenantId, request.idempotency.key, request.idempotency.requestHash, taskId, at),
+        .bind(tenantId, request.idempotency.key, request.idempotency.requestHash, request.taskId, at),
     );
   }
   try {
-    const results = await db.batch<{ count: number }>(statements);
-    const count = results[0]?.results[0]?.count ?? 1;
+    const results = await db.batch<{ count: number; lim: number }>(statements);
+    const window = results[0]?.results[0];
+    const limit = window?.lim ?? request.rpmLimitHint ?? 0;
     return {
       rateLimit: {
-        limit: request.rpmLimit,
-        remaining: Math.max(0, request.rpmLimit - count),
+        limit,
+        remaining: Math.max(0, limit - (window?.count ?? 1)),
         resetSeconds: Math.max(1, Math.ceil((start + RATE_WINDOW_MS - at) / 1000)),
       },
     };
   } catch (error) {
-    const refusal = refusalFor(error, request);
-    if (refusal) throw refusal;
+    const refusal = refusalOf(error);
+    if (refusal === "key_usable") throw new KeyNotUsable();
+    if (refusal === "idempotency_taken") throw new IdempotencyKeyTaken();
+    const apiError = refusal ? admissionError(refusal, request) : null;
+    if (apiError) throw apiError;
     throw error;
   }
 }
 
-function spendStatement(db: D1Database, keyId: string, period: string, micros: number, cap: number | null) {
+function spendStatement(db: D1Database, keyId: string, period: string, micros: number, capColumn: string) {
   return db
     .prepare(
-      `INSERT INTO key_spend (key_id, period, spent, cap) VALUES (?1, ?2, ?3, ?4)
+      `INSERT INTO key_spend (key_id, period, spent, cap) SELECT id, ?2, ?3, ${capColumn} FROM api_keys WHERE id = ?1
        ON CONFLICT (key_id, period) DO UPDATE SET spent = spent + excluded.spent, cap = excluded.cap`,
     )
-    .bind(keyId, period, micros, cap);
+    .bind(keyId, period, micros);
+}
+
+/**
+ * The statements that refund one step's charge: the balance, the key's spend in the periods
+ * of the charge, and the refund row. Each is guarded by "this step's charge has no refund
+ * yet" and the row comes last, so the batch is a no-op when run again.
+ */
+function refundStepStatements(
+  db: D1Database,
+  taskId: string,
+  step: string,
+  reason: string,
+  at: number,
+): D1PreparedStatement[] {
+  return [
+    db
+      .prepare(
+        `UPDATE tenants SET balance = balance + c.micros FROM (${UNREFUNDED_CHARGE}) AS c WHERE tenants.id = c.tenant_id`,
+      )
+      .bind(taskId, step),
+    db
+      .prepare(
+        `UPDATE key_spend SET spent = spent - c.micros
+         FROM (${UNREFUNDED_CHARGE}) AS c
+         WHERE key_spend.key_id = c.key_id
+           AND key_spend.period IN ('d' || strftime('%Y-%m-%d', c.created_at / 1000, 'unixepoch'),
+                                    'm' || strftime('%Y-%m', c.created_at / 1000, 'unixepoch'))`,
+      )
+      .bind(taskId, step),
+    insertRefundOfStep(db, taskId, step, reason, at),
+  ];
+}
+
+/**
+ * Refunds one step of an open task (a /modal the upstream refused or never ran) while the
+ * task goes on. Returns true if this call wrote the refund.
+ */
+export async function refundStep(
+  db: D1Database,
+  request: { taskId: string; step: string; reason: string; at: number },
+): Promise<boolean> {
+  const results = await db.batch(
+    refundStepStatements(db, request.taskId, request.step, request.reason, request.at),
+  );
+  return (results.at(-1)?.meta.changes ?? 0) === 1;
 }
 
 export interface SettleRequest {
   taskId: string;
   status: "SUCCESS" | "FAILURE" | "CANCEL";
   refund: boolean;
+  /** The steps whose charges a refunding settlement gives back (default: the submit step). */
+  refundSteps?: readonly string[];
   reason: string | null;
   failReason: string | null;
   upstreamTaskId: string | null;
+  /** What the upstream reported it billed for this task, in micro-USD (null: it did not say). */
+  upstreamCostMicros?: number | null;
+  /** Upstream jobs this task's request made beyond the ones we charged for. */
+  unpricedUpstreamJobs?: number;
   at: number;
 }
 
 /**
- * Settles a task exactly once, in one batch: frees its in-flight slots and, when the
- * state machine says so, refunds its charge (and gives the spend back to the key's caps).
- * Every statement is guarded by `settled_at IS NULL`, so a repeated call changes nothing.
+ * Settles a task exactly once, in one batch: frees its in-flight slots, refunds the charges
+ * of the steps the state machine says (each at most once, whatever was refunded before),
+ * and records the upstream's cost and the net charge beside it for margin. The slot and
+ * task statements are guarded by `settled_at IS NULL`, so a repeated call changes nothing.
  * Returns true if this call settled the task.
  */
 export async function settleTask(db: D1Database, request: SettleRequest): Promise<boolean> {
   const { taskId, at } = request;
   const unsettled = "(SELECT 1 FROM tasks WHERE id = ?1 AND settled_at IS NULL)";
-  const refundMicros = request.refund
-    ? "COALESCE((SELECT -amount FROM ledger WHERE task_id = ?1 AND kind = 'charge'), 0)"
-    : "0";
-  const statements = [
+  const statements: D1PreparedStatement[] = [];
+  if (request.refund) {
+    // Refunds first: their guard needs the task still unsettled, which the last statement ends.
+    for (const step of request.refundSteps ?? ["submit"]) {
+      statements.push(...refundStepStatements(db, taskId, step, request.reason ?? "refund", at));
+    }
+  }
+  statements.push(
     db
       .prepare(
         `UPDATE api_keys SET inflight = inflight - 1
@@ -192,34 +293,28 @@ export async function settleTask(db: D1Database, request: SettleRequest): Promis
       .bind(taskId),
     db
       .prepare(
-        `UPDATE tenants SET inflight = inflight - 1, balance = balance + ${refundMicros}
+        `UPDATE tenants SET inflight = inflight - 1
          WHERE id = (SELECT tenant_id FROM tasks WHERE id = ?1) AND EXISTS ${unsettled}`,
       )
       .bind(taskId),
-  ];
-  if (request.refund) {
-    statements.push(
-      db
-        .prepare(
-          `UPDATE key_spend SET spent = spent - c.amount_abs
-           FROM (SELECT key_id, -amount AS amount_abs, created_at FROM ledger WHERE task_id = ?1 AND kind = 'charge') AS c
-           WHERE key_spend.key_id = c.key_id
-             AND key_spend.period IN ('d' || strftime('%Y-%m-%d', c.created_at / 1000, 'unixepoch'),
-                                      'm' || strftime('%Y-%m', c.created_at / 1000, 'unixepoch'))
-             AND EXISTS ${unsettled}`,
-        )
-        .bind(taskId),
-      insertRefundOfCharge(db, taskId, request.reason ?? "refund", at),
-    );
-  }
-  statements.push(
     db
       .prepare(
         `UPDATE tasks SET status = ?2, settled_at = ?3, finished_at = ?3, fail_reason = ?4,
-           upstream_task_id = COALESCE(?5, upstream_task_id)
+           upstream_task_id = COALESCE(?5, upstream_task_id),
+           upstream_cost = ?6, unpriced_upstream_jobs = ?7,
+           net_charge = (SELECT COALESCE(SUM(-amount), 0) FROM ledger WHERE task_id = ?1 AND kind = 'charge')
+                      - (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE task_id = ?1 AND kind = 'refund')
          WHERE id = ?1 AND settled_at IS NULL`,
       )
-      .bind(taskId, request.status, at, request.failReason, request.upstreamTaskId),
+      .bind(
+        taskId,
+        request.status,
+        at,
+        request.failReason,
+        request.upstreamTaskId,
+        request.upstreamCostMicros ?? null,
+        request.unpricedUpstreamJobs ?? 0,
+      ),
   );
   const results = await db.batch(statements);
   return (results.at(-1)?.meta.changes ?? 0) === 1;

@@ -9,6 +9,7 @@ export interface LedgerEntry {
   balance_after: number;
   reason: string | null;
   ref_id: number | null;
+  step: string | null;
   created_at: number;
 }
 
@@ -113,16 +114,23 @@ export async function reconcile(db: D1Database): Promise<{ checks: string[]; bre
       FROM tenants t LEFT JOIN ledger l ON l.tenant_id = t.id GROUP BY t.id HAVING ledger_sum != t.balance`,
     refund_matches_charge: `SELECT r.id AS ledger_id, r.task_id, r.tenant_id FROM ledger r
       LEFT JOIN ledger c ON c.id = r.ref_id AND c.kind = 'charge' AND c.task_id = r.task_id
-      WHERE r.kind = 'refund' AND (c.id IS NULL OR r.amount != -c.amount)`,
-    charged_once: `SELECT task_id, COUNT(*) AS n FROM ledger WHERE kind = 'charge' GROUP BY task_id HAVING n > 1`,
-    failed_tasks_refunded: `SELECT k.id AS task_id, k.tenant_id, k.status FROM tasks k
+      WHERE r.kind = 'refund' AND (c.id IS NULL OR r.amount != -c.amount OR r.step IS NOT c.step)`,
+    charged_once_per_step: `SELECT task_id, step, COUNT(*) AS n FROM ledger WHERE kind = 'charge'
+      GROUP BY task_id, step HAVING n > 1`,
+    failed_tasks_refunded: `SELECT k.id AS task_id, k.tenant_id, k.status, c.step FROM tasks k
       JOIN ledger c ON c.task_id = k.id AND c.kind = 'charge'
-      LEFT JOIN ledger r ON r.task_id = k.id AND r.kind = 'refund'
-      WHERE k.status IN ('FAILURE', 'CANCEL') AND k.settled_at IS NOT NULL AND r.id IS NULL`,
+      WHERE k.status IN ('FAILURE', 'CANCEL') AND k.settled_at IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM ledger r WHERE r.ref_id = c.id AND r.kind = 'refund')`,
     successful_tasks_not_refunded: `SELECT k.id AS task_id, k.tenant_id FROM tasks k
-      JOIN ledger r ON r.task_id = k.id AND r.kind = 'refund' WHERE k.status = 'SUCCESS'`,
-    task_cost_matches_charge: `SELECT k.id AS task_id, k.tenant_id, k.cost, COALESCE(-c.amount, 0) AS charged FROM tasks k
-      LEFT JOIN ledger c ON c.task_id = k.id AND c.kind = 'charge' WHERE k.cost != COALESCE(-c.amount, 0)`,
+      JOIN ledger r ON r.task_id = k.id AND r.kind = 'refund' AND r.step = 'submit' WHERE k.status = 'SUCCESS'`,
+    task_cost_matches_charge: `SELECT k.id AS task_id, k.tenant_id, k.cost,
+        COALESCE((SELECT SUM(-c.amount) FROM ledger c WHERE c.task_id = k.id AND c.kind = 'charge'), 0) AS charged
+      FROM tasks k WHERE k.cost != charged`,
+    upstream_cost_exceeds_charge: `SELECT id AS task_id, tenant_id, upstream_cost, net_charge FROM tasks
+      WHERE status = 'SUCCESS' AND settled_at IS NOT NULL AND upstream_cost IS NOT NULL
+        AND upstream_cost > COALESCE(net_charge, cost)`,
+    unpriced_upstream_jobs: `SELECT id AS task_id, tenant_id, unpriced_upstream_jobs FROM tasks
+      WHERE unpriced_upstream_jobs > 0`,
     inflight_matches_open_tasks: `SELECT t.id AS tenant_id, t.inflight,
         (SELECT COUNT(*) FROM tasks k WHERE k.tenant_id = t.id AND k.settled_at IS NULL) AS open_tasks
       FROM tenants t WHERE t.inflight != open_tasks`,

@@ -10,6 +10,8 @@ export interface ChargeRow {
   taskId: string;
   action: string;
   amountMicros: number;
+  /** The task's step this charge pays for: 'submit', 'modal.1', … One charge per step. */
+  step: string;
   reason: string;
   at: number;
 }
@@ -17,30 +19,38 @@ export interface ChargeRow {
 export function insertCharge(db: D1Database, row: ChargeRow): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO ledger (tenant_id, key_id, task_id, kind, action, amount, balance_after, reason, created_at)
-       SELECT ?1, ?2, ?3, 'charge', ?4, -?5, balance, ?6, ?7 FROM tenants WHERE id = ?1`,
+      `INSERT INTO ledger (tenant_id, key_id, task_id, kind, action, amount, balance_after, reason, step, created_at)
+       SELECT ?1, ?2, ?3, 'charge', ?4, -?5, balance, ?6, ?7, ?8 FROM tenants WHERE id = ?1`,
     )
-    .bind(row.tenantId, row.keyId, row.taskId, row.action, row.amountMicros, row.reason, row.at);
+    .bind(row.tenantId, row.keyId, row.taskId, row.action, row.amountMicros, row.reason, row.step, row.at);
 }
 
 /**
- * Refunds the task's charge, if it has one and the task is not settled yet. The partial
- * UNIQUE index on (task_id, kind) is the last line of defence against a second refund.
+ * The charge of one step of an open task while it has no refund yet: the guard every refund
+ * statement of that step repeats, so a refund batch run twice (or concurrently, or after the
+ * task settled) changes nothing. The partial UNIQUE index on `ref_id` is the last line of
+ * defence. ?1 is the task id, ?2 the step.
  */
-export function insertRefundOfCharge(
+export const UNREFUNDED_CHARGE = `SELECT c.id, c.tenant_id, c.key_id, c.task_id, c.action, -c.amount AS micros, c.created_at
+  FROM ledger c WHERE c.task_id = ?1 AND c.step = ?2 AND c.kind = 'charge'
+    AND NOT EXISTS (SELECT 1 FROM ledger r WHERE r.ref_id = c.id AND r.kind = 'refund')
+    AND EXISTS (SELECT 1 FROM tasks k WHERE k.id = ?1 AND k.settled_at IS NULL)`;
+
+/** The refund row of a step's charge; a no-op when the step has no charge or is refunded already. */
+export function insertRefundOfStep(
   db: D1Database,
   taskId: string,
+  step: string,
   reason: string,
   at: number,
 ): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO ledger (tenant_id, key_id, task_id, kind, action, amount, balance_after, reason, ref_id, created_at)
-       SELECT c.tenant_id, c.key_id, c.task_id, 'refund', c.action, -c.amount, t.balance, ?2, c.id, ?3
-       FROM ledger c JOIN tenants t ON t.id = c.tenant_id JOIN tasks k ON k.id = c.task_id
-       WHERE c.task_id = ?1 AND c.kind = 'charge' AND k.settled_at IS NULL`,
+      `INSERT INTO ledger (tenant_id, key_id, task_id, kind, action, amount, balance_after, reason, ref_id, step, created_at)
+       SELECT c.tenant_id, c.key_id, c.task_id, 'refund', c.action, c.micros, t.balance, ?3, c.id, ?2, ?4
+       FROM (${UNREFUNDED_CHARGE}) c JOIN tenants t ON t.id = c.tenant_id`,
     )
-    .bind(taskId, reason, at);
+    .bind(taskId, step, reason, at);
 }
 
 export interface CreditRow {

@@ -66,3 +66,19 @@ export async function listTasks(
 export async function getTaskRow(db: D1Database, id: string): Promise<TaskRow | null> {
   return db.prepare("SELECT * FROM tasks WHERE id = ?1").bind(id).first<TaskRow>();
 }
+
+/** Open (unsettled) tasks admitted before `before`, oldest first; served by `tasks_open_by_age`. */
+export async function openTasksAdmittedBefore(
+  db: D1Database,
+  before: number,
+  limit: number,
+): Promise<Array<Pick<TaskRow, "id" | "tenant_id" | "created_at">>> {
+  const { results } = await db
+    .prepare(
+      `SELECT id, tenant_id, created_at FROM tasks
+       WHERE settled_at IS NULL AND created_at < ?1 ORDER BY created_at LIMIT ?2`,
+    )
+    .bind(before, limit)
+    .all<Pick<TaskRow, "id" | "tenant_id" | "created_at">>();
+  return results;
+}

@@ -2,6 +2,7 @@ import type { Action } from "../domain/actions";
 import { ApiError } from "../domain/errors";
 import { newKeyId, newTenantId } from "../domain/ids";
 import { mintKey, sha256Hex } from "../domain/keys";
+import { refusalOf } from "./constraints";
 
 export interface TenantRow {
   id: string;
@@ -92,7 +93,8 @@ async function capChange<T>(write: Promise<T>): Promise<T> {
   try {
     return await write;
   } catch (error) {
-    if (error instanceof Error && /CHECK constraint failed: (tenant|key)_inflight_cap/.test(error.message)) {
+    const refusal = refusalOf(error);
+    if (refusal === "tenant_inflight_cap" || refusal === "key_inflight_cap") {
       throw new ApiError(
         409,
         "invalid_request",
@@ -246,7 +248,20 @@ export async function revokeKey(db: D1Database, tenantId: string, keyId: string,
   return getKey(db, tenantId, keyId);
 }
 
-export async function findPrincipalByHash(db: D1Database, secretHash: string): Promise<KeyPrincipal | null> {
+export function findPrincipalByHash(db: D1Database, secretHash: string): Promise<KeyPrincipal | null> {
+  return findPrincipal(db, "k.secret_hash", secretHash);
+}
+
+/** A fresh read by key id (never from a cache), e.g. to say why admission refused a key. */
+export function findPrincipalByKeyId(db: D1Database, keyId: string): Promise<KeyPrincipal | null> {
+  return findPrincipal(db, "k.id", keyId);
+}
+
+async function findPrincipal(
+  db: D1Database,
+  column: "k.secret_hash" | "k.id",
+  value: string,
+): Promise<KeyPrincipal | null> {
   const row = await db
     .prepare(
       `SELECT k.id AS k_id, k.tenant_id, k.name AS k_name, k.prefix, k.status AS k_status, k.expires_at,
@@ -254,9 +269,9 @@ export async function findPrincipalByHash(db: D1Database, secretHash: string): P
          k.monthly_cap, k.created_at AS k_created_at, k.revoked_at,
          t.name AS t_name, t.status AS t_status, t.balance, t.price_multiplier_bps, t.inflight AS t_inflight,
          t.max_inflight AS t_max_inflight, t.cors_origins, t.created_at AS t_created_at
-       FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.secret_hash = ?1`,
+       FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE ${column} = ?1`,
     )
-    .bind(secretHash)
+    .bind(value)
     // biome-ignore lint/suspicious/noExplicitAny: a flat joined row, mapped field by field below
     .first<Record<string, any>>();
   if (!row) return null;

@@ -7,6 +7,7 @@ export type ErrorStatus = 400 | 401 | 402 | 403 | 404 | 409 | 413 | 422 | 429 | 
 export type ErrorCode =
   | "invalid_request"
   | "invalid_json"
+  | "payload_too_large"
   | "unknown_action"
   | "missing_api_key"
   | "invalid_api_key"

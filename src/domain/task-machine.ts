@@ -37,6 +37,9 @@ export type RefundReason =
   | "modal_timeout"
   | "upstream_timeout";
 
+/** Why one step (a /modal) is given back while the task goes on. */
+export type StepRefundReason = "modal_refused" | "modal_not_run";
+
 export interface Settlement {
   outcome: "keep" | "refund";
   reason: RefundReason | null;
@@ -46,6 +49,15 @@ export interface Settlement {
 
 /** Output fields the upstream reported (image urls, buttons, ...), passed to tenants as they came. */
 export type UpstreamResult = Record<string, unknown>;
+
+/** One charged step of the task ('submit', 'modal.1', …) and whether it was given back. */
+export interface ChargeStep {
+  step: string;
+  /** The machine decided to refund this step on its own (the task went on). */
+  refunded: boolean;
+  /** D1 has recorded that refund; until then every timer retries it (D1 makes it idempotent). */
+  refundRecorded: boolean;
+}
 
 export interface TaskState {
   status: TaskStatus;
@@ -57,6 +69,16 @@ export interface TaskState {
   finishedAt: number | null;
   /** A /modal call is being charged and forwarded; the MODAL deadline waits for it. */
   modalPending: boolean;
+  /**
+   * A /modal whose forward failed ambiguously (timeout, 5xx, unreadable answer): the upstream
+   * may have run it. Polling decides: it went on (keep its charge) or the task is still in
+   * MODAL (refund that step only) or was cancelled (refund everything).
+   */
+  modalUnconfirmed: { step: string; since: number } | null;
+  /** Every charged step; a refunding settlement gives back all of them (each at most once). */
+  charges: ChargeStep[];
+  /** What the upstream reported it billed for the task (its `cost`), in micro-USD. */
+  upstreamCostMicros: number | null;
   errorStreak: number;
   settlement: Settlement | null;
   /** Set when the upstream reported a result after we had already given up on the task. */
@@ -90,17 +112,27 @@ export type Observation =
       progress: number;
       failReason: string | null;
       result: UpstreamResult;
+      upstreamCostMicros?: number | null;
     }
   | { type: "upstream_error"; at: number; error: string }
   | { type: "timer"; at: number }
   | { type: "modal_requested"; at: number }
-  | { type: "modal_accepted"; at: number }
-  | { type: "modal_failed"; at: number; reason: string }
+  | { type: "modal_accepted"; at: number; step: string }
+  | { type: "modal_failed"; at: number; step: string; reason: string; ambiguous: boolean }
   | { type: "modal_released"; at: number }
-  | { type: "settlement_recorded"; at: number };
+  | { type: "settlement_recorded"; at: number }
+  | { type: "step_refund_recorded"; at: number; step: string };
 
 export type Effect =
-  | { type: "settle"; status: TerminalStatus; outcome: "keep" | "refund"; reason: RefundReason | null }
+  | {
+      type: "settle";
+      status: TerminalStatus;
+      outcome: "keep" | "refund";
+      reason: RefundReason | null;
+      /** The steps whose charges a refund gives back (all of the task's). */
+      refundSteps: string[];
+    }
+  | { type: "refund_step"; step: string; reason: StepRefundReason }
   | { type: "poll" }
   | { type: "late_upstream_report"; status: TaskStatus };
 
@@ -130,6 +162,9 @@ export const POLL = {
   backoffMaxMs: 60_000,
   lateWatchMs: 15 * 60_000,
   settlementRetryMs: 5_000,
+  /** After an ambiguous /modal, how long the upstream must still say MODAL before we refund it. */
+  modalConfirmMs: 15_000,
+  modalConfirmPollMs: 3_000,
 } as const;
 
 export function initialState(at: number, config: MachineConfig): TaskState {
@@ -142,6 +177,9 @@ export function initialState(at: number, config: MachineConfig): TaskState {
     updatedAt: at,
     finishedAt: null,
     modalPending: false,
+    modalUnconfirmed: null,
+    charges: [{ step: "submit", refunded: false, refundRecorded: false }],
+    upstreamCostMicros: null,
     errorStreak: 0,
     settlement: null,
     lateUpstreamStatus: null,
@@ -161,6 +199,7 @@ export function pollDelay(state: TaskState, config: MachineConfig, first = false
     const backoff = Math.min(POLL.backoffMaxMs, POLL.backoffBaseMs * 2 ** (state.errorStreak - 1));
     return Math.round(backoff * (0.75 + 0.5 * jitter));
   }
+  if (state.modalUnconfirmed) return POLL.modalConfirmPollMs;
   if (state.status === "MODAL") return POLL.modalMs;
   if (config.quick) return first ? POLL.quickFirstMs : POLL.quickMs;
   return POLL.minMs + Math.round(POLL.jitterMs * jitter);
@@ -172,10 +211,11 @@ export function nextWakeAt(state: TaskState): number | null {
   const candidates: number[] = [];
   if (state.settlement && !state.settlement.recorded)
     candidates.push(state.updatedAt + POLL.settlementRetryMs);
+  if (unrecordedStepRefunds(state).length) candidates.push(state.updatedAt + POLL.settlementRetryMs);
   if (!isTerminal(state.status)) {
     // The MODAL deadline only matters in MODAL and while no /modal is pending: a deadline
     // that cannot fire must not wake us over and over.
-    const deadline = state.status === "MODAL" && !state.modalPending ? modalDeadlineAt : null;
+    const deadline = modalDeadlineArmed(state) ? modalDeadlineAt : null;
     for (const t of [pollAt, deadline, lifetimeAt]) if (t !== null) candidates.push(t);
   } else if (pollAt !== null) {
     candidates.push(pollAt); // late watch after giving up on the upstream
@@ -200,20 +240,34 @@ export function transition(state: TaskState, observation: Observation, config: M
     case "modal_accepted":
       return onModalAccepted(state, observation.at, config);
     case "modal_failed":
-      return finish(
-        { ...state, modalPending: false },
-        observation.at,
-        "FAILURE",
-        observation.reason,
-        "submit_failed",
-      );
+      return onModalFailed(state, observation, config);
     case "modal_released":
+      // Admission refused the /modal. Its step stays listed: refunding a step that was never
+      // charged is a no-op, while forgetting one that was would keep money we must give back.
       return unchanged({ ...state, modalPending: false });
     case "settlement_recorded":
       return unchanged(
         state.settlement ? { ...state, settlement: { ...state.settlement, recorded: true } } : state,
       );
+    case "step_refund_recorded":
+      return unchanged({
+        ...state,
+        charges: state.charges.map((c) => (c.step === observation.step ? { ...c, refundRecorded: true } : c)),
+      });
   }
+}
+
+/** The MODAL deadline only runs while the task waits for a /modal nobody is sending or confirming. */
+function modalDeadlineArmed(state: TaskState): boolean {
+  return state.status === "MODAL" && !state.modalPending && !state.modalUnconfirmed;
+}
+
+function unrecordedStepRefunds(state: TaskState): ChargeStep[] {
+  return state.charges.filter((c) => c.refunded && !c.refundRecorded);
+}
+
+function refundStepEffect(step: ChargeStep, reason: StepRefundReason): Effect {
+  return { type: "refund_step", step: step.step, reason };
 }
 
 function unchanged(state: TaskState, effects: Effect[] = []): Transition {
@@ -250,19 +304,15 @@ function onUpstream(
   observation: Extract<Observation, { type: "upstream" }>,
   config: MachineConfig,
 ): Transition {
-  const at = observation.at;
   if (isTerminal(state.status)) return onLateObservation(state, observation);
-  const base: TaskState = { ...state, errorStreak: 0, result: { ...state.result, ...observation.result } };
-  switch (observation.status) {
-    case "SUCCESS":
-      return finish(base, at, "SUCCESS", null, null);
-    case "FAILURE":
-      return finish(base, at, "FAILURE", observation.failReason ?? "upstream failure", "upstream_failure");
-    case "CANCEL":
-      return finish(base, at, "CANCEL", observation.failReason ?? "cancelled upstream", "upstream_cancel");
-    default:
-      return advance(base, at, observation.status, observation.progress, config);
-  }
+  const base: TaskState = {
+    ...state,
+    errorStreak: 0,
+    result: { ...state.result, ...observation.result },
+    upstreamCostMicros: observation.upstreamCostMicros ?? state.upstreamCostMicros,
+  };
+  if (state.modalUnconfirmed) return decideUnconfirmedModal(base, observation, config);
+  return onUpstreamConfirmed(base, observation, config);
 }
 
 /** Non-terminal progress: status and progress only ever move forward in what we publish. */
@@ -292,6 +342,53 @@ function advance(
     changes: changed ? [{ status: nextStatus, progress: nextProgress }] : [],
     effects: [],
   };
+}
+
+/**
+ * While an ambiguous /modal waits for the upstream's word: any sign the modal job ran keeps
+ * its charge; MODAL for long enough means it never ran (refund that step only, wait for a
+ * new /modal); CANCEL and FAILURE end the task through `finish`, which refunds every step.
+ */
+function decideUnconfirmedModal(
+  state: TaskState,
+  observation: Extract<Observation, { type: "upstream" }>,
+  config: MachineConfig,
+): Transition {
+  const pending = state.modalUnconfirmed!;
+  if (observation.status === "MODAL" || observation.status === "NOT_START") {
+    if (observation.at - pending.since < POLL.modalConfirmMs) {
+      const next = { ...state, updatedAt: observation.at };
+      next.timers = { ...next.timers, pollAt: observation.at + pollDelay(next, config) };
+      return unchanged(next);
+    }
+    const charges = state.charges.map((c) =>
+      c.step === pending.step ? { ...c, refunded: true, refundRecorded: false } : c,
+    );
+    const next: TaskState = { ...state, modalUnconfirmed: null, charges, updatedAt: observation.at };
+    next.timers = { ...next.timers, pollAt: observation.at + pollDelay(next, config) };
+    const step = charges.find((c) => c.step === pending.step)!;
+    return unchanged(next, [refundStepEffect(step, "modal_not_run")]);
+  }
+  // The upstream moved past MODAL (or ended the task): the modal step stands or falls with it.
+  return onUpstreamConfirmed({ ...state, modalUnconfirmed: null }, observation, config);
+}
+
+function onUpstreamConfirmed(
+  state: TaskState,
+  observation: Extract<Observation, { type: "upstream" }>,
+  config: MachineConfig,
+): Transition {
+  const at = observation.at;
+  switch (observation.status) {
+    case "SUCCESS":
+      return finish(state, at, "SUCCESS", null, null);
+    case "FAILURE":
+      return finish(state, at, "FAILURE", observation.failReason ?? "upstream failure", "upstream_failure");
+    case "CANCEL":
+      return finish(state, at, "CANCEL", observation.failReason ?? "cancelled upstream", "upstream_cancel");
+    default:
+      return advance(state, at, observation.status, observation.progress, config);
+  }
 }
 
 function onLateObservation(
@@ -335,12 +432,7 @@ function onUpstreamError(state: TaskState, at: number, config: MachineConfig): T
 function onTimer(state: TaskState, at: number, config: MachineConfig): Transition {
   const { modalDeadlineAt, lifetimeAt, pollAt } = state.timers;
   if (!isTerminal(state.status)) {
-    if (
-      state.status === "MODAL" &&
-      !state.modalPending &&
-      modalDeadlineAt !== null &&
-      at >= modalDeadlineAt
-    ) {
+    if (modalDeadlineArmed(state) && modalDeadlineAt !== null && at >= modalDeadlineAt) {
       return finish(state, at, "CANCEL", "no /modal within the MODAL timeout", "modal_timeout");
     }
     if (lifetimeAt !== null && at >= lifetimeAt) {
@@ -355,6 +447,7 @@ function onTimer(state: TaskState, at: number, config: MachineConfig): Transitio
     }
   }
   const effects: Effect[] = [];
+  for (const step of unrecordedStepRefunds(state)) effects.push(refundStepEffect(step, "modal_refused"));
   if (state.settlement && !state.settlement.recorded) effects.push(settleEffect(state));
   if (pollAt !== null && at >= pollAt) effects.push({ type: "poll" });
   return unchanged(state, effects);
@@ -365,13 +458,49 @@ function onModalRequested(state: TaskState, at: number): Transition {
   // Only a MODAL task is ever cancelled (by our deadline or the upstream's): either way it expired.
   if (state.status === "CANCEL") return refuse("modal_expired");
   if (state.status !== "MODAL") return refuse("modal_not_available");
-  if (state.modalPending) return refuse("modal_in_progress");
+  if (state.modalPending || state.modalUnconfirmed) return refuse("modal_in_progress");
   const deadline = state.timers.modalDeadlineAt;
   if (deadline !== null && at >= deadline) {
     const expired = finish(state, at, "CANCEL", "no /modal within the MODAL timeout", "modal_timeout");
     return { ...expired, modalRefusal: "modal_expired" };
   }
-  return unchanged({ ...state, modalPending: true, updatedAt: at });
+  // The step is known before it is charged, so a settlement racing the /modal's admission
+  // refunds it too (the refund is a no-op if the charge never landed).
+  const step = `modal.${state.charges.filter((c) => c.step.startsWith("modal.")).length + 1}`;
+  return unchanged({
+    ...state,
+    modalPending: true,
+    updatedAt: at,
+    charges: [...state.charges, { step, refunded: false, refundRecorded: false }],
+  });
+}
+
+/** The step a pending /modal charges (named when it was requested). */
+export function pendingModalStep(state: TaskState): string | null {
+  return state.modalPending ? (state.charges.at(-1)?.step ?? null) : null;
+}
+
+function onModalFailed(
+  state: TaskState,
+  observation: Extract<Observation, { type: "modal_failed" }>,
+  config: MachineConfig,
+): Transition {
+  if (!state.modalPending || isTerminal(state.status)) return unchanged(state);
+  const at = observation.at;
+  const settled: TaskState = { ...state, modalPending: false, updatedAt: at };
+  // A poll already saw the modal job running: whatever the answer said, it runs; keep it.
+  if (RANK[state.status] >= RANK.SUBMITTED) return unchanged(settled);
+  if (observation.ambiguous) {
+    const next: TaskState = { ...settled, modalUnconfirmed: { step: observation.step, since: at } };
+    next.timers = { ...next.timers, pollAt: at + pollDelay(next, config) };
+    return unchanged(next);
+  }
+  // The upstream clearly refused it: the task is still waiting in MODAL; give this step back.
+  const charges = settled.charges.map((c) =>
+    c.step === observation.step ? { ...c, refunded: true, refundRecorded: false } : c,
+  );
+  const step = charges.find((c) => c.step === observation.step);
+  return unchanged({ ...settled, charges }, step ? [refundStepEffect(step, "modal_refused")] : []);
 }
 
 function onModalAccepted(state: TaskState, at: number, config: MachineConfig): Transition {
@@ -398,6 +527,7 @@ function settleEffect(state: TaskState): Effect {
     status: state.status as TerminalStatus,
     outcome: settlement.outcome,
     reason: settlement.reason,
+    refundSteps: settlement.outcome === "refund" ? state.charges.map((c) => c.step) : [],
   };
 }
 
@@ -424,6 +554,7 @@ function finish(
     updatedAt: at,
     finishedAt: at,
     modalPending: false,
+    modalUnconfirmed: null,
     settlement,
     timers: { pollAt: null, modalDeadlineAt: null, lifetimeAt: null, lateWatchUntil: null },
   };

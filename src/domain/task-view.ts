@@ -11,7 +11,10 @@ export interface TaskMeta {
   /** The parent's id at the upstream, so customIds and messages can be translated back. */
   upstreamParentId: string | null;
   upstreamTaskId: string | null;
+  /** The submit step's price (what the task cost when it was admitted). */
   costMicros: number;
+  /** Prices of later steps ('modal.1', …); a step the machine refunded no longer counts. */
+  stepCosts?: Record<string, number>;
   prompt: string | null;
   metadata: Record<string, unknown> | null;
 }
@@ -45,7 +48,7 @@ export function taskView(meta: TaskMeta, state: TaskState): Record<string, unkno
     prompt: meta.prompt,
     ...passthrough,
     fail_reason: state.failReason,
-    cost: microsToUsdNumber(meta.costMicros),
+    cost: microsToUsdNumber(chargedMicros(meta, state)),
     created: Math.floor(state.createdAt / 1000),
     completed: state.finishedAt === null ? null : Math.floor(state.finishedAt / 1000),
   };
@@ -53,6 +56,47 @@ export function taskView(meta: TaskMeta, state: TaskState): Record<string, unkno
   if (Array.isArray(view.buttons)) view.buttons = translateIds(view.buttons, meta);
   if (meta.metadata) view.metadata = meta.metadata;
   return view;
+}
+
+/** What the tenant pays for the task now: the submit price plus every later step not given back. */
+export function chargedMicros(meta: TaskMeta, state: TaskState): number {
+  let total = meta.costMicros;
+  for (const charge of state.charges ?? []) {
+    if (charge.step !== "submit" && !charge.refunded) total += meta.stepCosts?.[charge.step] ?? 0;
+  }
+  return total;
+}
+
+/** Longest upstream string we keep in a task's storage row (a 2 MB row must never overflow). */
+const MAX_KEPT_STRING = 64 * 1024;
+
+/**
+ * What of an upstream task object is worth keeping: fields we own are dropped (the upstream's
+ * echo of `metadata` would store the same bytes twice) and so is any very long string (an
+ * echoed data URI), so a task's storage row stays small whatever the upstream sends.
+ */
+export function compactUpstreamResult(raw: Record<string, unknown>): Record<string, unknown> {
+  const kept: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(raw)) {
+    if (OWNED_FIELDS.has(field)) continue;
+    const compacted = compactValue(value, 0);
+    if (compacted !== undefined) kept[field] = compacted;
+  }
+  return kept;
+}
+
+function compactValue(value: unknown, depth: number): unknown {
+  if (typeof value === "string") return value.length > MAX_KEPT_STRING ? undefined : value;
+  if (value === null || typeof value !== "object") return value;
+  if (depth > 6) return undefined;
+  if (Array.isArray(value))
+    return value.map((v) => compactValue(v, depth + 1)).filter((v) => v !== undefined);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    const c = compactValue(v, depth + 1);
+    if (c !== undefined) out[k] = c;
+  }
+  return out;
 }
 
 const UNIFIED_STATUS: Record<TaskState["status"], string> = {

@@ -1,5 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
-import { type AdmissionRequest, admit, recordLateUpstreamStatus, settleTask } from "../db/admission";
+import {
+  type AdmissionRequest,
+  admit,
+  recordLateUpstreamStatus,
+  refundStep,
+  settleTask,
+} from "../db/admission";
 import { createDeliveries, endpointsFor, recordAttempt, settledDeliveryIds } from "../db/webhooks";
 import { type Action, QUICK_ACTIONS } from "../domain/actions";
 import { ApiError, type ErrorCode, type ErrorStatus } from "../domain/errors";
@@ -10,22 +16,39 @@ import {
   type MachineConfig,
   nextWakeAt,
   type Observation,
+  pendingModalStep,
   type TaskState,
   transition,
 } from "../domain/task-machine";
-import { type TaskMeta, taskView, translateIds, unifiedTaskView } from "../domain/task-view";
+import {
+  compactUpstreamResult,
+  type TaskMeta,
+  taskView,
+  translateIds,
+  unifiedTaskView,
+} from "../domain/task-view";
 import { eventTypeFor, nextAttemptDelayMs, webhookPayload } from "../domain/webhooks";
 import { configFrom, type Env, type GatewayConfig } from "../env";
 import { logEvent } from "../log";
-import { apiErrorForUpstream, UpstreamClient } from "../upstream/client";
+import { apiErrorForUpstream, isAmbiguous, type RequestBody, UpstreamClient } from "../upstream/client";
 import { delivered, sendWebhook } from "../webhooks/sender";
 import { lastEventId, SSE_HEADERS, SseBroadcaster } from "./sse-broadcaster";
 
 export interface StartInput {
   meta: TaskMeta;
-  body: Record<string, unknown>;
   requestId: string;
+  /**
+   * The other tasks of a request that makes several upstream jobs (`repeat`), in order. They
+   * are recorded (`awaitLead`) before this lead object forwards, which then hands each its
+   * upstream task id in the order of the upstream's answer.
+   */
+  siblings?: string[];
 }
+
+/** What the lead hands a sibling: its upstream task, or why there is none. */
+export type SiblingAttachment =
+  | { ok: true; upstreamTaskId: string; status: "submitted" | "modal" }
+  | { ok: false; error: SerializedError; reason: string };
 
 export interface SerializedError {
   status: ErrorStatus;
@@ -36,7 +59,11 @@ export interface SerializedError {
 }
 
 export type SubmitOutcome =
-  | { ok: true; status: "submitted" | "modal" }
+  | {
+      ok: true;
+      status: "submitted" | "modal" /** every task of the answer, lead first */;
+      taskIds?: string[];
+    }
   | { ok: false; error: SerializedError };
 
 export interface ParentInfo {
@@ -67,7 +94,17 @@ interface TaskRecord {
   submitOutcome: SubmitOutcome | null;
   /** The answer to the /modal that continued this task, for idempotent replays of it. */
   modalOutcome?: SubmitOutcome | null;
+  /** Lead of a `repeat` request: its siblings and, once the upstream answered, what each got. */
+  siblings?: string[];
+  attachments?: Array<{ taskId: string; attachment: SiblingAttachment; delivered: boolean }>;
+  /** Sibling: the task whose object forwards for it. */
+  leadTaskId?: string;
+  /** Upstream jobs the answer carried beyond the tasks we charged for (flagged in reconciliation). */
+  unpricedUpstreamJobs?: number;
 }
+
+/** A sibling waits this long past the upstream timeout for its lead before asking it, then refunds. */
+const SIBLING_GRACE_MS = 30_000;
 
 export const serializeError = (error: ApiError): SerializedError => ({
   status: error.status,
@@ -123,20 +160,58 @@ export class TaskObject extends DurableObject<Env> {
       `CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,
         payload TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL)`,
     );
+    // Set by the orphan sweep when it refunded a charge whose task never reached this object:
+    // a start that arrives later must not forward (the money is already back).
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS tombstone (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)`,
+    );
   }
 
-  /** Creates the task and forwards it upstream. Safe to call again: the first outcome stands. */
-  async start(input: StartInput): Promise<SubmitOutcome> {
+  private tombstoned(): boolean {
+    return this.sql.exec("SELECT 1 FROM tombstone").toArray().length > 0;
+  }
+
+  /**
+   * The orphan sweep's question: does this object hold the task D1 charged for? If it never
+   * recorded it, a tombstone is written in the same synchronous step, so a late `start` can
+   * no longer forward, and the sweep may refund. Returns what it found.
+   */
+  async claimIfOrphan(): Promise<"recorded" | "orphan"> {
+    if (this.load()) return "recorded";
+    if (!this.tombstoned()) this.sql.exec("INSERT INTO tombstone (id, at) VALUES (1, ?1)", Date.now());
+    return "orphan";
+  }
+
+  /** For reconciliation: whether the task is recorded here and has a confirmed upstream id. */
+  async custody(): Promise<{ recorded: boolean; upstreamConfirmed: boolean; status: string | null }> {
+    const record = this.load();
+    return {
+      recorded: record !== null,
+      upstreamConfirmed: Boolean(record?.meta.upstreamTaskId),
+      status: record?.state.status ?? null,
+    };
+  }
+
+  /**
+   * Creates the task and forwards it upstream. The body arrives as a stream (or a string),
+   * never inside the RPC argument, so requests at the upstream's own size limits pass.
+   * Safe to call again: the first outcome stands.
+   */
+  async start(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
     const existing = this.load();
-    if (existing) return existing.submitOutcome ?? (await this.forwarding) ?? this.unknownOutcome();
+    if (existing || this.tombstoned()) {
+      if (typeof body !== "string") void body.cancel().catch(() => {});
+      if (!existing) return this.orphanedOutcome();
+      return existing.submitOutcome ?? (await this.forwarding) ?? this.unknownOutcome();
+    }
     const now = Date.now();
     const state = initialState(now, this.machineConfig(input.meta.action));
     // A watchdog: if this object is evicted mid-forward, the alarm finds no upstream id and refunds.
     state.timers.pollAt = now + this.config.upstreamTimeoutMs + 5_000;
-    this.save({ meta: input.meta, state, submitOutcome: null });
+    this.save({ meta: input.meta, state, submitOutcome: null, siblings: input.siblings ?? [] });
     this.publish(now);
     this.arm();
-    this.forwarding = this.forward(input);
+    this.forwarding = this.forward(input, body);
     try {
       return await this.forwarding;
     } finally {
@@ -150,6 +225,53 @@ export class TaskObject extends DurableObject<Env> {
     if (!record || record.meta.tenantId !== tenantId) return null;
     if (step === "modal") return record.modalOutcome ?? this.unknownOutcome();
     return record.submitOutcome ?? (await this.forwarding) ?? this.unknownOutcome();
+  }
+
+  /**
+   * Records a sibling task of a `repeat` request before its lead forwards. Its watchdog asks
+   * the lead after the upstream timeout and refunds if the lead cannot say what it got.
+   */
+  async awaitLead(input: { meta: TaskMeta; leadTaskId: string; requestId: string }): Promise<void> {
+    if (this.load() || this.tombstoned()) return;
+    const now = Date.now();
+    const state = initialState(now, this.machineConfig(input.meta.action));
+    state.timers.pollAt = now + this.config.upstreamTimeoutMs + SIBLING_GRACE_MS;
+    this.save({ meta: input.meta, state, submitOutcome: null, leadTaskId: input.leadTaskId });
+    this.publish(now);
+    this.arm();
+  }
+
+  /** The lead hands this sibling its upstream task (or the reason it has none). Idempotent. */
+  async attach(attachment: SiblingAttachment): Promise<void> {
+    const record = this.load();
+    if (!record || record.submitOutcome) return;
+    const at = Date.now();
+    if (!attachment.ok) {
+      const outcome: SubmitOutcome = { ok: false, error: attachment.error };
+      this.updateRecord((r) => ({ ...r, submitOutcome: outcome }));
+      await this.observe({ type: "rejected", at, reason: attachment.reason });
+      return;
+    }
+    this.updateRecord((r) => ({
+      ...r,
+      meta: { ...r.meta, upstreamTaskId: attachment.upstreamTaskId },
+      submitOutcome: { ok: true, status: attachment.status },
+    }));
+    await this.observe({ type: "accepted", at, upstreamStatus: attachment.status });
+  }
+
+  /** A sibling's question to its lead: what did the upstream give me? null while still forwarding. */
+  async attachmentFor(siblingId: string): Promise<SiblingAttachment | null> {
+    const record = this.load();
+    if (!record) return null;
+    const found = record.attachments?.find((a) => a.taskId === siblingId);
+    if (found) return found.attachment;
+    if (this.forwarding || !record.submitOutcome) return null;
+    return {
+      ok: false,
+      error: serializeError(new ApiError(504, "upstream_timeout", "the upstream did not confirm the task")),
+      reason: "upstream did not confirm the task",
+    };
   }
 
   async view(tenantId: string, shape: "task" | "unified" = "task"): Promise<Record<string, unknown> | null> {
@@ -198,36 +320,54 @@ export class TaskObject extends DurableObject<Env> {
       await this.settleNow(requested.effects); // a MODAL that just expired is cancelled here
       return { ok: false, error: serializeError(modalRefusalError(requested.modalRefusal)) };
     }
+    // Each /modal is its own charged step, so a refused one can be refunded alone and retried.
+    const step = pendingModalStep(requested.state)!;
     try {
       await admit(this.env.DB, {
         ...input.admission,
         taskId: record.meta.taskId,
         parentTaskId: record.meta.parentTaskId,
         kind: "modal",
+        step,
       });
     } catch (error) {
       this.apply({ type: "modal_released", at: Date.now() });
       if (error instanceof ApiError) return { ok: false, error: serializeError(error) };
       throw error;
     }
-    this.updateMeta((meta) => ({ ...meta, costMicros: meta.costMicros + input.admission.costMicros }));
+    this.updateMeta((meta) => ({
+      ...meta,
+      stepCosts: { ...meta.stepCosts, [step]: input.admission.costMicros },
+    }));
     const upstream = this.upstream();
     const body = { ...input.body, task_id: record.meta.upstreamTaskId };
     const result = await upstream.submit("modal", body);
     if (!result.ok) {
       const error = apiErrorForUpstream(result.failure);
+      const ambiguous = isAmbiguous(result.failure);
       const failed = this.apply({
         type: "modal_failed",
         at: Date.now(),
+        step,
+        ambiguous,
         reason: `modal refused upstream: ${error.message}`,
       });
       await this.settleNow(failed.effects); // refund before answering, not at the next alarm
-      this.logTransition("modal_failed", input.requestId, { failure: result.failure.kind });
-      const outcome: SubmitOutcome = { ok: false, error: serializeError(this.translated(error)) };
+      this.logTransition("modal_failed", input.requestId, { failure: result.failure.kind, ambiguous });
+      // An ambiguous failure keeps its charge until polling tells whether the upstream ran it.
+      const told = ambiguous
+        ? new ApiError(
+            error.status,
+            error.code,
+            `${error.message}; the upstream may still run this /modal: the task's status will show it, and its charge is refunded if it did not run`,
+            error.options,
+          )
+        : error;
+      const outcome: SubmitOutcome = { ok: false, error: serializeError(this.translated(told)) };
       this.updateRecord((r) => ({ ...r, modalOutcome: outcome }));
       return outcome;
     }
-    this.apply({ type: "modal_accepted", at: Date.now() });
+    this.apply({ type: "modal_accepted", at: Date.now(), step });
     const outcome: SubmitOutcome = { ok: true, status: "submitted" };
     this.updateRecord((r) => ({ ...r, modalOutcome: outcome }));
     return outcome;
@@ -271,6 +411,25 @@ export class TaskObject extends DurableObject<Env> {
       this.createSchema();
       return;
     }
+    if (record.leadTaskId && !record.meta.upstreamTaskId && !record.submitOutcome) {
+      // A sibling whose lead never handed it an upstream task: ask the lead, else refund.
+      const lead = this.env.TASKS.get(this.env.TASKS.idFromName(record.leadTaskId));
+      const attachment = await lead.attachmentFor(record.meta.taskId).catch(() => null);
+      if (attachment) return this.attach(attachment);
+      // The lead is still forwarding (or unreachable): wait a while longer, then give up.
+      const giveUpAt = record.state.createdAt + 2 * (this.config.upstreamTimeoutMs + SIBLING_GRACE_MS);
+      if (now < giveUpAt) {
+        this.updateRecord((r) => ({
+          ...r,
+          state: {
+            ...r.state,
+            timers: { ...r.state.timers, pollAt: Math.min(giveUpAt, now + SIBLING_GRACE_MS) },
+          },
+        }));
+        return;
+      }
+    }
+    if (record.attachments?.some((a) => !a.delivered)) await this.deliverAttachments();
     if (!record.meta.upstreamTaskId && !record.submitOutcome && !this.forwarding) {
       // The forward never reported back (the object was evicted mid-call): we cannot know
       // whether the upstream took it, so the tenant gets its money back.
@@ -390,47 +549,131 @@ export class TaskObject extends DurableObject<Env> {
     );
   }
 
-  private async forward(input: StartInput): Promise<SubmitOutcome> {
-    const result = await this.upstream().submit(input.meta.action, input.body);
+  private async forward(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
+    const result = await this.upstream().submit(input.meta.action, body);
     const at = Date.now();
+    const siblings = input.siblings ?? [];
     if (!result.ok) {
       const error = this.translated(apiErrorForUpstream(result.failure));
       const outcome: SubmitOutcome = { ok: false, error: serializeError(error) };
-      this.updateRecord((r) => ({ ...r, submitOutcome: outcome }));
+      const reason = `upstream refused the submit: ${error.message}`;
+      this.updateRecord((r) => ({
+        ...r,
+        submitOutcome: outcome,
+        attachments: siblings.map((taskId) => ({
+          taskId,
+          attachment: { ok: false, error: outcome.error, reason },
+          delivered: false,
+        })),
+      }));
       this.logTransition("submit_failed", input.requestId, {
         failure: result.failure.kind,
         status: error.status,
       });
-      await this.observe({ type: "rejected", at, reason: `upstream refused the submit: ${error.message}` });
+      await this.observe({ type: "rejected", at, reason });
+      await this.deliverAttachments();
       return outcome;
     }
-    const outcome: SubmitOutcome = { ok: true, status: result.value.status };
+    // The upstream's answer lists one task per job, in its order: the first is ours, the
+    // others go to the siblings in turn. Fewer jobs than charged: the rest are refunded;
+    // more: unpaid upstream work, recorded for reconciliation.
+    const [mine, ...others] = result.value.tasks;
+    const attachments = siblings.map((taskId, i) => {
+      const upstream = others[i];
+      const attachment: SiblingAttachment = upstream
+        ? { ok: true, upstreamTaskId: upstream.taskId, status: upstream.status }
+        : {
+            ok: false,
+            error: serializeError(
+              new ApiError(502, "upstream_bad_response", "the upstream made fewer jobs than requested"),
+            ),
+            reason: "the upstream made fewer jobs than requested",
+          };
+      return { taskId, attachment, delivered: false };
+    });
+    const unpricedUpstreamJobs = Math.max(0, others.length - siblings.length);
+    if (unpricedUpstreamJobs) {
+      logEvent("upstream_unpriced_jobs", { task_id: input.meta.taskId, jobs: unpricedUpstreamJobs });
+    }
+    const outcome: SubmitOutcome = {
+      ok: true,
+      status: mine!.status,
+      taskIds: [input.meta.taskId, ...attachments.filter((a) => a.attachment.ok).map((a) => a.taskId)],
+    };
     this.updateRecord((r) => ({
       ...r,
-      meta: { ...r.meta, upstreamTaskId: result.value.taskId },
+      meta: { ...r.meta, upstreamTaskId: mine!.taskId },
       submitOutcome: outcome,
+      attachments,
+      unpricedUpstreamJobs,
     }));
-    await this.observe({ type: "accepted", at, upstreamStatus: result.value.status }, input.requestId);
+    await this.observe({ type: "accepted", at, upstreamStatus: mine!.status }, input.requestId);
+    await this.deliverAttachments();
     return outcome;
+  }
+
+  /** Hands each sibling what the upstream gave it; what fails is retried by the alarm. */
+  private async deliverAttachments(): Promise<void> {
+    const record = this.load();
+    const pending = record?.attachments?.filter((a) => !a.delivered) ?? [];
+    const delivered = await Promise.all(
+      pending.map((a) =>
+        this.env.TASKS.get(this.env.TASKS.idFromName(a.taskId))
+          .attach(a.attachment)
+          .then(
+            () => a.taskId,
+            (error) => {
+              logEvent("sibling_attach_failed", { task_id: a.taskId, error: String(error) });
+              return null;
+            },
+          ),
+      ),
+    );
+    const done = new Set(delivered.filter((id): id is string => id !== null));
+    if (!done.size) return;
+    this.updateRecord((r) => ({
+      ...r,
+      attachments: r.attachments?.map((a) => (done.has(a.taskId) ? { ...a, delivered: true } : a)),
+    }));
   }
 
   /** Feeds one observation through the machine and carries out what it asks for. */
   private async observe(observation: Observation, requestId?: string): Promise<void> {
     const { effects } = this.apply(observation, requestId);
-    for (const effect of effects) await this.perform(effect);
+    for (const effect of effects) await this.perform(effect, observation.at);
   }
 
-  private async perform(effect: Effect): Promise<void> {
+  /** `at` is when the observation that asked for the effect happened (a test-driven alarm jumps it). */
+  private async perform(effect: Effect, at = Date.now()): Promise<void> {
     const record = this.load();
     if (!record) return;
     switch (effect.type) {
       case "poll":
-        return this.poll(record);
+        return this.poll(record, at);
+      case "refund_step": {
+        const refunded = await refundStep(this.env.DB, {
+          taskId: record.meta.taskId,
+          step: effect.step,
+          reason: effect.reason,
+          at: Date.now(),
+        });
+        logEvent("task_step_refunded", {
+          task_id: record.meta.taskId,
+          step: effect.step,
+          reason: effect.reason,
+          first_time: refunded,
+        });
+        this.apply({ type: "step_refund_recorded", at: Date.now(), step: effect.step });
+        return;
+      }
       case "settle": {
         const settled = await settleTask(this.env.DB, {
           taskId: record.meta.taskId,
           status: effect.status,
           refund: effect.outcome === "refund",
+          refundSteps: effect.refundSteps,
+          upstreamCostMicros: record.state.upstreamCostMicros,
+          unpricedUpstreamJobs: record.unpricedUpstreamJobs ?? 0,
           // The ledger says why: the upstream's own fail_reason when it failed the task.
           reason:
             effect.reason === "upstream_failure" ? (record.state.failReason ?? effect.reason) : effect.reason,
@@ -458,11 +701,11 @@ export class TaskObject extends DurableObject<Env> {
     }
   }
 
-  private async poll(record: TaskRecord): Promise<void> {
+  private async poll(record: TaskRecord, notBefore: number): Promise<void> {
     const upstreamId = record.meta.upstreamTaskId;
     if (!upstreamId) return;
     const result = await this.upstream().query(upstreamId);
-    const at = Date.now();
+    const at = Math.max(Date.now(), notBefore);
     if (!result.ok) {
       logEvent("task_poll_error", { task_id: record.meta.taskId, failure: result.failure.kind });
       await this.observe({ type: "upstream_error", at, error: result.failure.kind });
@@ -475,7 +718,8 @@ export class TaskObject extends DurableObject<Env> {
       status: task.status,
       progress: task.progress,
       failReason: task.failReason,
-      result: task.raw,
+      result: compactUpstreamResult(task.raw),
+      upstreamCostMicros: task.costMicros,
     });
   }
 
@@ -602,6 +846,15 @@ export class TaskObject extends DurableObject<Env> {
     if (!record) return error;
     const message = translateIds(error.message, record.meta);
     return new ApiError(error.status, error.code, message, error.options);
+  }
+
+  private orphanedOutcome(): SubmitOutcome {
+    return {
+      ok: false,
+      error: serializeError(
+        new ApiError(504, "upstream_timeout", "the task was not started in time; its charge was refunded"),
+      ),
+    };
   }
 
   private unknownOutcome(): SubmitOutcome {

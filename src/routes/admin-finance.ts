@@ -15,6 +15,7 @@ import { microsToUsdString } from "../domain/money";
 import { unitPriceOf } from "../domain/pricing";
 import { createRouter, errorResponses } from "../http";
 import { forgetCachedPrices } from "../pricing-cache";
+import { custodyBreaches } from "../services/custody";
 
 export const adminFinance = createRouter();
 
@@ -39,6 +40,10 @@ export const LedgerEntrySchema = z
     balance_after_micros: z.number().int(),
     reason: z.string().nullable(),
     ref_id: z.number().int().nullable(),
+    step: z.string().nullable().openapi({
+      description:
+        "the task's step a charge pays for (submit, modal.1, …); a refund names the step it gives back",
+    }),
     created_at: z.string(),
   })
   .openapi("LedgerEntry");
@@ -55,6 +60,7 @@ export function ledgerJson(row: LedgerEntry): z.infer<typeof LedgerEntrySchema> 
     balance_after_micros: row.balance_after,
     reason: row.reason,
     ref_id: row.ref_id,
+    step: row.step,
     created_at: new Date(row.created_at).toISOString(),
   };
 }
@@ -180,13 +186,6 @@ adminFinance.openapi(
             field: `prices.${i}`,
           },
         );
-      }
-      // The ledger holds one charge per task, and an inpaint task's charge is its /modal:
-      // a priced inpaint would make every /modal on it fail. Upstream does not charge it either.
-      if (p.action === "inpaint" && ((p.list_micros ?? 0) > 0 || (p.override_micros ?? 0) > 0)) {
-        throw new ApiError(400, "invalid_request", `prices.${i}: inpaint is free; its /modal is charged`, {
-          field: `prices.${i}`,
-        });
       }
     });
     await updatePrices(
@@ -424,7 +423,13 @@ adminFinance.openapi(
     },
   }),
   async (c) => {
-    const report = await reconcile(c.env.DB);
-    return c.json({ ok: report.breaches.length === 0, checked_at: new Date().toISOString(), ...report }, 200);
+    const now = Date.now();
+    const [report, custody] = await Promise.all([reconcile(c.env.DB), custodyBreaches(c.env, now)]);
+    const breaches = [...report.breaches, ...custody];
+    const checks = [...report.checks, "charge_without_task_record", "charge_without_upstream_id"];
+    return c.json(
+      { ok: breaches.length === 0, checked_at: new Date(now).toISOString(), checks, breaches },
+      200,
+    );
   },
 );

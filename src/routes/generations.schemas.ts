@@ -29,7 +29,26 @@ const taskId = z
   .regex(TASK_ID_PATTERN, "must be a task id like task_01KV52C0TEJSYZMCG0NCS4YWKK")
   .openapi({ example: "task_01KV52C0TEJSYZMCG0NCS4YWKK" });
 const speed = z.enum(SPEEDS).optional().openapi({ description: "relax (default), fast or turbo" });
-const metadata = z.record(z.string(), z.unknown()).optional().openapi({ description: "kept with the task" });
+/** Metadata rides with the task into storage, events and webhooks: bounded in size and depth. */
+export const MAX_METADATA_BYTES = 16 * 1024;
+export const MAX_METADATA_DEPTH = 5;
+const depthOf = (value: unknown): number =>
+  value && typeof value === "object"
+    ? 1 + Math.max(0, ...Object.values(value as Record<string, unknown>).map(depthOf))
+    : 0;
+const metadata = z
+  .record(z.string(), z.unknown())
+  .superRefine((value, ctx) => {
+    if (new TextEncoder().encode(JSON.stringify(value)).length > MAX_METADATA_BYTES) {
+      ctx.addIssue({ code: "custom", message: `must be at most ${MAX_METADATA_BYTES} bytes of JSON` });
+    } else if (depthOf(value) > MAX_METADATA_DEPTH) {
+      ctx.addIssue({ code: "custom", message: `must nest at most ${MAX_METADATA_DEPTH} levels` });
+    }
+  })
+  .optional()
+  .openapi({
+    description: `kept with the task and returned in its views and webhooks; at most ${MAX_METADATA_BYTES} bytes of JSON, ${MAX_METADATA_DEPTH} levels deep`,
+  });
 const customId = z.string().min(1).max(512);
 const gridIndex = z.number().int().min(1).max(4);
 const prompt = z.string().trim().min(1).max(8192);
@@ -60,7 +79,10 @@ const imagineParams = {
   draft: z.boolean().optional(),
   hd: z.boolean().optional(),
   stop: z.number().int().min(10).max(100).optional(),
-  repeat: z.number().int().min(2).max(40).optional(),
+  repeat: z.number().int().min(2).max(40).optional().openapi({
+    description:
+      "2-40: the upstream makes this many separate jobs (so does --repeat N / --r N in the prompt); each is its own task in `data`, charged as one job",
+  }),
 };
 
 const indexXorCustomId = <T extends { index?: unknown; custom_id?: unknown }>(

@@ -1,8 +1,15 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { type AdmissionRequest, admit } from "../db/admission";
+import {
+  type AdmissionRequest,
+  type AdmittedTask,
+  admit,
+  IdempotencyKeyTaken,
+  KeyNotUsable,
+} from "../db/admission";
 import { findIdempotencyRecord, forgetIdempotencyKey } from "../db/idempotency";
-import type { KeyPrincipal } from "../db/tenants";
+import { findPrincipalByKeyId, type KeyPrincipal } from "../db/tenants";
 import { ACTIONS, type Action, FOLLOW_UP_ACTIONS } from "../domain/actions";
+import { type BillableParams, billableParams, UnbillableRequest } from "../domain/billable-params";
 import { ApiError, notFoundTask } from "../domain/errors";
 import { newTaskId } from "../domain/ids";
 import { sha256Hex } from "../domain/keys";
@@ -10,8 +17,9 @@ import { quote } from "../domain/pricing";
 import { toUpstreamIds } from "../domain/task-view";
 import { deserializeError, type SubmitOutcome } from "../durable/task-object";
 import { type AppContext, createRouter, errorResponses } from "../http";
-import { checkActionAllowed } from "../middleware/auth";
+import { checkActionAllowed, checkPrincipal } from "../middleware/auth";
 import { cachedPriceBook } from "../pricing-cache";
+import { jsonBodyStream } from "../upstream/json-stream";
 import { type GenerationBody, generationSchemas, SubmitResponse } from "./generations.schemas";
 
 export const generations = createRouter();
@@ -38,7 +46,7 @@ function routeFor(action: Action, path: string) {
         description: "accepted: the task id to poll or subscribe to",
         content: { "application/json": { schema: SubmitResponse } },
       },
-      ...errorResponses(400, 401, 402, 403, 404, 409, 422, 429, 502, 504),
+      ...errorResponses(400, 401, 402, 403, 404, 409, 413, 422, 429, 502, 504),
     },
   });
 }
@@ -57,30 +65,29 @@ generations.openapi(
 async function submit(c: AppContext, action: Action, body: GenerationBody): Promise<Response> {
   const principal = c.get("principal");
   checkActionAllowed(principal, action);
+  const billable = billableOrRefuse(action, body);
   const idempotencyKey = c.req.header("idempotency-key") ?? null;
   const requestHash = idempotencyKey ? await sha256Hex(`${action}\n${canonicalJson(body)}`) : "";
   if (body.task_id) c.set("taskId", body.task_id);
 
-  if (action === "modal") return submitModal(c, principal, body, idempotencyKey, requestHash);
+  if (action === "modal") return submitModal(c, principal, body, billable, idempotencyKey, requestHash);
 
   const parent =
     FOLLOW_UP_ACTIONS.has(action) && body.task_id
       ? await resolveParent(c, principal, body.task_id, body.custom_id)
       : null;
   const book = await cachedPriceBook(c.env.DB);
+  // Every job the upstream will run is one task with its own charge, at the price of one job.
   const cost = quote(
-    {
-      action,
-      speed: body.speed,
-      videoType: body.video_type,
-      endUrl: body.end_url,
-      batchSize: body.batch_size,
-    },
+    pricedRequest(action, billable),
     book,
     principal.tenant.price_multiplier_bps,
   ).totalMicros;
-
   const taskId = newTaskId();
+  const siblings: AdmittedTask[] = Array.from({ length: billable.jobs - 1 }, () => ({
+    taskId: newTaskId(),
+    costMicros: cost,
+  }));
   c.set("taskId", taskId);
   const admission: AdmissionRequest = {
     ...limitsOf(principal),
@@ -88,6 +95,7 @@ async function submit(c: AppContext, action: Action, body: GenerationBody): Prom
     action,
     parentTaskId: body.task_id ?? null,
     costMicros: cost,
+    siblings,
     kind: "new_task",
     idempotency: idempotencyKey ? { key: idempotencyKey, requestHash } : null,
     at: Date.now(),
@@ -96,49 +104,84 @@ async function submit(c: AppContext, action: Action, body: GenerationBody): Prom
   try {
     admitted = await admit(c.env.DB, admission);
   } catch (error) {
-    if (
-      error === "idempotency_conflict" ||
-      (error instanceof Error && /UNIQUE constraint failed: idempotency/.test(error.message))
-    ) {
-      return replay(c, principal, idempotencyKey!, requestHash);
-    }
+    if (error instanceof IdempotencyKeyTaken) return replay(c, principal, idempotencyKey!, requestHash);
+    if (error instanceof KeyNotUsable) return refuseStaleKey(c, principal);
     throw error;
   }
   setRateLimitHeaders(c, admitted.rateLimit);
 
-  const forwardBody = toUpstreamBody(body, parent);
-  const outcome = await c.env.TASKS.get(c.env.TASKS.idFromName(taskId)).start({
-    meta: {
-      taskId,
-      tenantId: principal.tenant.id,
-      keyId: principal.key.id,
-      action,
-      parentTaskId: body.task_id ?? null,
-      upstreamParentId: parent?.upstreamTaskId ?? null,
-      upstreamTaskId: null,
-      costMicros: cost,
-      prompt: typeof body.prompt === "string" ? body.prompt : null,
-      metadata: body.metadata ?? null,
-    },
-    body: forwardBody,
-    requestId: c.get("requestId"),
+  const meta = (id: string) => ({
+    taskId: id,
+    tenantId: principal.tenant.id,
+    keyId: principal.key.id,
+    action,
+    parentTaskId: body.task_id ?? null,
+    upstreamParentId: parent?.upstreamTaskId ?? null,
+    upstreamTaskId: null,
+    costMicros: cost,
+    prompt: typeof body.prompt === "string" ? body.prompt : null,
+    metadata: body.metadata ?? null,
   });
+  const requestId = c.get("requestId");
+  // Siblings are recorded before the lead forwards, so every charge has an object that settles it.
+  await Promise.all(
+    siblings.map((sibling) =>
+      taskStub(c, sibling.taskId).awaitLead({ meta: meta(sibling.taskId), leadTaskId: taskId, requestId }),
+    ),
+  );
+  const outcome = await taskStub(c, taskId).start(
+    { meta: meta(taskId), requestId, siblings: siblings.map((s) => s.taskId) },
+    jsonBodyStream(toUpstreamBody(body, parent)),
+  );
   if (!outcome.ok && idempotencyKey)
     await forgetIdempotencyKey(c.env.DB, principal.tenant.id, idempotencyKey);
   return respond(c, taskId, outcome);
+}
+
+const taskStub = (c: AppContext, taskId: string) => c.env.TASKS.get(c.env.TASKS.idFromName(taskId));
+
+/** What changes the upstream's bill, from the fields and the prompt; what cannot be priced is a 400. */
+function billableOrRefuse(action: Action, body: GenerationBody): BillableParams {
+  try {
+    return billableParams(action, body);
+  } catch (error) {
+    if (error instanceof UnbillableRequest) {
+      throw new ApiError(400, "invalid_request", error.message, { field: error.field });
+    }
+    throw error;
+  }
+}
+
+function pricedRequest(action: Action, billable: BillableParams) {
+  return {
+    action,
+    speed: billable.speed ?? undefined,
+    videoType: billable.videoHd ? "vid_1.1_i2v_720" : "vid_1.1_i2v_480",
+    batchSize: billable.videoBatch,
+  };
+}
+
+/**
+ * Admission found the key or its tenant no longer usable (D1 is the truth; this isolate's
+ * cache was older): answer exactly why, from a fresh read.
+ */
+async function refuseStaleKey(c: AppContext, principal: KeyPrincipal): Promise<never> {
+  checkPrincipal(await findPrincipalByKeyId(c.env.DB, principal.key.id));
+  throw new ApiError(403, "key_disabled", "the API key is not usable");
 }
 
 async function submitModal(
   c: AppContext,
   principal: KeyPrincipal,
   body: GenerationBody,
+  billable: BillableParams,
   idempotencyKey: string | null,
   requestHash: string,
 ): Promise<Response> {
   const taskId = body.task_id!;
   const book = await cachedPriceBook(c.env.DB);
   const cost = quote(
-    { action: "modal", speed: body.speed },
+    pricedRequest("modal", billable),
     book,
     principal.tenant.price_multiplier_bps,
   ).totalMicros;
@@ -168,13 +211,12 @@ async function submitModal(
   return respond(c, taskId, outcome);
 }
 
+/** Who is admitted; the limits themselves are read from D1 inside the admission batch. */
 function limitsOf(principal: KeyPrincipal) {
   return {
     tenantId: principal.tenant.id,
     keyId: principal.key.id,
-    rpmLimit: principal.key.rpm_limit,
-    dailyCap: principal.key.daily_cap,
-    monthlyCap: principal.key.monthly_cap,
+    rpmLimitHint: principal.key.rpm_limit,
   };
 }
 
@@ -249,9 +291,14 @@ async function replay(
   );
 }
 
+/** The upstream's answer shape: one entry per task, in the upstream's order (several with `repeat`). */
 function respond(c: AppContext, taskId: string, outcome: SubmitOutcome): Response {
   if (!outcome.ok) throw deserializeError(outcome.error);
-  return c.json({ code: 200 as const, data: [{ status: outcome.status, task_id: taskId }] }, 200);
+  const ids = outcome.taskIds?.length ? outcome.taskIds : [taskId];
+  return c.json(
+    { code: 200 as const, data: ids.map((id) => ({ status: outcome.status, task_id: id })) },
+    200,
+  );
 }
 
 function setRateLimitHeaders(

@@ -21,7 +21,26 @@ export type UpstreamResult<T> = { ok: true; value: T } | { ok: false; failure: U
 export interface UpstreamSubmitted {
   taskId: string;
   status: "submitted" | "modal";
+  /** Every task of the answer's `data`, in the upstream's order (several with `repeat`). */
+  tasks: Array<{ taskId: string; status: "submitted" | "modal" }>;
 }
+
+/**
+ * A failure after which the upstream may still have run the job: the request was sent and
+ * no clear answer came back. Such a submit is never retried elsewhere, and a /modal that
+ * failed this way is decided by polling, not guessed.
+ */
+export function isAmbiguous(failure: UpstreamFailure): boolean {
+  return (
+    failure.kind === "timeout" ||
+    failure.kind === "server_error" ||
+    failure.kind === "bad_response" ||
+    failure.kind === "network"
+  );
+}
+
+/** A request body already serialized (or streamed) by the caller: large bodies are never re-encoded here. */
+export type RequestBody = string | ReadableStream<Uint8Array>;
 
 /** The upstream's task object, as far as we rely on it; everything else passes through. */
 export interface UpstreamTask {
@@ -29,6 +48,8 @@ export interface UpstreamTask {
   status: TaskStatus;
   progress: number;
   failReason: string | null;
+  /** The upstream's reported `cost` (USD) in micro-USD, when it gave a number. */
+  costMicros: number | null;
   raw: Record<string, unknown>;
 }
 
@@ -42,8 +63,13 @@ export interface UpstreamOptions {
 export class UpstreamClient {
   constructor(private readonly options: UpstreamOptions) {}
 
-  async submit(action: string, body: Record<string, unknown>): Promise<UpstreamResult<UpstreamSubmitted>> {
-    const response = await this.call("POST", `/v1/midjourney/generations/${action}`, body);
+  async submit(
+    action: string,
+    body: Record<string, unknown> | RequestBody,
+  ): Promise<UpstreamResult<UpstreamSubmitted>> {
+    const serialized =
+      typeof body === "string" || body instanceof ReadableStream ? body : JSON.stringify(body);
+    const response = await this.call("POST", `/v1/midjourney/generations/${action}`, serialized);
     if (!response.ok) return response;
     const parsed = parseSubmitted(response.value);
     return parsed
@@ -66,7 +92,7 @@ export class UpstreamClient {
         };
   }
 
-  private async call(method: string, path: string, body?: unknown): Promise<UpstreamResult<unknown>> {
+  private async call(method: string, path: string, body?: RequestBody): Promise<UpstreamResult<unknown>> {
     const fetcher = this.options.fetcher ?? fetch;
     let response: Response;
     try {
@@ -77,7 +103,7 @@ export class UpstreamClient {
           ...(body ? { "content-type": "application/json" } : {}),
           accept: "application/json",
         },
-        body: body ? JSON.stringify(body) : undefined,
+        body,
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });
     } catch (error) {
@@ -176,12 +202,23 @@ function classifyError(response: Response, json: unknown): UpstreamFailure {
 
 function parseSubmitted(json: unknown): UpstreamSubmitted | null {
   const data = (json as { data?: unknown })?.data;
-  const first = Array.isArray(data) ? data[0] : data;
-  if (!first || typeof first !== "object") return null;
-  const taskId = (first as Record<string, unknown>).task_id ?? (first as Record<string, unknown>).id;
-  if (typeof taskId !== "string" || !taskId) return null;
-  const status = String((first as Record<string, unknown>).status ?? "submitted").toLowerCase();
-  return { taskId, status: status === "modal" ? "modal" : "submitted" };
+  const entries = Array.isArray(data) ? data : [data];
+  const tasks: UpstreamSubmitted["tasks"] = [];
+  for (const entry of entries) {
+    if (!entry || typeof entry !== "object") continue;
+    const taskId = (entry as Record<string, unknown>).task_id ?? (entry as Record<string, unknown>).id;
+    if (typeof taskId !== "string" || !taskId) continue;
+    const status = String((entry as Record<string, unknown>).status ?? "submitted").toLowerCase();
+    tasks.push({ taskId, status: status === "modal" ? "modal" : "submitted" });
+  }
+  const first = tasks[0];
+  return first ? { ...first, tasks } : null;
+}
+
+/** USD as the upstream reports it → integer micro-USD (rounded: the upstream's floats are not exact). */
+function costMicrosOf(value: unknown): number | null {
+  const usd = typeof value === "string" ? Number(value) : value;
+  return typeof usd === "number" && Number.isFinite(usd) && usd >= 0 ? Math.round(usd * 1_000_000) : null;
 }
 
 export function parseTask(json: unknown): UpstreamTask | null {
@@ -195,6 +232,7 @@ export function parseTask(json: unknown): UpstreamTask | null {
     status: status as TaskStatus,
     progress: Number.isFinite(progress) ? progress : 0,
     failReason: typeof raw.fail_reason === "string" && raw.fail_reason ? raw.fail_reason : null,
+    costMicros: costMicrosOf(raw.cost),
     raw,
   };
 }

@@ -3,7 +3,7 @@
  * answer without a second charge; another body is 422; an upstream failure releases the key.
  */
 import { describe, expect, it } from "vitest";
-import { call, submit, tenantWithKey } from "../helpers";
+import { call, driveUntilStepRefunded, submit, tenantWithKey } from "../helpers";
 import {
   addFault,
   admin,
@@ -246,6 +246,8 @@ describe("/modal with an Idempotency-Key", () => {
 
   it("a /modal that failed upstream is refunded, and its retry charges nothing", async () => {
     const { t, inpaint } = await failedModalRetried();
+    // A 503 is ambiguous: the charge waits until polling shows the upstream never ran it.
+    await driveUntilStepRefunded(inpaint, "modal.1");
     expect((await tenantRow(t.tenantId)).balance).toBe(1_000_000 - 54_048 - 66_048);
     const money = await rows<{ kind: string; amount: number }>(
       "SELECT kind, amount FROM ledger WHERE task_id = ?1 ORDER BY id",

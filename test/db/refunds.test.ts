@@ -7,9 +7,16 @@ import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { admit, settleTask } from "../../src/db/admission";
 import type { LedgerEntry } from "../../src/db/ledger-reads";
-import { insertCharge, insertRefundOfCharge } from "../../src/db/ledger-writes";
+import { insertCharge, insertRefundOfStep } from "../../src/db/ledger-writes";
 import { newTaskId } from "../../src/domain/ids";
-import { call, submit, type TenantWithKey, taskStub, tenantWithKey } from "../helpers";
+import {
+  call,
+  driveUntilStepRefunded,
+  submit,
+  type TenantWithKey,
+  taskStub,
+  tenantWithKey,
+} from "../helpers";
 import {
   addFault,
   finish,
@@ -197,9 +204,6 @@ describe("a refund cannot be written twice", () => {
       action: "imagine",
       parentTaskId: null,
       costMicros: cost,
-      rpmLimit: 10_000,
-      dailyCap: null,
-      monthlyCap: null,
       kind: "new_task",
       idempotency: null,
       at: Date.now(),
@@ -260,21 +264,22 @@ describe("a refund cannot be written twice", () => {
     const taskId = await admittedTask(t);
     expect(await settleTask(env.DB, failure(taskId))).toBe(true);
     // With the task settled, the statement's own guard inserts nothing.
-    const guarded = await insertRefundOfCharge(env.DB, taskId, "again", Date.now()).run();
+    const guarded = await insertRefundOfStep(env.DB, taskId, "submit", "again", Date.now()).run();
     expect(guarded.meta.changes).toBe(0);
     // Reopen the task (tasks is not append-only) so only the index stands in the way.
     await env.DB.prepare("UPDATE tasks SET settled_at = NULL WHERE id = ?1").bind(taskId).run();
-    await expect(insertRefundOfCharge(env.DB, taskId, "again", Date.now()).run()).rejects.toThrow(
-      /UNIQUE constraint failed: ledger\.task_id, ledger\.kind/,
+    // The statement's guard sees the refund row itself, so nothing is written even when reopened …
+    expect((await insertRefundOfStep(env.DB, taskId, "submit", "again", Date.now()).run()).meta.changes).toBe(
+      0,
     );
     await expect(
       env.DB.prepare(
-        `INSERT INTO ledger (tenant_id, key_id, task_id, kind, action, amount, balance_after, created_at)
-         VALUES (?1, ?2, ?3, 'refund', 'imagine', 1, 0, 0)`,
+        `INSERT INTO ledger (tenant_id, key_id, task_id, kind, action, amount, balance_after, ref_id, step, created_at)
+         SELECT ?1, ?2, ?3, 'refund', 'imagine', 1, 0, id, 'submit', 0 FROM ledger WHERE task_id = ?3 AND kind = 'charge'`,
       )
         .bind(t.tenantId, t.keyId, taskId)
         .run(),
-    ).rejects.toThrow(/UNIQUE constraint failed/);
+    ).rejects.toThrow(/refund_exists|UNIQUE constraint failed: ledger\.ref_id/);
     await env.DB.prepare("UPDATE tasks SET settled_at = ?2 WHERE id = ?1").bind(taskId, Date.now()).run();
     expect((await moneyOfTask(taskId)).map((e) => e.kind)).toEqual(["charge", "refund"]);
     await expectFullyRefunded(t, taskId, IMAGINE_RELAX);
@@ -290,10 +295,11 @@ describe("a refund cannot be written twice", () => {
         taskId,
         action: "imagine",
         amountMicros: 1,
+        step: "submit",
         reason: "twice",
         at: Date.now(),
       }).run(),
-    ).rejects.toThrow(/UNIQUE constraint failed/);
+    ).rejects.toThrow(/charge_step_exists|UNIQUE constraint failed: ledger\.task_id, ledger\.step/);
     expect(await settleTask(env.DB, failure(taskId))).toBe(true);
   });
 });
@@ -336,17 +342,25 @@ describe("the ledger is append-only", () => {
     ).rejects.toThrow(/ledger_append_only/);
     expect(await rows<LedgerRow>("SELECT * FROM ledger WHERE tenant_id = ?1", t.tenantId)).toEqual([topup]);
 
-    // Nor can a charge be replaced through its (task_id, kind) uniqueness.
+    // Nor can a charge be replaced through its (task_id, step) uniqueness, or slip in without a step.
     const taskId = taskIdOf(await submit(t.key, "imagine", { prompt: `replace ${uid()}` }));
     const before = await moneyOfTask(taskId);
     await expect(
       env.DB.prepare(
-        `INSERT OR REPLACE INTO ledger (tenant_id, key_id, task_id, kind, action, amount, balance_after, created_at)
+        `INSERT OR REPLACE INTO ledger (tenant_id, key_id, task_id, kind, action, amount, balance_after, step, created_at)
+         VALUES (?1, ?2, ?3, 'charge', 'imagine', -1, 0, 'submit', 0)`,
+      )
+        .bind(t.tenantId, t.keyId, taskId)
+        .run(),
+    ).rejects.toThrow(/charge_step_exists/);
+    await expect(
+      env.DB.prepare(
+        `INSERT INTO ledger (tenant_id, key_id, task_id, kind, action, amount, balance_after, created_at)
          VALUES (?1, ?2, ?3, 'charge', 'imagine', -1, 0, 0)`,
       )
         .bind(t.tenantId, t.keyId, taskId)
         .run(),
-    ).rejects.toThrow(/UNIQUE constraint failed: ledger/);
+    ).rejects.toThrow(/ledger_step_required/);
     expect(await moneyOfTask(taskId)).toEqual(before);
     await finish(taskId, t.key);
   });
@@ -365,7 +379,7 @@ describe("the ledger is append-only", () => {
 });
 
 describe("refunds of a modal step", () => {
-  it("a /modal refused upstream refunds the modal charge and frees the slot", async () => {
+  it("a /modal whose forward failed ambiguously (503) keeps its charge until polling decides, then refunds it alone", async () => {
     const t = await tenantWithKey(START);
     const { upscaled } = await upscaledParent(t);
     const inpaint = taskIdOf(await submit(t.key, "inpaint", { task_id: upscaled }));
@@ -374,19 +388,34 @@ describe("refunds of a modal step", () => {
     await addFault({ type: "status", status: 503, on: "submit", action: "modal", prompt_contains: marker });
     const res = await submit(t.key, "modal", { task_id: inpaint, prompt: `${marker} sky` });
     expect(res.status).toBe(502);
+    expect(res.body.error.message).toMatch(/may still run/);
+    // The upstream may have run it: nothing is refunded on a guess.
+    expect((await moneyOfTask(inpaint)).map((e) => e.kind)).toEqual(["charge"]);
+    await driveUntilStepRefunded(inpaint, "modal.1");
     const money = await moneyOfTask(inpaint);
-    expect(money.map((e) => [e.kind, e.amount, e.action])).toEqual([
-      ["charge", -66_048, "modal"],
-      ["refund", 66_048, "modal"],
+    expect(money.map((e) => [e.kind, e.amount, e.action, e.step])).toEqual([
+      ["charge", -66_048, "modal", "modal.1"],
+      ["refund", 66_048, "modal", "modal.1"],
     ]);
     expect(money[1]!.ref_id).toBe(money[0]!.id);
+    // The task still waits in MODAL and holds its slot: the tenant may /modal again.
+    expect(await tenantRow(t.tenantId)).toMatchObject({ balance: START - 54_048, inflight: 1 });
+    const again = await submit(t.key, "modal", { task_id: inpaint, prompt: "sky" });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect((await finish(inpaint, t.key)).status).toBe("SUCCESS");
+    const final = await moneyOfTask(inpaint);
+    expect(final.map((e) => [e.kind, e.step])).toEqual([
+      ["charge", "modal.1"],
+      ["refund", "modal.1"],
+      ["charge", "modal.2"],
+    ]);
     expect(await tenantRow(t.tenantId)).toMatchObject({ balance: START - 54_048 - 66_048, inflight: 0 });
     expect((await keyRow(t.keyId)).inflight).toBe(0);
-    const task = await row<{ status: string; cost: number }>(
-      "SELECT status, cost FROM tasks WHERE id = ?1",
+    const task = await row<{ status: string; cost: number; net_charge: number }>(
+      "SELECT status, cost, net_charge FROM tasks WHERE id = ?1",
       inpaint,
     );
-    expect(task).toEqual({ status: "FAILURE", cost: 66_048 });
+    expect(task).toEqual({ status: "SUCCESS", cost: 2 * 66_048, net_charge: 66_048 });
   });
 });
 

@@ -9,6 +9,7 @@ import {
   type Observation,
   POLL,
   type PublishedChange,
+  pendingModalStep,
   pollDelay,
   STATUSES,
   type TaskState,
@@ -59,7 +60,7 @@ type EventSpec =
   /** A timer exactly when the machine asked to be woken (what the Durable Object does). */
   | { t: "timer_due" }
   /** A /modal call; `admission` is what D1 says about its charge. */
-  | { t: "modal"; admission: "ok" | "refused"; outcome: "accepted" | "failed" | "pending" }
+  | { t: "modal"; admission: "ok" | "refused"; outcome: "accepted" | "failed" | "ambiguous" | "pending" }
   | { t: "modal_accepted" }
   | { t: "modal_failed" }
   | { t: "modal_released" }
@@ -102,7 +103,12 @@ const eventArb: fc.Arbitrary<EventSpec> = fc.oneof(
     arbitrary: fc.record({
       t: fc.constant("modal" as const),
       admission: fc.constantFrom("ok" as const, "ok" as const, "refused" as const),
-      outcome: fc.constantFrom("accepted" as const, "failed" as const, "pending" as const),
+      outcome: fc.constantFrom(
+        "accepted" as const,
+        "failed" as const,
+        "ambiguous" as const,
+        "pending" as const,
+      ),
     }),
   },
   { weight: 1, arbitrary: fc.constant({ t: "modal_accepted" as const }) },
@@ -138,31 +144,45 @@ const scenarioArb = fc.record({
 });
 type Scenario = typeof scenarioArb extends fc.Arbitrary<infer S> ? S : never;
 
-/** The money side as D1 does it: one charge row per task, settlement guarded by settled_at. */
+/**
+ * The money side as D1 does it: one charge row per step ('submit', 'modal.N'), each refunded
+ * at most once and only while the task is unsettled; settlement guarded by settled_at.
+ */
 class LedgerModel {
   balance = 100_000_000;
-  readonly rows: Array<{ kind: "topup" | "charge" | "refund"; amount: number; reason?: string }> = [
-    { kind: "topup", amount: 100_000_000 },
-  ];
+  readonly rows: Array<{
+    kind: "topup" | "charge" | "refund";
+    amount: number;
+    step?: string;
+    reason?: string;
+  }> = [{ kind: "topup", amount: 100_000_000 }];
   settled: { status: string; refund: boolean } | null = null;
 
-  /** Admission: D1 refuses a second charge row for a task (UNIQUE (task_id, kind)). */
-  charge(amount: number): boolean {
+  /** Admission: D1 refuses a second charge row for the same step (UNIQUE (task_id, step)). */
+  charge(amount: number, step: string): boolean {
+    if (this.settled) return false; // the cost trigger refuses a charge on a settled task
     if (amount <= 0) return true;
-    if (this.rows.some((r) => r.kind === "charge")) return false;
+    if (this.rows.some((r) => r.kind === "charge" && r.step === step)) return false;
     this.balance -= amount;
-    this.rows.push({ kind: "charge", amount: -amount });
+    this.rows.push({ kind: "charge", amount: -amount, step });
     return true;
+  }
+
+  /** One step's refund: guarded by "charge not refunded yet" and "task not settled". */
+  refundStep(step: string, reason?: string): void {
+    if (this.settled) return;
+    const charge = this.rows.find((r) => r.kind === "charge" && r.step === step);
+    if (!charge || this.rows.some((r) => r.kind === "refund" && r.step === step)) return;
+    this.balance += -charge.amount;
+    this.rows.push({ kind: "refund", amount: -charge.amount, step, reason });
   }
 
   settle(effect: Extract<Effect, { type: "settle" }>): void {
     if (this.settled) return; // every statement is guarded by settled_at IS NULL
+    if (effect.outcome === "refund") {
+      for (const step of effect.refundSteps) this.refundStep(step, effect.reason ?? undefined);
+    }
     this.settled = { status: effect.status, refund: effect.outcome === "refund" };
-    if (effect.outcome !== "refund") return;
-    const charge = this.rows.find((r) => r.kind === "charge");
-    if (!charge) return;
-    this.balance += -charge.amount;
-    this.rows.push({ kind: "refund", amount: -charge.amount, reason: effect.reason ?? undefined });
   }
 
   check(): void {
@@ -171,15 +191,21 @@ class LedgerModel {
     const refunds = this.rows.filter((r) => r.kind === "refund");
     const charges = this.rows.filter((r) => r.kind === "charge");
     if (refunds.length > charges.length) throw new Error("more refunds than charges");
-    if (refunds.length > 1) throw new Error("two refunds for one task");
     for (const refund of refunds) {
-      if (refund.amount !== -charges[0]!.amount) throw new Error("refund differs from its charge");
+      const same = refunds.filter((r) => r.step === refund.step);
+      if (same.length > 1) throw new Error(`two refunds for step ${refund.step}`);
+      const charge = charges.find((c) => c.step === refund.step);
+      if (!charge || refund.amount !== -charge.amount) throw new Error("refund differs from its charge");
     }
   }
 
   /** Money the task cost the tenant in the end. */
   net(): number {
     return this.rows.filter((r) => r.kind !== "topup").reduce((a, r) => a + r.amount, 0);
+  }
+
+  refundedSteps(): string[] {
+    return this.rows.filter((r) => r.kind === "refund").map((r) => r.step!);
   }
 }
 
@@ -211,7 +237,8 @@ function simulate(scenario: Scenario): RunResult {
   };
   const ledger = new LedgerModel();
   // Admission: an inpaint is free, anything else is charged before the task exists.
-  ledger.charge(scenario.inpaint ? 0 : scenario.chargeMicros);
+  ledger.charge(scenario.inpaint ? 0 : scenario.chargeMicros, "submit");
+  let modalSteps = 0;
   let state = initialState(T0, config);
   let now = T0;
   let d1Calls = 0;
@@ -264,7 +291,7 @@ function simulate(scenario: Scenario): RunResult {
     if (
       next.settlement?.reason === "modal_timeout" &&
       prev.settlement === null &&
-      (prev.modalPending || prev.status !== "MODAL")
+      (prev.modalPending || prev.modalUnconfirmed || prev.status !== "MODAL")
     ) {
       fail("modal_timeout while a /modal was pending or outside MODAL", {
         prev: prev.status,
@@ -326,6 +353,14 @@ function simulate(scenario: Scenario): RunResult {
           state = next;
           apply({ type: "settlement_recorded", at: now });
         }
+      } else if (effect.type === "refund_step") {
+        if (effect.step === "submit") fail("a step refund of the submit charge", effect);
+        const d1 = scenario.d1[d1Calls++ % scenario.d1.length]!;
+        if (d1 !== "lost") ledger.refundStep(effect.step, effect.reason);
+        if (d1 === "ok") {
+          state = next;
+          apply({ type: "step_refund_recorded", at: now, step: effect.step });
+        }
       } else if (effect.type === "late_upstream_report") {
         lateReports++;
         if (next.settlement?.reason !== "upstream_timeout")
@@ -363,9 +398,15 @@ function simulate(scenario: Scenario): RunResult {
         return { type: "timer", at: now };
       }
       case "modal_accepted":
-        return { type: "modal_accepted", at: now };
+        return { type: "modal_accepted", at: now, step: `modal.${Math.max(1, modalSteps)}` };
       case "modal_failed":
-        return { type: "modal_failed", at: now, reason: "modal refused upstream" };
+        return {
+          type: "modal_failed",
+          at: now,
+          step: `modal.${Math.max(1, modalSteps)}`,
+          reason: "modal refused upstream",
+          ambiguous: false,
+        };
       case "modal_released":
         return { type: "modal_released", at: now };
       case "settlement_recorded":
@@ -383,15 +424,23 @@ function simulate(scenario: Scenario): RunResult {
         // What TaskObject.modal does: ask the machine, charge in D1, forward, report back.
         const requested = apply({ type: "modal_requested", at: now });
         if (requested.modalRefusal !== undefined) continue;
-        if (event.admission === "refused" || !ledger.charge(scenario.modalMicros)) {
+        const step = pendingModalStep(requested.state)!;
+        if (event.admission === "refused" || !ledger.charge(scenario.modalMicros, step)) {
           apply({ type: "modal_released", at: now });
           continue;
         }
+        modalSteps++;
         if (event.outcome === "accepted") {
           modalWentThrough = true;
-          apply({ type: "modal_accepted", at: now });
-        } else if (event.outcome === "failed") {
-          apply({ type: "modal_failed", at: now, reason: "modal refused upstream" });
+          apply({ type: "modal_accepted", at: now, step });
+        } else if (event.outcome === "failed" || event.outcome === "ambiguous") {
+          apply({
+            type: "modal_failed",
+            at: now,
+            step,
+            reason: "modal refused upstream",
+            ambiguous: event.outcome === "ambiguous",
+          });
         }
         // "pending": the answer never came back (the object was evicted mid-call)
         continue;
@@ -433,9 +482,10 @@ const check = (scenario: Scenario) => {
   const [decision] = settleEffects;
   expect(decision!.status).toBe(state.status);
   expect(ledger.settled!.status).toBe(state.status);
-  // Refund only for FAILURE/CANCEL; SUCCESS keeps the charge.
+  // FAILURE/CANCEL give every step back; SUCCESS keeps the submit charge (a /modal step
+  // the upstream refused or never ran may have been given back on its own).
   if (state.status === "SUCCESS") {
-    expect(ledger.rows.filter((r) => r.kind === "refund")).toHaveLength(0);
+    expect(ledger.refundedSteps()).not.toContain("submit");
   } else {
     expect(ledger.net()).toBe(0);
   }
@@ -512,7 +562,11 @@ describe("task machine properties", () => {
           if (isTerminal(state.status)) expect(state.settlement?.reason).toBe("upstream_timeout");
         }
         // and once the /modal is accepted, the task is on its way
-        const accepted = transition(state, { type: "modal_accepted", at: T0 + 10 * HOUR }, config).state;
+        const accepted = transition(
+          state,
+          { type: "modal_accepted", at: T0 + 10 * HOUR, step: "modal.1" },
+          config,
+        ).state;
         if (!isTerminal(state.status)) expect(accepted.status).not.toBe("MODAL");
       }),
       { numRuns: RUNS },

@@ -150,7 +150,13 @@ describe("rejected", () => {
     expect(last.state.settlement).toEqual({ outcome: "refund", reason: "submit_failed", recorded: false });
     expect(last.changes).toEqual([{ status: "FAILURE", progress: 100 }]);
     expect(last.effects).toEqual([
-      { type: "settle", status: "FAILURE", outcome: "refund", reason: "submit_failed" },
+      {
+        type: "settle",
+        status: "FAILURE",
+        outcome: "refund",
+        reason: "submit_failed",
+        refundSteps: ["submit"],
+      },
     ]);
     expect(last.state.timers).toEqual({
       pollAt: null,
@@ -277,7 +283,9 @@ describe("upstream observations", () => {
     expect(state.result).toEqual({ image_urls: ["u"] });
     expect(state.settlement).toEqual({ outcome: "keep", reason: null, recorded: false });
     expect(last.changes).toEqual([{ status: "SUCCESS", progress: 100 }]);
-    expect(last.effects).toEqual([{ type: "settle", status: "SUCCESS", outcome: "keep", reason: null }]);
+    expect(last.effects).toEqual([
+      { type: "settle", status: "SUCCESS", outcome: "keep", reason: null, refundSteps: [] },
+    ]);
     expect(state.timers).toEqual({
       pollAt: null,
       modalDeadlineAt: null,
@@ -301,7 +309,13 @@ describe("upstream observations", () => {
     expect(state.failReason).toBe("Banned prompt detected");
     expect(state.settlement).toEqual({ outcome: "refund", reason: "upstream_failure", recorded: false });
     expect(last.effects).toEqual([
-      { type: "settle", status: "FAILURE", outcome: "refund", reason: "upstream_failure" },
+      {
+        type: "settle",
+        status: "FAILURE",
+        outcome: "refund",
+        reason: "upstream_failure",
+        refundSteps: ["submit"],
+      },
     ]);
   });
 
@@ -315,7 +329,13 @@ describe("upstream observations", () => {
     expect(state.status).toBe("CANCEL");
     expect(state.progress).toBe(100);
     expect(last.effects).toEqual([
-      { type: "settle", status: "CANCEL", outcome: "refund", reason: "upstream_cancel" },
+      {
+        type: "settle",
+        status: "CANCEL",
+        outcome: "refund",
+        reason: "upstream_cancel",
+        refundSteps: ["submit"],
+      },
     ]);
   });
 
@@ -420,7 +440,13 @@ describe("timer", () => {
     expect(at.state.settlement).toEqual({ outcome: "refund", reason: "modal_timeout", recorded: false });
     expect(at.changes).toEqual([{ status: "CANCEL", progress: 100 }]);
     expect(at.effects).toEqual([
-      { type: "settle", status: "CANCEL", outcome: "refund", reason: "modal_timeout" },
+      {
+        type: "settle",
+        status: "CANCEL",
+        outcome: "refund",
+        reason: "modal_timeout",
+        refundSteps: ["submit"],
+      },
     ]);
   });
 
@@ -450,7 +476,13 @@ describe("timer", () => {
     expect(step.state.settlement).toEqual({ outcome: "refund", reason: "upstream_timeout", recorded: false });
     expect(step.changes).toEqual([{ status: "FAILURE", progress: 100 }]);
     expect(step.effects).toEqual([
-      { type: "settle", status: "FAILURE", outcome: "refund", reason: "upstream_timeout" },
+      {
+        type: "settle",
+        status: "FAILURE",
+        outcome: "refund",
+        reason: "upstream_timeout",
+        refundSteps: ["submit"],
+      },
     ]);
     expect(step.state.timers.lateWatchUntil).toBe(at + 24 * HOUR);
     expect(step.state.timers.pollAt).toBe(at + POLL.lateWatchMs);
@@ -602,14 +634,20 @@ describe("modal", () => {
     expect(step.state.status).toBe("CANCEL");
     expect(step.state.modalPending).toBe(false);
     expect(step.effects).toEqual([
-      { type: "settle", status: "CANCEL", outcome: "refund", reason: "modal_timeout" },
+      {
+        type: "settle",
+        status: "CANCEL",
+        outcome: "refund",
+        reason: "modal_timeout",
+        refundSteps: ["submit"],
+      },
     ]);
   });
 
   it("modal_accepted: SUBMITTED on the same task, deadline cleared, polling resumes", () => {
     const cfg = config();
     const pending = transition(modalTask(cfg), { type: "modal_requested", at: T0 + MIN }, cfg).state;
-    const step = transition(pending, { type: "modal_accepted", at: T0 + MIN + 300 }, cfg);
+    const step = transition(pending, { type: "modal_accepted", at: T0 + MIN + 300, step: "modal.1" }, cfg);
     expect(step.state.status).toBe("SUBMITTED");
     expect(step.state.modalPending).toBe(false);
     expect(step.state.progress).toBe(15);
@@ -628,7 +666,7 @@ describe("modal", () => {
     const pending = transition(modalTask(cfg), { type: "modal_requested", at: T0 + MIN }, cfg).state;
     const polled = transition(pending, upstream(T0 + MIN + 100, "IN_PROGRESS", 40), cfg).state;
     expect(polled.status).toBe("IN_PROGRESS");
-    const step = transition(polled, { type: "modal_accepted", at: T0 + MIN + 200 }, cfg);
+    const step = transition(polled, { type: "modal_accepted", at: T0 + MIN + 200, step: "modal.1" }, cfg);
     expect(step.state.status).toBe("IN_PROGRESS");
     expect(step.state.progress).toBe(40);
     expect(step.changes).toEqual([]);
@@ -637,31 +675,141 @@ describe("modal", () => {
 
   it("modal_accepted without a pending /modal, or after the end, changes nothing", () => {
     const state = modalTask();
-    expect(transition(state, { type: "modal_accepted", at: T0 + MIN }, config()).state).toEqual(state);
+    expect(
+      transition(state, { type: "modal_accepted", at: T0 + MIN, step: "modal.1" }, config()).state,
+    ).toEqual(state);
     const cancelled = transition(state, { type: "timer", at: T0 + 31 * MIN }, config()).state;
-    const step = transition(cancelled, { type: "modal_accepted", at: T0 + 32 * MIN }, config());
+    const step = transition(
+      cancelled,
+      { type: "modal_accepted", at: T0 + 32 * MIN, step: "modal.1" },
+      config(),
+    );
     expect(step.state).toEqual(cancelled);
     expect(step.effects).toEqual([]);
   });
 
-  it("modal_failed: FAILURE and refund (submit_failed) with the reason", () => {
+  it("modal_failed (clearly refused): back to MODAL, only the modal step is refunded, a new /modal may follow", () => {
     const pending = transition(modalTask(), { type: "modal_requested", at: T0 + MIN }, config()).state;
+    expect(pending.charges.map((c) => c.step)).toEqual(["submit", "modal.1"]);
     const step = transition(
       pending,
-      { type: "modal_failed", at: T0 + MIN + 5, reason: "modal refused upstream: x" },
+      {
+        type: "modal_failed",
+        at: T0 + MIN + 5,
+        step: "modal.1",
+        reason: "modal refused upstream: x",
+        ambiguous: false,
+      },
       config(),
     );
-    expect(step.state.status).toBe("FAILURE");
-    expect(step.state.failReason).toBe("modal refused upstream: x");
+    expect(step.state.status).toBe("MODAL");
     expect(step.state.modalPending).toBe(false);
-    expect(step.effects).toEqual([
-      { type: "settle", status: "FAILURE", outcome: "refund", reason: "submit_failed" },
-    ]);
+    expect(step.state.settlement).toBeNull();
+    expect(step.effects).toEqual([{ type: "refund_step", step: "modal.1", reason: "modal_refused" }]);
+    expect(step.state.charges.find((c) => c.step === "modal.1")).toMatchObject({ refunded: true });
+    // Until D1 records the refund, timers retry it.
+    expect(transition(step.state, { type: "timer", at: T0 + 2 * MIN }, config()).effects).toContainEqual({
+      type: "refund_step",
+      step: "modal.1",
+      reason: "modal_refused",
+    });
+    const recorded = transition(
+      step.state,
+      { type: "step_refund_recorded", at: T0 + MIN + 6, step: "modal.1" },
+      config(),
+    ).state;
+    const again = transition(recorded, { type: "modal_requested", at: T0 + 2 * MIN }, config());
+    expect(again.modalRefusal).toBeUndefined();
+    expect(again.state.charges.map((c) => c.step)).toEqual(["submit", "modal.1", "modal.2"]);
+    // The MODAL deadline still applies, and the cancellation refunds every step.
+    const cancelled = transition(recorded, { type: "timer", at: T0 + 31 * MIN }, config());
+    expect(cancelled.state.status).toBe("CANCEL");
+    expect(cancelled.effects).toContainEqual({
+      type: "settle",
+      status: "CANCEL",
+      outcome: "refund",
+      reason: "modal_timeout",
+      refundSteps: ["submit", "modal.1"],
+    });
+  });
+
+  describe("an ambiguous modal_failed is decided by polling, not guessed", () => {
+    const ambiguous = () => {
+      const pending = transition(modalTask(), { type: "modal_requested", at: T0 + MIN }, config()).state;
+      return transition(
+        pending,
+        { type: "modal_failed", at: T0 + MIN + 5, step: "modal.1", reason: "timeout", ambiguous: true },
+        config(),
+      );
+    };
+
+    it("waits: no refund, no cancellation, a second /modal is refused, polls come quickly", () => {
+      const step = ambiguous();
+      expect(step.effects).toEqual([]);
+      expect(step.state.modalUnconfirmed).toEqual({ step: "modal.1", since: T0 + MIN + 5 });
+      expect(step.state.timers.pollAt).toBe(T0 + MIN + 5 + POLL.modalConfirmPollMs);
+      expect(
+        transition(step.state, { type: "modal_requested", at: T0 + MIN + 10 }, config()).modalRefusal,
+      ).toBe("modal_in_progress");
+      // The MODAL deadline does not fire while the answer is outstanding.
+      const late = transition(
+        step.state,
+        { type: "timer", at: step.state.timers.modalDeadlineAt! + 1 },
+        config(),
+      );
+      expect(late.state.status).toBe("MODAL");
+    });
+
+    it("the upstream ran it (SUBMITTED): the modal charge is kept", () => {
+      const step = transition(ambiguous().state, upstream(T0 + MIN + 3_000, "SUBMITTED", 20), config());
+      expect(step.state.status).toBe("SUBMITTED");
+      expect(step.state.modalUnconfirmed).toBeNull();
+      expect(step.effects).toEqual([]);
+      const done = transition(step.state, upstream(T0 + 3 * MIN, "SUCCESS", 100), config());
+      expect(done.effects).toEqual([
+        { type: "settle", status: "SUCCESS", outcome: "keep", reason: null, refundSteps: [] },
+      ]);
+    });
+
+    it("still MODAL after the confirmation window: only the modal step is refunded", () => {
+      const soon = transition(ambiguous().state, upstream(T0 + MIN + 3_000, "MODAL", 15), config());
+      expect(soon.effects).toEqual([]);
+      expect(soon.state.modalUnconfirmed).not.toBeNull();
+      const decided = transition(
+        soon.state,
+        upstream(T0 + MIN + 5 + POLL.modalConfirmMs, "MODAL", 15),
+        config(),
+      );
+      expect(decided.effects).toEqual([{ type: "refund_step", step: "modal.1", reason: "modal_not_run" }]);
+      expect(decided.state.modalUnconfirmed).toBeNull();
+      expect(decided.state.status).toBe("MODAL");
+      expect(
+        transition(decided.state, { type: "modal_requested", at: T0 + 3 * MIN }, config()).modalRefusal,
+      ).toBeUndefined();
+    });
+
+    it("CANCEL: the task ends and every step is refunded", () => {
+      const step = transition(ambiguous().state, upstream(T0 + MIN + 3_000, "CANCEL", 15), config());
+      expect(step.state.status).toBe("CANCEL");
+      expect(step.effects).toEqual([
+        {
+          type: "settle",
+          status: "CANCEL",
+          outcome: "refund",
+          reason: "upstream_cancel",
+          refundSteps: ["submit", "modal.1"],
+        },
+      ]);
+    });
   });
 
   it("modal_failed after the task already ended does not settle again", () => {
     const cancelled = transition(modalTask(), { type: "timer", at: T0 + 31 * MIN }, config()).state;
-    const step = transition(cancelled, { type: "modal_failed", at: T0 + 32 * MIN, reason: "x" }, config());
+    const step = transition(
+      cancelled,
+      { type: "modal_failed", at: T0 + 32 * MIN, step: "modal.1", reason: "x", ambiguous: false },
+      config(),
+    );
     expect(step.state.status).toBe("CANCEL");
     expect(step.effects).toEqual([]);
   });
@@ -685,7 +833,11 @@ describe("modal", () => {
     const polled = transition(state, upstream(T0 + MIN + 50, "MODAL", 15), cfg);
     expect(polled.state.status).toBe("MODAL");
     expect(polled.state.modalPending).toBe(true);
-    state = transition(polled.state, { type: "modal_accepted", at: T0 + MIN + 100 }, cfg).state;
+    state = transition(
+      polled.state,
+      { type: "modal_accepted", at: T0 + MIN + 100, step: "modal.1" },
+      cfg,
+    ).state;
     const stale = transition(state, upstream(T0 + MIN + 4_000, "MODAL", 15), cfg);
     expect(stale.state.status).toBe("SUBMITTED");
     expect(stale.changes).toEqual([]);

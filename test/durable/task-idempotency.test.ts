@@ -189,6 +189,7 @@ describe("repeated settlement", () => {
         status: "FAILURE",
         outcome: "refund",
         reason: "upstream_failure",
+        refundSteps: ["submit"],
       };
       await Promise.all(Array.from({ length: 5 }, () => internals(o).perform(effect)));
     });

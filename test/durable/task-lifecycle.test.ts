@@ -160,10 +160,13 @@ describe("TaskObject lifecycle: queries", () => {
       const record = JSON.parse(
         state.storage.sql.exec<{ body: string }>("SELECT body FROM record").one().body,
       );
-      return record.state.result;
+      return record.state;
     });
-    expect(upstreamTask.cost).toBe(0.05504);
-    expect(doneB.cost).not.toBe(upstreamTask.cost);
+    // Kept beside the tenant's price (for margin), not echoed in the stored result.
+    expect(upstreamTask.upstreamCostMicros).toBe(55_040);
+    expect(upstreamTask.result.cost).toBeUndefined();
+    expect(doneB.cost).not.toBe(upstreamTask.upstreamCostMicros / 1_000_000);
+    expect((await taskRow(b)).upstream_cost).toBe(55_040);
     expect((await taskRow(b)).cost).toBe(chargeB);
   });
 });

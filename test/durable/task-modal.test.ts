@@ -103,28 +103,72 @@ describe("inpaint → MODAL → /modal → SUBMITTED → SUCCESS", () => {
     await expectReconciled();
   });
 
-  it("a /modal the upstream refuses: FAILURE, and the modal charge is refunded exactly once", async () => {
+  it("a /modal the upstream clearly refuses (400): the modal step is refunded exactly once, the task keeps waiting, a later /modal works", async () => {
     const t = await tenantWithKey(10_000_000);
     const taskId = await inpaintInModal(t, "modal-refused");
     const m = marker("refuse-modal");
     await fault({ type: "status", status: 400, on: "submit", action: "modal", prompt_contains: m });
     const balance = await balanceOf(t.tenantId);
     const res = await modal(t.key, { task_id: taskId, prompt: `paint ${m}` });
-    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBe(400);
     const record = await readRecord(taskId);
-    expect(record!.state.status).toBe("FAILURE");
+    expect(record!.state.status).toBe("MODAL");
+    expect(record!.state.modalPending).toBe(false);
     const rows = await ledgerOfTask(taskId);
-    expect(rows.map((r) => r.kind)).toEqual(["charge", "refund"]);
+    expect(rows.map((r) => [r.kind, r.step])).toEqual([
+      ["charge", "modal.1"],
+      ["refund", "modal.1"],
+    ]);
     expect(rows[1].amount).toBe(-rows[0].amount);
     expect(await balanceOf(t.tenantId)).toBe(balance);
     for (let i = 0; i < 3; i++) {
       await setWake(taskId, Date.now());
       await alarm(taskId);
     }
-    expect((await readRecord(taskId))!.state.status).toBe("FAILURE");
+    expect((await readRecord(taskId))!.state.status).toBe("MODAL");
     expect((await ledgerOfTask(taskId)).filter((r) => r.kind === "refund")).toHaveLength(1);
+    expect(await inflightOf(t)).toEqual({ tenant: 1, key: 1 });
+    // Every MODAL can be continued: a second /modal is its own charged step.
+    const again = await modal(t.key, { task_id: taskId, prompt: "paint" });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect((await driveTask(taskId, t.key)).status).toBe("SUCCESS");
+    const final = await ledgerOfTask(taskId);
+    expect(final.map((r) => [r.kind, r.step])).toEqual([
+      ["charge", "modal.1"],
+      ["refund", "modal.1"],
+      ["charge", "modal.2"],
+    ]);
+    expect(await balanceOf(t.tenantId)).toBe(balance + final[2].amount);
     expect(await inflightOf(t)).toEqual({ tenant: 0, key: 0 });
     await expectReconciled();
+  });
+
+  it("an operator who prices inpaint above zero: inpaint and its /modal are two charges, each settled", async () => {
+    const t = await tenantWithKey(10_000_000);
+    const put = await call("PUT", "/admin/prices", {
+      admin: true,
+      body: { prices: [{ action: "inpaint", speed: "relax", override_micros: 10_000 }] },
+    });
+    try {
+      expect(put.status, JSON.stringify(put.body)).toBe(200);
+      const taskId = await inpaintInModal(t, "priced-inpaint");
+      const res = await modal(t.key, { task_id: taskId, prompt: "a hat" });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect((await driveTask(taskId, t.key)).status).toBe("SUCCESS");
+      const rows = await ledgerOfTask(taskId);
+      expect(rows.map((r) => [r.kind, r.step])).toEqual([
+        ["charge", "submit"],
+        ["charge", "modal.1"],
+      ]);
+      expect(rows[0].amount).toBe(-10_000);
+      expect((await taskRow(taskId)).cost).toBe(10_000 - rows[1].amount);
+      await expectReconciled();
+    } finally {
+      await call("PUT", "/admin/prices", {
+        admin: true,
+        body: { prices: [{ action: "inpaint", speed: "relax", override_micros: null }] },
+      });
+    }
   });
 
   it("a /modal the tenant cannot pay for is refused (402), the task keeps waiting, and a later /modal works", async () => {

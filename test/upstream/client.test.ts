@@ -106,8 +106,12 @@ describe("parseTask", () => {
       status: "FAILURE",
       progress: 100,
       failReason: "banned prompt",
+      costMicros: null,
       raw,
     });
+    expect(parseTask({ id: "t", status: "SUCCESS", cost: 0.05504 })?.costMicros).toBe(55_040);
+    expect(parseTask({ id: "t", status: "SUCCESS", cost: "0.1" })?.costMicros).toBe(100_000);
+    expect(parseTask({ id: "t", status: "SUCCESS", cost: -1 })?.costMicros).toBeNull();
     expect(parseTask({ id: "t", status: "in_progress" })?.status).toBe("IN_PROGRESS");
     expect(parseTask({ id: "t", status: "SUCCESS", fail_reason: "" })?.failReason).toBeNull();
     expect(parseTask({ id: "t", status: "SUCCESS", fail_reason: null })?.failReason).toBeNull();
@@ -151,23 +155,40 @@ describe("UpstreamClient requests", () => {
   it.each([
     [
       { code: 200, data: [{ status: "submitted", task_id: "u1" }] },
-      { taskId: "u1", status: "submitted" },
+      { taskId: "u1", status: "submitted", tasks: [{ taskId: "u1", status: "submitted" }] },
     ],
     [
       { code: 200, data: [{ status: "modal", task_id: "u2" }] },
-      { taskId: "u2", status: "modal" },
+      { taskId: "u2", status: "modal", tasks: [{ taskId: "u2", status: "modal" }] },
     ],
     [
       { code: 200, data: [{ status: "MODAL", task_id: "u3" }] },
-      { taskId: "u3", status: "modal" },
+      { taskId: "u3", status: "modal", tasks: [{ taskId: "u3", status: "modal" }] },
     ],
     [
       { code: 200, data: { status: "submitted", task_id: "u4" } },
-      { taskId: "u4", status: "submitted" },
+      { taskId: "u4", status: "submitted", tasks: [{ taskId: "u4", status: "submitted" }] },
     ],
     [
       { code: 200, data: [{ id: "u5" }] },
-      { taskId: "u5", status: "submitted" },
+      { taskId: "u5", status: "submitted", tasks: [{ taskId: "u5", status: "submitted" }] },
+    ],
+    [
+      {
+        code: 200,
+        data: [
+          { status: "submitted", task_id: "r1" },
+          { status: "submitted", task_id: "r2" },
+        ],
+      },
+      {
+        taskId: "r1",
+        status: "submitted",
+        tasks: [
+          { taskId: "r1", status: "submitted" },
+          { taskId: "r2", status: "submitted" },
+        ],
+      },
     ],
   ])("submit answer %j is understood", async (body, value) => {
     const { client } = clientWith(() => json(200, body));

@@ -313,17 +313,15 @@ describe("PUT /admin/prices", () => {
     expect(await charged(t, "imagine", { prompt: `after bad put ${uid()}` })).toBe(54_048);
   });
 
-  it("inpaint stays free: a price on it is refused (its /modal is the task's one charge)", async () => {
-    const before = await priceTables();
-    for (const change of [{ override_micros: 1 }, { list_micros: 10 }]) {
-      const res = await admin("PUT", "/admin/prices", {
-        markup_bps: 100,
-        prices: [{ action: "inpaint", speed: "fast", ...change }],
-      });
-      expect(res.status, JSON.stringify(change)).toBe(400);
-      expect(res.body.error).toMatchObject({ code: "invalid_request", field: "prices.0" });
-    }
-    expect(await priceTables()).toEqual(before);
+  it("inpaint can be priced (a task carries one charge per step): the price is taken, and 0 or null frees it again", async () => {
+    const priced = await admin("PUT", "/admin/prices", {
+      prices: [{ action: "inpaint", speed: "fast", override_micros: 7_000 }],
+    });
+    expect(priced.status, JSON.stringify(priced.body)).toBe(200);
+    expect(find(priced.body, "inpaint", "fast")).toMatchObject({
+      override_micros: 7_000,
+      price_micros: 7_000,
+    });
     const zero = await admin("PUT", "/admin/prices", {
       prices: [
         { action: "inpaint", speed: "fast", override_micros: 0 },
