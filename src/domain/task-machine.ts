@@ -74,7 +74,7 @@ export interface TaskState {
    * may have run it. Polling decides: it went on (keep its charge) or the task is still in
    * MODAL (refund that step only) or was cancelled (refund everything).
    */
-  modalUnconfirmed: { step: string; since: number } | null;
+  modalUnconfirmed: { step: string; since: number; modalSightings: number } | null;
   /** Every charged step; a refunding settlement gives back all of them (each at most once). */
   charges: ChargeStep[];
   /** What the upstream reported it billed for the task (its `cost`), in micro-USD. */
@@ -162,8 +162,12 @@ export const POLL = {
   backoffMaxMs: 60_000,
   lateWatchMs: 15 * 60_000,
   settlementRetryMs: 5_000,
-  /** After an ambiguous /modal, how long the upstream must still say MODAL before we refund it. */
-  modalConfirmMs: 15_000,
+  /**
+   * After an ambiguous /modal, how many polls in a row must still see MODAL before we refund
+   * it (at modalConfirmPollMs apart: about 15 s, well past the time an accepted /modal takes
+   * to show as SUBMITTED upstream).
+   */
+  modalConfirmPolls: 5,
   modalConfirmPollMs: 3_000,
 } as const;
 
@@ -356,8 +360,13 @@ function decideUnconfirmedModal(
 ): Transition {
   const pending = state.modalUnconfirmed!;
   if (observation.status === "MODAL" || observation.status === "NOT_START") {
-    if (observation.at - pending.since < POLL.modalConfirmMs) {
-      const next = { ...state, updatedAt: observation.at };
+    const sightings = pending.modalSightings + 1;
+    if (sightings < POLL.modalConfirmPolls) {
+      const next = {
+        ...state,
+        updatedAt: observation.at,
+        modalUnconfirmed: { ...pending, modalSightings: sightings },
+      };
       next.timers = { ...next.timers, pollAt: observation.at + pollDelay(next, config) };
       return unchanged(next);
     }
@@ -491,7 +500,10 @@ function onModalFailed(
   // A poll already saw the modal job running: whatever the answer said, it runs; keep it.
   if (RANK[state.status] >= RANK.SUBMITTED) return unchanged(settled);
   if (observation.ambiguous) {
-    const next: TaskState = { ...settled, modalUnconfirmed: { step: observation.step, since: at } };
+    const next: TaskState = {
+      ...settled,
+      modalUnconfirmed: { step: observation.step, since: at, modalSightings: 0 },
+    };
     next.timers = { ...next.timers, pollAt: at + pollDelay(next, config) };
     return unchanged(next);
   }

@@ -640,16 +640,15 @@ export class TaskObject extends DurableObject<Env> {
   /** Feeds one observation through the machine and carries out what it asks for. */
   private async observe(observation: Observation, requestId?: string): Promise<void> {
     const { effects } = this.apply(observation, requestId);
-    for (const effect of effects) await this.perform(effect, observation.at);
+    for (const effect of effects) await this.perform(effect);
   }
 
-  /** `at` is when the observation that asked for the effect happened (a test-driven alarm jumps it). */
-  private async perform(effect: Effect, at = Date.now()): Promise<void> {
+  private async perform(effect: Effect): Promise<void> {
     const record = this.load();
     if (!record) return;
     switch (effect.type) {
       case "poll":
-        return this.poll(record, at);
+        return this.poll(record);
       case "refund_step": {
         const refunded = await refundStep(this.env.DB, {
           taskId: record.meta.taskId,
@@ -701,11 +700,11 @@ export class TaskObject extends DurableObject<Env> {
     }
   }
 
-  private async poll(record: TaskRecord, notBefore: number): Promise<void> {
+  private async poll(record: TaskRecord): Promise<void> {
     const upstreamId = record.meta.upstreamTaskId;
     if (!upstreamId) return;
     const result = await this.upstream().query(upstreamId);
-    const at = Math.max(Date.now(), notBefore);
+    const at = Date.now();
     if (!result.ok) {
       logEvent("task_poll_error", { task_id: record.meta.taskId, failure: result.failure.kind });
       await this.observe({ type: "upstream_error", at, error: result.failure.kind });

@@ -399,7 +399,7 @@ describe("refunds of a modal step", () => {
     ]);
     expect(money[1]!.ref_id).toBe(money[0]!.id);
     // The task still waits in MODAL and holds its slot: the tenant may /modal again.
-    expect(await tenantRow(t.tenantId)).toMatchObject({ balance: START - 54_048, inflight: 1 });
+    expect(await tenantRow(t.tenantId)).toMatchObject({ balance: START - 54_048 - 66_048, inflight: 1 });
     const again = await submit(t.key, "modal", { task_id: inpaint, prompt: "sky" });
     expect(again.status, JSON.stringify(again.body)).toBe(200);
     expect((await finish(inpaint, t.key)).status).toBe("SUCCESS");
@@ -409,7 +409,7 @@ describe("refunds of a modal step", () => {
       ["refund", "modal.1"],
       ["charge", "modal.2"],
     ]);
-    expect(await tenantRow(t.tenantId)).toMatchObject({ balance: START - 54_048 - 66_048, inflight: 0 });
+    expect(await tenantRow(t.tenantId)).toMatchObject({ balance: START - 54_048 - 2 * 66_048, inflight: 0 });
     expect((await keyRow(t.keyId)).inflight).toBe(0);
     const task = await row<{ status: string; cost: number; net_charge: number }>(
       "SELECT status, cost, net_charge FROM tasks WHERE id = ?1",

@@ -746,7 +746,11 @@ describe("modal", () => {
     it("waits: no refund, no cancellation, a second /modal is refused, polls come quickly", () => {
       const step = ambiguous();
       expect(step.effects).toEqual([]);
-      expect(step.state.modalUnconfirmed).toEqual({ step: "modal.1", since: T0 + MIN + 5 });
+      expect(step.state.modalUnconfirmed).toEqual({
+        step: "modal.1",
+        since: T0 + MIN + 5,
+        modalSightings: 0,
+      });
       expect(step.state.timers.pollAt).toBe(T0 + MIN + 5 + POLL.modalConfirmPollMs);
       expect(
         transition(step.state, { type: "modal_requested", at: T0 + MIN + 10 }, config()).modalRefusal,
@@ -775,11 +779,13 @@ describe("modal", () => {
       const soon = transition(ambiguous().state, upstream(T0 + MIN + 3_000, "MODAL", 15), config());
       expect(soon.effects).toEqual([]);
       expect(soon.state.modalUnconfirmed).not.toBeNull();
-      const decided = transition(
-        soon.state,
-        upstream(T0 + MIN + 5 + POLL.modalConfirmMs, "MODAL", 15),
-        config(),
-      );
+      let state = soon.state;
+      for (let i = 2; i < POLL.modalConfirmPolls; i++) {
+        const again = transition(state, upstream(T0 + MIN + 3_000 * i, "MODAL", 15), config());
+        expect(again.effects).toEqual([]);
+        state = again.state;
+      }
+      const decided = transition(state, upstream(T0 + 2 * MIN, "MODAL", 15), config());
       expect(decided.effects).toEqual([{ type: "refund_step", step: "modal.1", reason: "modal_not_run" }]);
       expect(decided.state.modalUnconfirmed).toBeNull();
       expect(decided.state.status).toBe("MODAL");

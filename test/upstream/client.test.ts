@@ -132,7 +132,10 @@ describe("UpstreamClient requests", () => {
       json(200, { code: 200, data: [{ status: "submitted", task_id: "u1" }] }),
     );
     const result = await client.submit("high-variation", { task_id: "p", index: 2 });
-    expect(result).toEqual({ ok: true, value: { taskId: "u1", status: "submitted" } });
+    expect(result).toEqual({
+      ok: true,
+      value: { taskId: "u1", status: "submitted", tasks: [{ taskId: "u1", status: "submitted" }] },
+    });
     expect(seen).toHaveLength(1);
     expect(seen[0]!.url).toBe(`${BASE}/v1/midjourney/generations/high-variation`);
     expect(seen[0]!.init.method).toBe("POST");

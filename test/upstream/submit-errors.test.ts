@@ -251,7 +251,13 @@ describe("failures on follow-ups and /modal", () => {
     expect(waiting.body.status).toBe("MODAL");
     await driveUntilStepRefunded(inpaint, "modal.1");
     const cost = await unitPrice(t.tenantId, "modal");
-    await expectRefunded(inpaint, cost, balance, t.tenantId);
+    const rows = await ledgerOfTask(inpaint);
+    expect(rows.map((r: any) => [r.kind, r.amount, r.step])).toEqual([
+      ["charge", -cost, "modal.1"],
+      ["refund", cost, "modal.1"],
+    ]);
+    expect(rows[1].ref_id).toBe(rows[0].id);
+    expect((await tenantRow(t.tenantId)).balance).toBe(balance);
     expect((await get(t.key, inpaint)).body.status).toBe("MODAL");
     expect((await taskRow(inpaint)).settled_at).toBeNull();
     expect((await tenantRow(t.tenantId)).inflight).toBe(1);
