@@ -61,7 +61,12 @@ export function quote(request: PricedRequest, book: PriceBook, tenantMultiplierB
   );
   if (!row) throw new UnpricedActionError(priceKey);
   const base = unitPriceOf(row, book.markupBps);
-  const unitMicros = Number(divideRounded(BigInt(base) * BigInt(tenantMultiplierBps), 10_000n));
+  // Never below the upstream's list price, whatever markup, override or tenant discount says:
+  // a request is never forwarded at a price below what the upstream bills for it.
+  const unitMicros = Math.max(
+    row.listMicros,
+    Number(divideRounded(BigInt(base) * BigInt(tenantMultiplierBps), 10_000n)),
+  );
   const units = request.action === "video" ? effectiveBatchSize(request.batchSize) : 1;
   return { unitMicros, units, totalMicros: unitMicros * units, priceKey };
 }

@@ -187,6 +187,18 @@ adminFinance.openapi(
           },
         );
       }
+      const row = book.rows.find(
+        (r) => r.action === p.action && r.speed === p.speed && r.resolution === p.resolution,
+      )!;
+      const list = p.list_micros ?? row.listMicros;
+      if (p.override_micros != null && p.override_micros < list) {
+        throw new ApiError(
+          400,
+          "invalid_request",
+          `prices.${i}.override_micros: ${p.override_micros} is below the upstream's list price ${list}; the reseller would pay for the difference`,
+          { field: `prices.${i}.override_micros` },
+        );
+      }
     });
     await updatePrices(
       c.env.DB,

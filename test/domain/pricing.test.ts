@@ -179,18 +179,18 @@ describe("overrides, markup and tenant multiplier", () => {
     expect(quote({ action: "imagine", speed: "relax" }, book).totalMicros).toBe(54_048);
   });
 
-  it("an override of 0 makes an action free", () => {
+  it("an override below the list price is floored at the list price (never forwarded below cost)", () => {
     const book = listBook();
     book.rows.find((r) => r.action === "describe" && r.speed === "relax")!.overrideMicros = 0;
-    expect(quote({ action: "describe" }, book).totalMicros).toBe(0);
+    expect(quote({ action: "describe" }, book).totalMicros).toBe(55_040);
     expect(quote({ action: "describe", speed: "fast" }, book).totalMicros).toBe(66_048);
   });
 
   it("video overrides are per resolution and still multiplied by batch_size", () => {
     const book = listBook();
-    book.rows.find((r) => r.action === "video" && r.resolution === "720p")!.overrideMicros = 333_333;
+    book.rows.find((r) => r.action === "video" && r.resolution === "720p")!.overrideMicros = 433_333;
     expect(quote({ action: "video", videoType: "vid_1.1_i2v_720", batchSize: 4 }, book).totalMicros).toBe(
-      1_333_332,
+      1_733_332,
     );
     expect(quote({ action: "video", batchSize: 4 }, book).totalMicros).toBe(960_000);
   });
@@ -199,8 +199,8 @@ describe("overrides, markup and tenant multiplier", () => {
     [0, 45_040],
     [2000, 54_048],
     [1, 45_045], // 45044.504 → 45045
-    [-5000, 22_520],
-    [-9_999, 5], // 4.504 → 5
+    [-5000, 45_040], // 22,520 would be below the list price: floored
+    [-9_999, 45_040], // 4.504 → 5, floored
     [10_000, 90_080],
   ])("markup %d bps on imagine relax → %d", (markupBps, expected) => {
     expect(quote({ action: "imagine" }, listBook(markupBps)).totalMicros).toBe(expected);
@@ -210,19 +210,22 @@ describe("overrides, markup and tenant multiplier", () => {
     const book = listBook();
     expect(quote({ action: "imagine" }, book, 10_000).totalMicros).toBe(54_048);
     expect(quote({ action: "imagine" }, book, 15_000).totalMicros).toBe(81_072);
-    expect(quote({ action: "imagine" }, book, 5_000).totalMicros).toBe(27_024);
-    expect(quote({ action: "imagine" }, book, 3_333).totalMicros).toBe(18_014); // 18014.1984
-    expect(quote({ action: "imagine" }, book, 1).totalMicros).toBe(5); // 5.4048
+    expect(quote({ action: "imagine" }, book, 11_111).totalMicros).toBe(60_053); // 60053.7328
+    // Discounts never go below the upstream's list price (27,024 / 18,014 / 5 would).
+    expect(quote({ action: "imagine" }, book, 5_000).totalMicros).toBe(45_040);
+    expect(quote({ action: "imagine" }, book, 3_333).totalMicros).toBe(45_040);
+    expect(quote({ action: "imagine" }, book, 1).totalMicros).toBe(45_040);
     expect(quote({ action: "upscale", speed: "turbo" }, book, 12_345).totalMicros).toBe(148_140);
   });
 
   it("with a multiplier, video rounds the unit price and then multiplies by batch_size", () => {
-    const q = quote({ action: "video", batchSize: 4 }, listBook(), 3_333);
-    expect(q.unitMicros).toBe(79_992); // 240000 × 0.3333
-    expect(q.totalMicros).toBe(319_968);
+    const q = quote({ action: "video", batchSize: 4 }, listBook(), 13_333);
+    expect(q.unitMicros).toBe(319_992); // 240000 × 1.3333
+    expect(q.totalMicros).toBe(1_279_968);
+    // 480000 × 0.0007 = 336 would be below the 720p list price: the unit is floored, then × batch.
     const odd = quote({ action: "video", videoType: "vid_1.1_i2v_720", batchSize: 2 }, listBook(), 7);
-    expect(odd.unitMicros).toBe(336); // 480000 × 0.0007
-    expect(odd.totalMicros).toBe(672);
+    expect(odd.unitMicros).toBe(400_000);
+    expect(odd.totalMicros).toBe(800_000);
   });
 
   it("exact .5 cases round up where floating point would round down", () => {

@@ -73,6 +73,7 @@ describe("top-ups", () => {
       balance_after_micros: 1_234_567,
       reason: "invoice 42",
       ref_id: null,
+      step: null,
       created_at: new Date(stored!.created_at).toISOString(),
     });
     const second = await admin("POST", `/admin/tenants/${t.tenantId}/topups`, {
@@ -226,6 +227,7 @@ describe("GET /admin/ledger", () => {
       balance_after_micros: stored.balance_after,
       reason: stored.reason,
       ref_id: stored.ref_id,
+      step: "submit",
       created_at: new Date(stored.created_at).toISOString(),
     });
     const charge = (await allRows("task_id = ?1 AND kind = 'charge'", failedTask))[0]!;

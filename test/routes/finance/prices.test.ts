@@ -187,9 +187,13 @@ describe("what a submit charges (seeded prices)", () => {
     };
     await patch(15_000);
     expect(await charged(t, "imagine", { prompt: `m ${uid()}` })).toBe(81_072);
+    await patch(13_333);
+    expect(await charged(t, "imagine", { prompt: `m ${uid()}` })).toBe(72_062); // 54048 × 1.3333 = 72062.1984
+    expect(await charged(t, "video", { image_urls: [IMG], batch_size: 4 })).toBe(1_279_968);
+    // A discount below the upstream's list price is floored at it.
     await patch(3_333);
-    expect(await charged(t, "imagine", { prompt: `m ${uid()}` })).toBe(18_014);
-    expect(await charged(t, "video", { image_urls: [IMG], batch_size: 4 })).toBe(319_968);
+    expect(await charged(t, "imagine", { prompt: `m ${uid()}` })).toBe(45_040);
+    expect(await charged(t, "video", { image_urls: [IMG], batch_size: 4 })).toBe(800_000);
     await patch(10_000);
     expect(await charged(t, "imagine", { prompt: `m ${uid()}` })).toBe(54_048);
     // Another tenant is not affected.
@@ -229,7 +233,7 @@ describe("PUT /admin/prices", () => {
     const set = await admin("PUT", "/admin/prices", {
       prices: [
         { action: "imagine", speed: "fast", override_micros: 70_001 },
-        { action: "video", resolution: "720p", override_micros: 333_333 },
+        { action: "video", resolution: "720p", override_micros: 433_333 },
       ],
     });
     expect(set.status).toBe(200);
@@ -242,7 +246,7 @@ describe("PUT /admin/prices", () => {
     expect(await charged(t, "imagine", { prompt: `not overridden ${uid()}`, speed: "relax" })).toBe(54_048);
     expect(
       await charged(t, "video", { image_urls: [IMG], video_type: "vid_1.1_i2v_720", batch_size: 4 }),
-    ).toBe(1_333_332);
+    ).toBe(1_733_332);
     await admin("PATCH", `/admin/tenants/${t.tenantId}`, { price_multiplier_bps: 15_000 });
     expect(await charged(t, "imagine", { prompt: `override x1.5 ${uid()}`, speed: "fast" })).toBe(105_002); // 105001.5
     await admin("PATCH", `/admin/tenants/${t.tenantId}`, { price_multiplier_bps: 10_000 });
@@ -261,29 +265,45 @@ describe("PUT /admin/prices", () => {
     expect(await charged(t, "imagine", { prompt: `cleared ${uid()}`, speed: "fast" })).toBe(66_048);
   });
 
-  it("an override of 0 makes an action free; a list price change moves the marked-up price", async () => {
+  it("an override below the list price is refused (the margin is never negative); a list price change moves the marked-up price", async () => {
     const t = await tenantWithKey(5_000_000);
+    const before = await priceTables();
+    const below = await admin("PUT", "/admin/prices", {
+      prices: [{ action: "describe", speed: "relax", override_micros: 0 }],
+    });
+    expect(below.status).toBe(400);
+    expect(below.body.error).toMatchObject({ code: "invalid_request", field: "prices.0.override_micros" });
+    expect(await priceTables()).toEqual(before);
+    expect(await charged(t, "describe", { image_urls: [IMG] })).toBe(66_048);
+    // A lower list price (the upstream's own cost) lowers the marked-up price, and an override at it is fine.
     expect(
       (
         await admin("PUT", "/admin/prices", {
           prices: [
-            { action: "describe", speed: "relax", override_micros: 0 },
+            { action: "describe", speed: "relax", list_micros: 10_000, override_micros: 10_000 },
             { action: "blend", speed: "relax", list_micros: 10_000 },
           ],
         })
       ).status,
     ).toBe(200);
-    expect(await charged(t, "describe", { image_urls: [IMG] })).toBe(0);
-    expect(await charged(t, "blend", { image_urls: [IMG, `${IMG}?2`] })).toBe(12_000);
+    // (No submit at these prices: the simulator still bills 55,040, and reconciliation would
+    // rightly flag the negative margin; see test/services/custody.test.ts.)
     const table = await prices();
+    expect(find(table, "describe", "relax")).toMatchObject({ list_micros: 10_000, price_micros: 10_000 });
     expect(find(table, "blend", "relax")).toMatchObject({ list_micros: 10_000, price_micros: 12_000 });
     await admin("PUT", "/admin/prices", {
       prices: [
-        { action: "describe", speed: "relax", override_micros: null },
+        { action: "describe", speed: "relax", override_micros: null, list_micros: 55_040 },
         { action: "blend", speed: "relax", list_micros: 55_040 },
       ],
     });
     expect(await charged(t, "describe", { image_urls: [IMG] })).toBe(66_048);
+  });
+
+  it("a tenant discount never prices below the list price", async () => {
+    const t = await tenantWithKey(5_000_000, {}, { price_multiplier_bps: 5_000 });
+    // 54,048 × 0.5 = 27,024 would be below the upstream's 45,040: the list price is the floor.
+    expect(await charged(t, "imagine", { prompt: `discount ${uid()}` })).toBe(45_040);
   });
 
   it("all or nothing: an unknown row → 400 and neither the markup nor the other rows change", async () => {
@@ -299,8 +319,8 @@ describe("PUT /admin/prices", () => {
       const res = await admin("PUT", "/admin/prices", {
         markup_bps: 9_000,
         prices: [
-          { action: "imagine", speed: "relax", override_micros: 1 },
-          { ...bad, override_micros: 5 },
+          { action: "imagine", speed: "relax", override_micros: 99_999 },
+          { ...bad, override_micros: 99_999 },
           { action: "zoom", speed: "fast", list_micros: 1 },
         ],
       });

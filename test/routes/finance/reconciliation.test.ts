@@ -12,13 +12,17 @@ import { call, submit, type TenantWithKey, tenantWithKey } from "../../helpers";
 const CHECKS = [
   "balance_matches_ledger",
   "refund_matches_charge",
-  "charged_once",
+  "charged_once_per_step",
   "failed_tasks_refunded",
   "successful_tasks_not_refunded",
   "task_cost_matches_charge",
   "inflight_matches_open_tasks",
   "key_inflight_matches_open_tasks",
   "late_upstream_results",
+  "upstream_cost_exceeds_charge",
+  "unpriced_upstream_jobs",
+  "charge_without_task_record",
+  "charge_without_upstream_id",
 ];
 
 async function report() {
@@ -203,8 +207,8 @@ describe("GET /admin/reconciliation", () => {
     await env.DB.batch([
       env.DB.prepare("UPDATE tenants SET balance = balance + 5 WHERE id = ?1").bind(t.tenantId),
       env.DB.prepare(
-        `INSERT INTO ledger (tenant_id, key_id, task_id, kind, action, amount, balance_after, created_at)
-         SELECT id, NULL, ?2, 'refund', 'imagine', 5, balance, ?3 FROM tenants WHERE id = ?1`,
+        `INSERT INTO ledger (tenant_id, key_id, task_id, kind, action, amount, balance_after, step, created_at)
+         SELECT id, NULL, ?2, 'refund', 'imagine', 5, balance, 'submit', ?3 FROM tenants WHERE id = ?1`,
       ).bind(t.tenantId, orphan, Date.now()),
     ]);
     const body = await report();
