@@ -1,7 +1,7 @@
 import { createApp } from "./app";
 import { runMaintenance } from "./db/maintenance";
 import { countRoundTrips } from "./db/round-trip-counter";
-import type { Env } from "./env";
+import { configFrom, type Env } from "./env";
 
 export { TaskObject } from "./durable/task-object";
 export { TenantHub } from "./durable/tenant-hub";
@@ -20,6 +20,8 @@ export default {
     return app.fetch(request, env, ctx);
   },
   async scheduled(_controller, env, ctx) {
-    ctx.waitUntil(runMaintenance(env.DB, Date.now()));
+    ctx.waitUntil(
+      runMaintenance(env.DB, Date.now(), { webhookRetentionMs: configFrom(env).webhookRetentionMs }),
+    );
   },
 } satisfies ExportedHandler<Env>;

@@ -75,8 +75,33 @@ export function eventTypeFor(status: string): WebhookEventType {
   }
 }
 
+/** At most this many active webhook endpoints per tenant (more → 409 webhook_endpoint_limit). */
+export const MAX_WEBHOOK_ENDPOINTS_PER_TENANT = 20;
+
+/** A webhook body is at most 256 KiB (UTF-8); see webhookPayload for what happens over it. */
+export const MAX_WEBHOOK_PAYLOAD_BYTES = 256 * 1024;
+const MAX_TRUNCATED_FIELD_CHARS = 1024;
+
+/**
+ * The Standard Webhooks body: {type, timestamp, data: the task}. A task whose view is over
+ * MAX_WEBHOOK_PAYLOAD_BYTES (large metadata or results) is sent truncated: data keeps only
+ * its short scalar fields (id, status, progress, …) and the body says "truncated": true;
+ * the receiver fetches the full task with GET /v1/tasks/{id}.
+ */
 export function webhookPayload(type: WebhookEventType, task: Record<string, unknown>, at: number): string {
-  return JSON.stringify({ type, timestamp: new Date(at).toISOString(), data: task });
+  const timestamp = new Date(at).toISOString();
+  const full = JSON.stringify({ type, timestamp, data: task });
+  if (new TextEncoder().encode(full).byteLength <= MAX_WEBHOOK_PAYLOAD_BYTES) return full;
+  const scalars = Object.fromEntries(
+    Object.entries(task).filter(
+      ([, value]) =>
+        value === null ||
+        typeof value === "number" ||
+        typeof value === "boolean" ||
+        (typeof value === "string" && value.length <= MAX_TRUNCATED_FIELD_CHARS),
+    ),
+  );
+  return JSON.stringify({ type, timestamp, truncated: true, data: scalars });
 }
 
 /**
