@@ -15,7 +15,7 @@ DROP INDEX ledger_one_charge_or_refund_per_task;
 CREATE UNIQUE INDEX ledger_one_charge_per_step ON ledger(task_id, step) WHERE kind = 'charge';
 CREATE UNIQUE INDEX ledger_one_refund_per_charge ON ledger(ref_id) WHERE kind = 'refund';
 -- Settlement, refunds and reconciliation look up a task's rows by (task_id, kind).
-CREATE INDEX ledger_by_task ON ledger(task_id, kind);
+CREATE INDEX ledger_by_task_kind ON ledger(task_id, kind);
 
 -- INSERT OR REPLACE would delete the row it collides with without firing DELETE triggers:
 -- refuse such an insert before SQLite resolves the conflict (see 0003).

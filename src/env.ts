@@ -14,6 +14,8 @@ export interface Env {
   TASK_MAX_LIFETIME_SECONDS?: string;
   TASK_RETENTION_SECONDS?: string;
   KEY_CACHE_SECONDS?: string;
+  /** Days a settled webhook delivery and its attempts are kept (default 30). */
+  WEBHOOK_RETENTION_DAYS?: string;
   STREAM_TOKEN_SECRET?: string;
   /** "development" allows loopback webhook URLs (local runs and tests only). */
   ENVIRONMENT?: string;
@@ -27,6 +29,7 @@ export interface GatewayConfig {
   maxLifetimeMs: number;
   retentionMs: number;
   keyCacheMs: number;
+  webhookRetentionMs: number;
 }
 
 function numberVar(value: string | undefined, fallback: number, name: string): number {
@@ -46,5 +49,6 @@ export function configFrom(env: Env): GatewayConfig {
     maxLifetimeMs: numberVar(env.TASK_MAX_LIFETIME_SECONDS, 7200, "TASK_MAX_LIFETIME_SECONDS") * 1000,
     retentionMs: numberVar(env.TASK_RETENTION_SECONDS, 3 * 86_400, "TASK_RETENTION_SECONDS") * 1000,
     keyCacheMs: numberVar(env.KEY_CACHE_SECONDS, 10, "KEY_CACHE_SECONDS") * 1000,
+    webhookRetentionMs: numberVar(env.WEBHOOK_RETENTION_DAYS, 30, "WEBHOOK_RETENTION_DAYS") * 86_400_000,
   };
 }

@@ -1,7 +1,7 @@
 import { createApp } from "./app";
 import { runMaintenance } from "./db/maintenance";
 import { countRoundTrips } from "./db/round-trip-counter";
-import type { Env } from "./env";
+import { configFrom, type Env } from "./env";
 import { sweepOrphanCharges } from "./services/custody";
 
 export { TaskObject } from "./durable/task-object";
@@ -22,6 +22,11 @@ export default {
   },
   async scheduled(_controller, env, ctx) {
     const now = Date.now();
-    ctx.waitUntil(Promise.all([runMaintenance(env.DB, now), sweepOrphanCharges(env, now)]));
+    ctx.waitUntil(
+      Promise.all([
+        runMaintenance(env.DB, now, { webhookRetentionMs: configFrom(env).webhookRetentionMs }),
+        sweepOrphanCharges(env, now),
+      ]),
+    );
   },
 } satisfies ExportedHandler<Env>;

@@ -35,8 +35,12 @@ function where(filter: LedgerFilter, afterId: number): { sql: string; params: un
   if (filter.taskId) add("task_id = ?", filter.taskId);
   if (filter.kind) add("kind = ?", filter.kind);
   if (filter.action) add("action = ?", filter.action);
-  if (filter.from !== undefined) add("created_at >= ?", filter.from);
-  if (filter.to !== undefined) add("created_at < ?", filter.to);
+  // A range is always bounded on both sides, so that SQLite serves it from a time index
+  // (with one bound only it prefers walking the whole ledger in id order).
+  if (filter.from !== undefined || filter.to !== undefined) {
+    add("created_at >= ?", filter.from ?? 0);
+    add("created_at < ?", filter.to ?? Number.MAX_SAFE_INTEGER);
+  }
   return { sql: clauses.join(" AND "), params };
 }
 

@@ -1,4 +1,5 @@
-import { newEndpointId, newWebhookSecret } from "../domain/webhooks";
+import { ApiError } from "../domain/errors";
+import { MAX_WEBHOOK_ENDPOINTS_PER_TENANT, newEndpointId, newWebhookSecret } from "../domain/webhooks";
 
 export interface EndpointRow {
   id: string;
@@ -37,10 +38,16 @@ export interface AttemptRow {
   replay: number;
 }
 
+/**
+ * Creates an endpoint unless the tenant already has `maxActive` active ones (then a 409
+ * webhook_endpoint_limit). The count and the insert are one statement, so concurrent
+ * creates cannot pass the cap.
+ */
 export async function createEndpoint(
   db: D1Database,
   input: { tenantId: string; keyId: string | null; url: string; secret?: string; events: "terminal" | "all" },
   at = Date.now(),
+  maxActive = MAX_WEBHOOK_ENDPOINTS_PER_TENANT,
 ): Promise<EndpointRow> {
   const row: EndpointRow = {
     id: newEndpointId(),
@@ -52,13 +59,31 @@ export async function createEndpoint(
     status: "active",
     created_at: at,
   };
-  await db
+  const result = await db
     .prepare(
       `INSERT INTO webhook_endpoints (id, tenant_id, key_id, url, secret, events, status, created_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
+       SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+       WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = ?2 AND status = 'active') < ?9`,
     )
-    .bind(row.id, row.tenant_id, row.key_id, row.url, row.secret, row.events, row.status, row.created_at)
+    .bind(
+      row.id,
+      row.tenant_id,
+      row.key_id,
+      row.url,
+      row.secret,
+      row.events,
+      row.status,
+      row.created_at,
+      maxActive,
+    )
     .run();
+  if (result.meta.changes !== 1) {
+    throw new ApiError(
+      409,
+      "webhook_endpoint_limit",
+      `a tenant can have at most ${maxActive} active webhook endpoints; disable one first`,
+    );
+  }
   return row;
 }
 
@@ -70,12 +95,26 @@ export async function listEndpoints(db: D1Database, tenantId: string): Promise<E
   return results;
 }
 
+/** The error a pending delivery of a disabled endpoint ends with (status failed, no more retries). */
+export const ENDPOINT_DISABLED_ERROR = "endpoint disabled";
+
+/**
+ * Disables an endpoint and, in the same batch, fails its pending deliveries: the task
+ * objects' scheduled retries find them settled (settledDeliveryIds) and drop them.
+ */
 export async function deleteEndpoint(db: D1Database, tenantId: string, id: string): Promise<boolean> {
-  const result = await db
-    .prepare("UPDATE webhook_endpoints SET status = 'disabled' WHERE id = ?1 AND tenant_id = ?2")
-    .bind(id, tenantId)
-    .run();
-  return result.meta.changes === 1;
+  const [result] = await db.batch([
+    db
+      .prepare("UPDATE webhook_endpoints SET status = 'disabled' WHERE id = ?1 AND tenant_id = ?2")
+      .bind(id, tenantId),
+    db
+      .prepare(
+        `UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, last_error = ?3
+         WHERE endpoint_id = ?1 AND status = 'pending' AND tenant_id = ?2`,
+      )
+      .bind(id, tenantId, ENDPOINT_DISABLED_ERROR),
+  ]);
+  return result!.meta.changes === 1;
 }
 
 /** The endpoints that want this event of a task created with `keyId`. */
@@ -148,20 +187,58 @@ export interface AttemptResult {
 
 /**
  * Of these deliveries, the ones D1 no longer holds as pending (delivered or given up,
- * say by an operator's replay): the task object drops their scheduled retries.
+ * say by an operator's replay, or failed because their endpoint was disabled): the task
+ * object drops their scheduled retries. A pending delivery whose endpoint is no longer
+ * active (disabled after the fan-out, or gone) is failed here first, so it counts too.
  */
 export async function settledDeliveryIds(db: D1Database, ids: string[]): Promise<Set<string>> {
   const settled = new Set<string>();
   for (let i = 0; i < ids.length; i += 90) {
     const chunk = ids.slice(i, i + 90);
     const placeholders = chunk.map((_, j) => `?${j + 1}`).join(", ");
-    const { results } = await db
-      .prepare(`SELECT id FROM webhook_deliveries WHERE id IN (${placeholders}) AND status != 'pending'`)
-      .bind(...chunk)
-      .all<{ id: string }>();
-    for (const row of results) settled.add(row.id);
+    const error = `?${chunk.length + 1}`;
+    const [, selected] = await db.batch<{ id: string }>([
+      db
+        .prepare(
+          `UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, last_error = ${error}
+           WHERE id IN (${placeholders}) AND status = 'pending'
+             AND NOT EXISTS (SELECT 1 FROM webhook_endpoints e
+                             WHERE e.id = webhook_deliveries.endpoint_id AND e.status = 'active')`,
+        )
+        .bind(...chunk, ENDPOINT_DISABLED_ERROR),
+      db
+        .prepare(`SELECT id FROM webhook_deliveries WHERE id IN (${placeholders}) AND status != 'pending'`)
+        .bind(...chunk),
+    ]);
+    for (const row of selected!.results) settled.add(row.id);
   }
   return settled;
+}
+
+/** Delivery and attempt rows older than this go away in the hourly maintenance (WEBHOOK_RETENTION_DAYS). */
+export const DEFAULT_WEBHOOK_RETENTION_DAYS = 30;
+const PURGE_BATCH = 5_000;
+
+/**
+ * Deletes up to `batch` settled (delivered or failed) deliveries created before `before`,
+ * with their attempts (attempts first: they reference the delivery). Pending deliveries
+ * stay: their task object may still retry them, and the retry schedule ends within ~27 h.
+ * Both statements are index searches (webhook_deliveries_by_time, webhook_attempts_by_delivery).
+ * Returns how many deliveries went.
+ */
+export async function purgeWebhookHistory(db: D1Database, before: number, batch = PURGE_BATCH) {
+  const old = `SELECT id FROM webhook_deliveries WHERE created_at < ?1 AND status != 'pending'
+               ORDER BY created_at LIMIT ?2`;
+  const [, deliveries] = await db.batch([
+    db.prepare(`DELETE FROM webhook_attempts WHERE delivery_id IN (${old})`).bind(before, batch),
+    db
+      .prepare(
+        `DELETE FROM webhook_deliveries WHERE id IN (${old})
+           AND NOT EXISTS (SELECT 1 FROM webhook_attempts a WHERE a.delivery_id = webhook_deliveries.id)`,
+      )
+      .bind(before, batch),
+  ]);
+  return deliveries!.meta.changes;
 }
 
 /**

@@ -37,6 +37,7 @@ export type ErrorCode =
   | "upstream_bad_response"
   | "upstream_timeout"
   | "upstream_rate_limited"
+  | "webhook_endpoint_limit"
   | "database_busy"
   | "internal_error";
 

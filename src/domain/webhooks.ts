@@ -1,4 +1,5 @@
 import { ulid } from "./ids";
+import { publicUrlProblem } from "./public-url";
 
 /**
  * Webhooks follow the Standard Webhooks scheme: headers webhook-id, webhook-timestamp
@@ -74,46 +75,39 @@ export function eventTypeFor(status: string): WebhookEventType {
   }
 }
 
+/** At most this many active webhook endpoints per tenant (more → 409 webhook_endpoint_limit). */
+export const MAX_WEBHOOK_ENDPOINTS_PER_TENANT = 20;
+
+/** A webhook body is at most 256 KiB (UTF-8); see webhookPayload for what happens over it. */
+export const MAX_WEBHOOK_PAYLOAD_BYTES = 256 * 1024;
+const MAX_TRUNCATED_FIELD_CHARS = 1024;
+
+/**
+ * The Standard Webhooks body: {type, timestamp, data: the task}. A task whose view is over
+ * MAX_WEBHOOK_PAYLOAD_BYTES (large metadata or results) is sent truncated: data keeps only
+ * its short scalar fields (id, status, progress, …) and the body says "truncated": true;
+ * the receiver fetches the full task with GET /v1/tasks/{id}.
+ */
 export function webhookPayload(type: WebhookEventType, task: Record<string, unknown>, at: number): string {
-  return JSON.stringify({ type, timestamp: new Date(at).toISOString(), data: task });
+  const timestamp = new Date(at).toISOString();
+  const full = JSON.stringify({ type, timestamp, data: task });
+  if (new TextEncoder().encode(full).byteLength <= MAX_WEBHOOK_PAYLOAD_BYTES) return full;
+  const scalars = Object.fromEntries(
+    Object.entries(task).filter(
+      ([, value]) =>
+        value === null ||
+        typeof value === "number" ||
+        typeof value === "boolean" ||
+        (typeof value === "string" && value.length <= MAX_TRUNCATED_FIELD_CHARS),
+    ),
+  );
+  return JSON.stringify({ type, timestamp, truncated: true, data: scalars });
 }
 
 /**
- * Webhook URLs must be https and must not point at private, loopback or link-local
- * addresses, except loopback in local development. (Names that resolve to private
- * addresses cannot be checked from a Worker; Cloudflare's own egress does not reach them.)
+ * Webhook URLs must be public https URLs (the shared rules of ./public-url), except
+ * loopback over http(s) in local development.
  */
 export function webhookUrlProblem(raw: string, allowLoopback: boolean): string | null {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return "must be an absolute URL";
-  }
-  // A trailing dot names the same host ("localhost." is localhost), so it must not slip past.
-  const host = url.hostname
-    .toLowerCase()
-    .replace(/^\[|\]$/g, "")
-    .replace(/\.+$/, "");
-  const loopback = isLoopback(host);
-  if (loopback && allowLoopback)
-    return url.protocol === "http:" || url.protocol === "https:" ? null : "must be http(s)";
-  if (url.protocol !== "https:") return "must use https";
-  if (url.username || url.password) return "must not contain credentials";
-  if (loopback || isPrivate(host)) return "must not point at a private, loopback or link-local address";
-  return null;
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host.endsWith(".localhost") || /^127\./.test(host) || host === "::1";
-}
-
-function isPrivate(host: string): boolean {
-  if (/^(10\.|192\.168\.|169\.254\.|0\.)/.test(host) || host === "0.0.0.0") return true;
-  const m172 = /^172\.(\d+)\./.exec(host);
-  if (m172 && Number(m172[1]) >= 16 && Number(m172[1]) <= 31) return true;
-  if (/^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./.test(host)) return true; // carrier-grade NAT
-  if (/^(fc|fd)[0-9a-f]{2}:/.test(host) || /^fe[89ab][0-9a-f]:/.test(host)) return true;
-  if (/^::ffff:/.test(host)) return true;
-  return host.endsWith(".local") || host.endsWith(".internal") || !host.includes(".");
+  return publicUrlProblem(raw, { schemes: ["https:"], allowLoopback });
 }

@@ -3,6 +3,7 @@ import { spendOfKey } from "../db/credits";
 import { ledgerPage, usageTotals } from "../db/ledger-reads";
 import { getKey, getTenant } from "../db/tenants";
 import { dayPeriod, monthPeriod } from "../domain/periods";
+import { boundedRange, RANGE_DESCRIPTION, RANGE_DOCS } from "../domain/ranges";
 import { createRouter, errorResponses } from "../http";
 import { LedgerEntrySchema, ledgerJson, parseGroupBy, UsageRowSchema } from "./admin-finance";
 
@@ -87,7 +88,7 @@ account.openapi(
   },
 );
 
-const time = z.iso.datetime({ offset: true }).optional();
+const time = (description: string) => z.iso.datetime({ offset: true }).optional().openapi({ description });
 
 account.openapi(
   createRoute({
@@ -95,10 +96,11 @@ account.openapi(
     path: "/v1/usage",
     ...tenantApi,
     summary: "the tenant's own usage totals and ledger rows",
+    description: `${RANGE_DESCRIPTION} \`entries\` pages hold \`limit\` rows (1-1000, default 100).`,
     request: {
       query: z.object({
-        from: time,
-        to: time,
+        from: time(RANGE_DOCS.from),
+        to: time(RANGE_DOCS.to),
         group_by: z.string().optional().openapi({ example: "day,action" }),
         limit: z.coerce.number().int().min(1).max(1000).default(100),
         cursor: z.coerce.number().int().min(0).optional(),
@@ -124,8 +126,7 @@ account.openapi(
     const query = c.req.valid("query");
     const filter = {
       tenantId: c.get("principal").tenant.id,
-      from: query.from ? Date.parse(query.from) : undefined,
-      to: query.to ? Date.parse(query.to) : undefined,
+      ...boundedRange(query.from, query.to, Date.now()),
     };
     const groupBy = parseGroupBy(query.group_by ?? "day,action").filter((d) => d !== "tenant");
     const [totals, page] = await Promise.all([

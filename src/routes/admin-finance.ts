@@ -10,9 +10,11 @@ import {
 } from "../db/ledger-reads";
 import { loadPriceBook, updatePrices } from "../db/prices";
 import { ACTIONS } from "../domain/actions";
+import { csvLine } from "../domain/csv";
 import { ApiError, notFoundTenant } from "../domain/errors";
 import { microsToUsdString } from "../domain/money";
 import { unitPriceOf } from "../domain/pricing";
+import { boundedRange, RANGE_DESCRIPTION, RANGE_DOCS } from "../domain/ranges";
 import { createRouter, errorResponses } from "../http";
 import { forgetCachedPrices } from "../pricing-cache";
 import { custodyBreaches } from "../services/custody";
@@ -216,29 +218,28 @@ adminFinance.openapi(
   },
 );
 
-const time = z.iso
-  .datetime({ offset: true })
-  .optional()
-  .openapi({ description: "ISO 8601 time, e.g. 2026-11-01T00:00:00Z" });
+const time = (description: string) => z.iso.datetime({ offset: true }).optional().openapi({ description });
 const LedgerQuery = z.object({
   tenant_id: z.string().optional(),
   key_id: z.string().optional(),
   task_id: z.string().optional(),
   kind: z.enum(["topup", "charge", "refund", "adjustment"]).optional(),
   action: z.enum(ACTIONS).optional(),
-  from: time,
-  to: time,
+  from: time(RANGE_DOCS.from),
+  to: time(RANGE_DOCS.to),
 });
 
-export function ledgerFilter(query: z.infer<typeof LedgerQuery>): LedgerFilter {
+/** The query as a ledger filter, its range defaulted and bounded (src/domain/ranges.ts). */
+export function ledgerFilter(query: z.infer<typeof LedgerQuery>, now = Date.now()): LedgerFilter {
+  const range = boundedRange(query.from, query.to, now);
   return {
     tenantId: query.tenant_id,
     keyId: query.key_id,
     taskId: query.task_id,
     kind: query.kind,
     action: query.action,
-    from: query.from ? Date.parse(query.from) : undefined,
-    to: query.to ? Date.parse(query.to) : undefined,
+    from: range.from,
+    to: range.to,
   };
 }
 
@@ -248,6 +249,7 @@ adminFinance.openapi(
     path: "/admin/ledger",
     ...admin,
     summary: "the usage ledger, filtered, with cursor pagination",
+    description: `${RANGE_DESCRIPTION} Pages hold \`limit\` rows (1-1000, default 100).`,
     request: {
       query: LedgerQuery.extend({
         limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -288,10 +290,6 @@ const CSV_COLUMNS = [
   "reason",
   "ref_id",
 ];
-const csvCell = (value: unknown) => {
-  const text = value === null || value === undefined ? "" : String(value);
-  return /[",\n\r]/.test(text) || /^[=+\-@]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-};
 
 adminFinance.openapi(
   createRoute({
@@ -299,6 +297,7 @@ adminFinance.openapi(
     path: "/admin/ledger.csv",
     ...admin,
     summary: "the same ledger as CSV, streamed page by page",
+    description: `${RANGE_DESCRIPTION} Cells a spreadsheet would evaluate as a formula (starting with =, +, -, @, tab or carriage return, other than plain numbers) are prefixed with a single quote.`,
     request: { query: LedgerQuery },
     responses: {
       200: { description: "CSV", content: { "text/csv": { schema: z.string() } } },
@@ -316,12 +315,12 @@ adminFinance.openapi(
       async pull(controller) {
         if (!headerSent) {
           headerSent = true;
-          controller.enqueue(encoder.encode(`${CSV_COLUMNS.join(",")}\r\n`));
+          controller.enqueue(encoder.encode(`${csvLine(CSV_COLUMNS)}\r\n`));
           return;
         }
         const page = await ledgerPage(db, filter, cursor, 500);
         const lines = page.rows.map((r) =>
-          [
+          csvLine([
             r.id,
             new Date(r.created_at).toISOString(),
             r.tenant_id,
@@ -333,9 +332,7 @@ adminFinance.openapi(
             microsToUsdString(r.balance_after),
             r.reason,
             r.ref_id,
-          ]
-            .map(csvCell)
-            .join(","),
+          ]),
         );
         if (lines.length) controller.enqueue(encoder.encode(`${lines.join("\r\n")}\r\n`));
         if (page.nextCursor === null) controller.close();
@@ -387,6 +384,7 @@ adminFinance.openapi(
     path: "/admin/usage",
     ...admin,
     summary: "charged, refunded and net totals grouped by day, tenant, key and/or action",
+    description: RANGE_DESCRIPTION,
     request: {
       query: LedgerQuery.omit({ kind: true }).extend({
         group_by: z.string().optional().openapi({ example: "day,tenant,key,action" }),

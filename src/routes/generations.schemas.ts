@@ -1,28 +1,70 @@
 import { z } from "@hono/zod-openapi";
 import { type Action, SPEEDS, VIDEO_TYPES } from "../domain/actions";
 import { TASK_ID_PATTERN } from "../domain/ids";
+import { publicUrlProblem } from "../domain/public-url";
 
-/** Image inputs: a public http(s) URL or a base64 data URI, at most 12 MiB decoded. */
+/**
+ * Image inputs: a public http(s) URL (src/domain/public-url.ts: no loopback, private,
+ * link-local or metadata host, no credentials, in every environment: the upstream fetches
+ * these, never the gateway) or a base64 data URI of at most 12 MiB decoded.
+ */
 const MAX_IMAGE_BYTES = 12 * 1024 * 1024;
+const INPUT_URL_RULES = { schemes: ["http:", "https:"], allowLoopback: false } as const;
+const IMAGE_REF_MESSAGE = "must be an http(s) URL or a base64 data URI of at most 12 MiB";
+
+function dataUriOk(value: string): boolean {
+  const match = /^data:[\w/+.-]+;base64,([A-Za-z0-9+/=\s]+)$/.exec(value);
+  return match !== null && Math.floor((match[1]!.length * 3) / 4) <= MAX_IMAGE_BYTES;
+}
+
+/** Why an image input is refused, or null. */
+export function imageRefProblem(value: string): string | null {
+  if (value.startsWith("data:")) return dataUriOk(value) ? null : IMAGE_REF_MESSAGE;
+  const problem = publicUrlProblem(value, INPUT_URL_RULES);
+  if (problem === "must be an absolute URL" || problem === "must be an http(s) URL") return IMAGE_REF_MESSAGE;
+  return problem;
+}
+
 const imageRef = z
   .string()
   .min(1)
-  .refine(
-    (value) => {
-      if (value.startsWith("data:")) {
-        const match = /^data:[\w/+.-]+;base64,([A-Za-z0-9+/=\s]+)$/.exec(value);
-        return match !== null && Math.floor((match[1]!.length * 3) / 4) <= MAX_IMAGE_BYTES;
-      }
-      try {
-        const url = new URL(value);
-        return url.protocol === "https:" || url.protocol === "http:";
-      } catch {
-        return false;
-      }
-    },
-    { message: "must be an http(s) URL or a base64 data URI of at most 12 MiB" },
-  )
+  .superRefine((value, ctx) => {
+    const problem = imageRefProblem(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
   .openapi({ example: "https://example.com/cat.png" });
+
+/**
+ * --cref/--sref/--dref values, Midjourney syntax: one or more space-separated style codes
+ * (numbers or words like "random") or image URLs, each with an optional "::weight". Every
+ * token that is not a plain code is checked like an image input.
+ */
+export function imageRefsProblem(value: string): string | null {
+  for (const token of value.split(/\s+/).filter(Boolean)) {
+    const bare = token.replace(/::-?\d+(\.\d+)?$/, "");
+    if (/^[A-Za-z0-9_-]+$/.test(bare)) continue;
+    const problem = bare.startsWith("data:")
+      ? dataUriOk(bare)
+        ? null
+        : IMAGE_REF_MESSAGE
+      : publicUrlProblem(bare, INPUT_URL_RULES);
+    if (problem) {
+      const shown = bare.length > 80 ? `${bare.slice(0, 80)}…` : bare;
+      return `'${shown}' ${problem === "must be an absolute URL" ? "must be a style code or an http(s) URL" : problem}`;
+    }
+  }
+  return null;
+}
+
+const imageRefs = z
+  .string()
+  .max(4096)
+  .superRefine((value, ctx) => {
+    const problem = imageRefsProblem(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
+  .optional()
+  .openapi({ description: "style codes and/or public http(s) image URLs, separated by spaces" });
 
 const taskId = z
   .string()
@@ -71,9 +113,9 @@ const imagineParams = {
   iw: z.number().min(0).max(3).optional(),
   cw: z.number().int().min(0).max(100).optional(),
   sw: z.number().int().min(0).max(1000).optional(),
-  cref: z.string().max(4096).optional(),
-  sref: z.string().max(4096).optional(),
-  dref: z.string().max(4096).optional(),
+  cref: imageRefs,
+  sref: imageRefs,
+  dref: imageRefs,
   tile: z.boolean().optional(),
   raw: z.boolean().optional(),
   draft: z.boolean().optional(),

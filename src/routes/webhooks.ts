@@ -12,7 +12,12 @@ import {
   recordAttempt,
 } from "../db/webhooks";
 import { ApiError } from "../domain/errors";
-import { nextAttemptDelayMs, webhookUrlProblem } from "../domain/webhooks";
+import {
+  MAX_WEBHOOK_ENDPOINTS_PER_TENANT,
+  MAX_WEBHOOK_PAYLOAD_BYTES,
+  nextAttemptDelayMs,
+  webhookUrlProblem,
+} from "../domain/webhooks";
 import { type AppContext, createRouter, errorResponses } from "../http";
 import { delivered, sendWebhook } from "../webhooks/sender";
 import { tenantOr404 } from "./admin-tenants";
@@ -93,6 +98,7 @@ const TenantParams = z.object({
   tenant_id: z.string().openapi({ param: { name: "tenant_id", in: "path" } }),
 });
 const body = { required: true, content: { "application/json": { schema: EndpointCreate } } };
+const CAP_DESCRIPTION = `A tenant has at most ${MAX_WEBHOOK_ENDPOINTS_PER_TENANT} active endpoints (disabled ones do not count): one more is a 409 \`webhook_endpoint_limit\`. Disabling an endpoint fails its pending deliveries (no more retries). A message body is at most ${MAX_WEBHOOK_PAYLOAD_BYTES / 1024} KiB: a larger task view is sent with \`"truncated": true\` and only its scalar fields (fetch GET /v1/tasks/{id}).`;
 const admin = { tags: ["Admin: webhooks"], security: [{ adminToken: [] }] };
 const tenantApi = { tags: ["Webhooks"], security: [{ subKey: [] }] };
 
@@ -102,8 +108,9 @@ webhooks.openapi(
     path: "/admin/tenants/{tenant_id}/webhooks",
     ...admin,
     summary: "register a webhook endpoint for a tenant",
+    description: CAP_DESCRIPTION,
     request: { params: TenantParams, body },
-    responses: { ...created, ...errorResponses(400, 401, 404) },
+    responses: { ...created, ...errorResponses(400, 401, 404, 409) },
   }),
   async (c) => {
     const { tenant_id } = c.req.valid("param");
@@ -156,8 +163,9 @@ webhooks.openapi(
     path: "/v1/webhooks",
     ...tenantApi,
     summary: "register a webhook endpoint (sub-key)",
+    description: CAP_DESCRIPTION,
     request: { body },
-    responses: { ...created, ...errorResponses(400, 401, 403) },
+    responses: { ...created, ...errorResponses(400, 401, 403, 409) },
   }),
   async (c) => (await registerEndpoint(c, c.get("principal").tenant.id, c.req.valid("json"))) as never,
 );

@@ -181,8 +181,11 @@ describe("GET /admin/ledger", () => {
   let a2: { id: string; key: string };
   let b: TenantWithKey;
   let failedTask: string;
-  const DAY = Date.parse("2026-03-01T00:00:00Z");
   const HOUR = 3_600_000;
+  // Ten days ago, 00:00 UTC: inside the default range (the last 30 days) of a read without `from`.
+  const DAY = Math.floor((Date.now() - 10 * 24 * HOUR) / (24 * HOUR)) * 24 * HOUR;
+  const at = (ms: number) => new Date(DAY + ms).toISOString();
+  const atPlus2 = (ms: number) => new Date(DAY + ms + 2 * HOUR).toISOString().replace("Z", "+02:00");
 
   beforeAll(async () => {
     a = await tenantWithKey(5_000_000);
@@ -205,7 +208,7 @@ describe("GET /admin/ledger", () => {
       )
     )[0]!.id;
     await admin("POST", `/admin/tenants/${a.tenantId}/adjustments`, { amount_micros: -7, reason: "fee" });
-    // Dated rows for from/to: one top-up per hour, 2026-03-01 00:00 … 05:00 UTC.
+    // Dated rows for from/to: one top-up per hour, DAY 00:00 … 05:00 UTC.
     for (let h = 0; h < 6; h++)
       await credit(env.DB, b.tenantId, "topup", 1_000 + h, `hour ${h}`, DAY + h * HOUR);
     for (const id of tasks) await finish(id, id === tasks[3] ? b.key : id === tasks[0] ? a.key : a2.key);
@@ -270,18 +273,12 @@ describe("GET /admin/ledger", () => {
   it("from is inclusive and to exclusive, in any ISO offset", async () => {
     const hours = async (query: Record<string, string>) =>
       (await allPages({ tenant_id: b.tenantId, ...query }, 100)).flat().map((e) => e.reason);
-    expect(await hours({ from: "2026-03-01T01:00:00Z", to: "2026-03-01T03:00:00Z" })).toEqual([
-      "hour 1",
-      "hour 2",
-    ]);
-    expect(await hours({ from: "2026-03-01T03:00:00+02:00", to: "2026-03-01T04:00:00.001+02:00" })).toEqual([
-      "hour 1",
-      "hour 2",
-    ]);
-    expect(await hours({ from: "2026-03-01T04:59:59.999Z", to: "2026-03-02T00:00:00Z" })).toEqual(["hour 5"]);
-    expect(await hours({ to: "2026-03-01T00:00:00.001Z" })).toEqual(["hour 0"]);
-    expect(await hours({ from: "2026-03-01T05:00:00Z", to: "2026-03-01T05:00:00Z" })).toEqual([]);
-    const recent = await hours({ from: "2026-03-02T00:00:00Z" });
+    expect(await hours({ from: at(1 * HOUR), to: at(3 * HOUR) })).toEqual(["hour 1", "hour 2"]);
+    expect(await hours({ from: atPlus2(1 * HOUR), to: atPlus2(2 * HOUR + 1) })).toEqual(["hour 1", "hour 2"]);
+    expect(await hours({ from: at(5 * HOUR - 1), to: at(24 * HOUR) })).toEqual(["hour 5"]);
+    expect(await hours({ to: at(1) })).toEqual(["hour 0"]);
+    expect(await hours({ from: at(5 * HOUR), to: at(5 * HOUR) })).toEqual([]);
+    const recent = await hours({ from: at(24 * HOUR) });
     expect(recent).toEqual(["test funds", "submit"]); // the top-up and the charge of b's task
   });
 
@@ -335,6 +332,10 @@ describe("GET /admin/ledger.csv", () => {
     "ref_id",
   ];
   const SPECIAL_REASONS = ['comma, and "quotes"', "two\r\nlines", "=SUM(A1:A2)", "-minus", "plain"];
+  /** What a spreadsheet-safe export shows: formula starts (not plain numbers) get a leading quote. */
+  const spreadsheetSafe = (text: string) =>
+    /^[=+\-@\t\r]/.test(text) && !/^[+-]?\d+(\.\d+)?$/.test(text) ? `'${text}` : text;
+  const START = Math.floor((Date.now() - 5 * 86_400_000) / 86_400_000) * 86_400_000;
   let big: TenantWithKey;
 
   beforeAll(async () => {
@@ -344,7 +345,8 @@ describe("GET /admin/ledger.csv", () => {
       { length: 1_200 },
       (_, i) => [1, 10, 999_999, 1_000_000, 1_000_001, 123_456_789, 55_040, 45_040][i % 8]! + i,
     );
-    const at = Date.parse("2026-04-01T00:00:00Z");
+    // Five days ago, 00:00 UTC: inside the default range of a read without `from`.
+    const at = START;
     for (let i = 0; i < amounts.length; i += 100) {
       const statements = amounts.slice(i, i + 100).flatMap((amount, j) => [
         env.DB.prepare("UPDATE tenants SET balance = balance + ?2 WHERE id = ?1").bind(big.tenantId, amount),
@@ -389,7 +391,7 @@ describe("GET /admin/ledger.csv", () => {
     expect(action).toBe(stored.action ?? "");
     expect(usdToMicros(amount!)).toBe(stored.amount);
     expect(usdToMicros(balanceAfter!)).toBe(stored.balance_after);
-    expect(reason).toBe(stored.reason ?? "");
+    expect(reason).toBe(spreadsheetSafe(stored.reason ?? ""));
     expect(refId).toBe(stored.ref_id === null ? "" : String(stored.ref_id));
   }
 
@@ -423,9 +425,16 @@ describe("GET /admin/ledger.csv", () => {
     expect(usdToMicros(lines.at(-1)![8]!)).toBe((await tenantRow(big.tenantId)).balance);
   });
 
-  it("quotes cells with commas, quotes and line breaks, and keeps their text", async () => {
+  it("quotes cells with commas, quotes and line breaks, and keeps their text (formulas neutralised)", async () => {
     const [, ...lines] = await csv(`?tenant_id=${big.tenantId}`);
-    expect(lines.slice(0, 5).map((l) => l[9])).toEqual(SPECIAL_REASONS);
+    expect(lines.slice(0, 5).map((l) => l[9])).toEqual([
+      'comma, and "quotes"',
+      "two\r\nlines",
+      "'=SUM(A1:A2)",
+      "'-minus",
+      "plain",
+    ]);
+    expect(SPECIAL_REASONS.map(spreadsheetSafe)).toEqual(lines.slice(0, 5).map((l) => l[9]));
   });
 
   it("applies the same filters as the JSON ledger", async () => {
@@ -435,11 +444,11 @@ describe("GET /admin/ledger.csv", () => {
     expect(lines).toHaveLength(4);
     for (const [i, cells] of lines.entries()) expectRowMatches(cells, stored[i]!);
     const dated = await csv(
-      `?tenant_id=${big.tenantId}&from=2026-04-01T00:00:00.500Z&to=2026-04-01T00:00:00.510Z`,
+      `?tenant_id=${big.tenantId}&from=${new Date(START + 500).toISOString()}&to=${new Date(START + 510).toISOString()}`,
     );
-    expect(dated.slice(1).map((l) => new Date(l[1]!).getTime() - Date.parse("2026-04-01T00:00:00Z"))).toEqual(
-      [500, 501, 502, 503, 504, 505, 506, 507, 508, 509],
-    );
+    expect(dated.slice(1).map((l) => new Date(l[1]!).getTime() - START)).toEqual([
+      500, 501, 502, 503, 504, 505, 506, 507, 508, 509,
+    ]);
     expect(await csv("?tenant_id=ten_nobody")).toEqual([HEADER]);
   });
 

@@ -13,6 +13,8 @@ import { call, type TenantWithKey, tenantWithKey } from "../../helpers";
 const D1 = Date.parse("2026-02-10T00:00:00Z");
 const D2 = Date.parse("2026-02-11T00:00:00Z");
 const HOUR = 3_600_000;
+/** The fixtures' month: reads without `from` cover only the last 30 days. */
+const FEB = "from=2026-02-01T00:00:00Z&to=2026-03-01T00:00:00Z";
 
 let t: TenantWithKey;
 let k1: string;
@@ -90,7 +92,7 @@ beforeAll(async () => {
 
 describe("GET /admin/usage", () => {
   it("groups by day, tenant, key and action by default", async () => {
-    const res = await usage(`tenant_id=${t.tenantId}`);
+    const res = await usage(`${FEB}&tenant_id=${t.tenantId}`);
     expect(res.group_by).toEqual(["day", "tenant", "key", "action"]);
     const cmp = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
     const expected = [
@@ -110,41 +112,41 @@ describe("GET /admin/usage", () => {
   });
 
   it("groups by a single dimension", async () => {
-    expect((await usage(`tenant_id=${t.tenantId}&group_by=action`)).data).toEqual([
+    expect((await usage(`${FEB}&tenant_id=${t.tenantId}&group_by=action`)).data).toEqual([
       row({ action: "describe" }, 132_096, 66_048, 2, 1),
       row({ action: "imagine" }, 228_096, 54_048, 3, 1),
       row({ action: "video" }, 960_000, 0, 1, 0),
     ]);
-    expect((await usage(`tenant_id=${t.tenantId}&group_by=day`)).data).toEqual([
+    expect((await usage(`${FEB}&tenant_id=${t.tenantId}&group_by=day`)).data).toEqual([
       row({ day: "2026-02-10" }, 174_144, 54_048, 3, 1),
       row({ day: "2026-02-11" }, 1_146_048, 66_048, 3, 1),
     ]);
-    const byKey = (await usage(`tenant_id=${t.tenantId}&group_by=key`)).data;
+    const byKey = (await usage(`${FEB}&tenant_id=${t.tenantId}&group_by=key`)).data;
     expect(byKey).toHaveLength(2);
     expect(byKey.find((r) => r.key === k1)).toEqual(row({ key: k1 }, 228_096, 54_048, 3, 1));
     expect(byKey.find((r) => r.key === k2)).toEqual(row({ key: k2 }, 1_092_096, 66_048, 3, 1));
   });
 
   it("group_by tenant separates tenants; no dimension gives one total", async () => {
-    const byTenant = (await usage("group_by=tenant")).data;
+    const byTenant = (await usage(`${FEB}&group_by=tenant`)).data;
     expect(byTenant.find((r) => r.tenant === t.tenantId)).toEqual(
       row({ tenant: t.tenantId }, 1_320_192, 120_096, 6, 2),
     );
     expect(byTenant.find((r) => r.tenant === other.tenantId)).toEqual(
       row({ tenant: other.tenantId }, 54_048, 0, 1, 0),
     );
-    expect((await usage(`tenant_id=${t.tenantId}&group_by=`)).data).toEqual([
+    expect((await usage(`${FEB}&tenant_id=${t.tenantId}&group_by=`)).data).toEqual([
       row({}, 1_320_192, 120_096, 6, 2),
     ]);
     expect((await usage("tenant_id=ten_nobody&group_by=")).data).toEqual([row({}, 0, 0, 0, 0)]);
   });
 
   it("filters by key, action and time", async () => {
-    expect((await usage(`key_id=${k2}&group_by=action`)).data).toEqual([
+    expect((await usage(`${FEB}&key_id=${k2}&group_by=action`)).data).toEqual([
       row({ action: "describe" }, 132_096, 66_048, 2, 1),
       row({ action: "video" }, 960_000, 0, 1, 0),
     ]);
-    expect((await usage(`tenant_id=${t.tenantId}&action=imagine&group_by=day`)).data).toEqual([
+    expect((await usage(`${FEB}&tenant_id=${t.tenantId}&action=imagine&group_by=day`)).data).toEqual([
       row({ day: "2026-02-10" }, 108_096, 54_048, 2, 1),
       row({ day: "2026-02-11" }, 120_000, 0, 1, 0),
     ]);
