@@ -1,20 +1,5 @@
-/**
- * Upstream trouble at submit time, acted out by the real simulator (faults scoped to a
- * prompt marker or a parent's upstream id unique to each test). Every failure answers in
- * our one error shape with the right status, refunds the charge exactly (a refund row
- * pointing at the charge), settles the task as FAILURE, frees the in-flight slots and the
- * key's spend, and never shows the upstream key.
- */
-import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import {
-  driveToEnd,
-  driveUntilStepRefunded,
-  submit,
-  type TenantWithKey,
-  taskStub,
-  tenantWithKey,
-} from "../helpers";
+import { driveToEnd, driveUntilStepRefunded, submit, type TenantWithKey, tenantWithKey } from "../helpers";
 import {
   expectError,
   expectNoUpstreamKey,
