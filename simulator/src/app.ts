@@ -1,3 +1,4 @@
+import { isImageRef } from "./actions";
 /**
  * HTTP layer of the simulator (stateless): auth, JSON parsing, acting out
  * faults (delays happen here, never inside the Durable Object), images, and
@@ -68,7 +69,7 @@ function respond(fault: Fault | null, handle: () => Promise<Response>): Promise<
 async function submitRoute(c: AppContext, action: string): Promise<Response> {
   const auth = authenticate(c.req.header("authorization"), c.env);
   if (!auth.ok) return resultResponse(auth.result);
-  const body = parseJsonObject(await c.req.text());
+  const body = withSmallImages(parseJsonObject(await c.req.text()));
   const store = storeOf(c.env);
   const facts: RequestFacts = {
     on: "submit",
@@ -82,6 +83,24 @@ async function submitRoute(c: AppContext, action: string): Promise<Response> {
       body ? await store.submit(auth.key, action, body) : badRequest("request body must be a JSON object"),
     );
   return respond(await store.intake(facts), handle);
+}
+
+/**
+ * The store is a Durable Object, and an RPC argument is limited to 32 MiB: image data URIs
+ * (up to four of 12 MiB) are checked here and passed on as short stand-ins, as a real
+ * upstream would keep uploads out of its task records.
+ */
+function withSmallImages<T extends Record<string, unknown> | null>(body: T): T {
+  if (!body) return body;
+  const shrink = (value: unknown) => {
+    if (typeof value !== "string" || !value.startsWith("data:") || value.length <= 65_536) return value;
+    if (!isImageRef(value)) return "data:too-large";
+    return `${value.slice(0, value.indexOf(",") + 1)}${value.slice(value.indexOf(",") + 1, value.indexOf(",") + 65)}`;
+  };
+  const out: Record<string, unknown> = { ...body };
+  if (Array.isArray(out.image_urls)) out.image_urls = out.image_urls.map(shrink);
+  for (const field of ["mask_url", "end_url"]) if (field in out) out[field] = shrink(out[field]);
+  return out as T;
 }
 
 async function queryRoute(c: AppContext, shape: "task" | "unified"): Promise<Response> {

@@ -190,6 +190,9 @@ export interface TaskSummary {
   status: TaskStatus;
   prompt: string;
   parent_id: string | null;
+  speed: string | null;
+  /** What the upstream bills for the task (USD). */
+  cost: number;
 }
 
 export interface SimStats {
@@ -331,6 +334,8 @@ export class SimulatorStore extends DurableObject<Env> {
           status: phase.status,
           prompt: task.prompt,
           parent_id: task.parentId,
+          speed: task.speed,
+          cost: task.cost,
         };
       });
   }

@@ -56,34 +56,42 @@ const BATCH_FLAGS = new Set(["bs", "batch_size", "batch"]);
 /** Flags that would turn the job into another billed product or multiply it in ways we do not price. */
 const REFUSED_FLAGS = new Set(["video", "vid", "permutations"]);
 
-/** `a {red, green} fox {cat, dog}` → 4 jobs; nested groups multiply; `\,` is a literal comma. */
+/**
+ * Jobs a permutation prompt makes: `a {red, green} fox {cat, dog}` → 4; an option holding
+ * groups of its own expands into their product (`{a, {b, c}}` → 3); `\,` is a literal comma.
+ */
 export function permutationCount(prompt: string): number {
-  let count = 1;
-  let depth = 0;
-  let options = 1;
-  const stack: number[] = [];
-  for (let i = 0; i < prompt.length; i++) {
-    const ch = prompt[i];
-    if (ch === "\\") {
-      i++;
-      continue;
+  let i = 0;
+  // The product of the groups in a run of text, up to the end of the current option.
+  const sequence = (): number => {
+    let product = 1;
+    while (i < prompt.length) {
+      const ch = prompt[i];
+      if (ch === "\\") i += 2;
+      else if (ch === "{") {
+        i++;
+        product *= group();
+        if (product > MAX_JOBS * MAX_JOBS) return product;
+      } else if (ch === "," || ch === "}") return product;
+      else i++;
     }
-    if (ch === "{") {
-      stack.push(options);
-      options = 1;
-      depth++;
-    } else if (ch === "}" && depth > 0) {
-      const group = options;
-      options = stack.pop()!;
-      depth--;
-      if (depth === 0) count *= group;
-      else options *= group; // a nested group multiplies its enclosing option
-      if (count > MAX_JOBS * MAX_JOBS) return count;
-    } else if (ch === "," && depth > 0) {
-      options++;
+    return product;
+  };
+  // The sum over a group's options, each expanded; consumes the closing brace.
+  const group = (): number => {
+    let sum = 0;
+    for (;;) {
+      sum += sequence();
+      if (i >= prompt.length) return sum;
+      if (prompt[i++] === "}") return sum;
     }
+  };
+  let total = 1;
+  while (i < prompt.length) {
+    total *= sequence();
+    i++; // a stray top-level , or } is plain text
   }
-  return count;
+  return total;
 }
 
 export function billableParams(action: Action, body: Record<string, unknown>): BillableParams {
