@@ -6,6 +6,7 @@ import { logEvent } from "./log";
 import { requireAdmin, tenantAuth } from "./middleware/auth";
 import { account } from "./routes/account";
 import { adminFinance } from "./routes/admin-finance";
+import { adminMargin } from "./routes/admin-margin";
 import { adminTasks } from "./routes/admin-tasks";
 import { adminTenants } from "./routes/admin-tenants";
 import { docs, documentBuiltInRoutes } from "./routes/docs";
@@ -71,6 +72,7 @@ export function createApp() {
   app.route("/", account);
   app.route("/", adminTenants);
   app.route("/", adminFinance);
+  app.route("/", adminMargin);
   app.route("/", webhooks);
   app.route("/", adminTasks);
   // GET /docs (Swagger UI from the Worker's static assets) and GET /health.
