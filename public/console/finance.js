@@ -103,7 +103,7 @@ function filters() {
 }
 
 async function loadAll() {
-  await Promise.all([loadBalances(), loadChart(), loadLedger(true), loadReconciliation()]);
+  await Promise.all([loadBalances(), loadMargin(), loadChart(), loadLedger(true), loadReconciliation()]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -156,6 +156,34 @@ async function loadBalances() {
           ),
         )
       : h("tr", null, h("td", { colSpan: 7, class: "empty" }, "No tenants.")),
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// Margin per tenant and action (GET /admin/margin)
+
+async function loadMargin() {
+  const { query } = filters();
+  const { action: _unused, ...range } = query;
+  const margin = await admin(`/admin/margin?${new URLSearchParams({ ...range, group_by: "tenant,action" })}`);
+  /** @type {Map<string, string>} */
+  const names = new Map(tenants.map((t) => [t.id, t.name]));
+  fill(
+    $("#margin tbody"),
+    margin.data.length
+      ? margin.data.map((/** @type {any} */ r) =>
+          h(
+            "tr",
+            { class: r.margin_micros < 0 ? "breach" : "" },
+            h("td", null, names.get(r.tenant) ?? shortId(r.tenant)),
+            h("td", null, r.action),
+            h("td", { class: "num" }, usd(r.revenue_micros)),
+            h("td", { class: "num" }, usd(r.upstream_cost_micros)),
+            h("td", { class: "num", "data-role": "margin" }, usd(r.margin_micros)),
+            h("td", { class: "num hide-sm" }, String(r.tasks)),
+          ),
+        )
+      : h("tr", null, h("td", { colSpan: 6, class: "empty" }, "No settled tasks in this range.")),
   );
 }
 
