@@ -771,6 +771,11 @@ export class TaskObject extends DurableObject<Env> {
             "SELECT seq, data FROM events ORDER BY seq DESC LIMIT 1",
           )
     ).toArray();
+    // A reconnect to a finished task that has seen everything gets 204: the only answer that
+    // makes an EventSource stop reconnecting.
+    if (after >= 0 && rows.length === 0 && isTerminal(record.state.status)) {
+      return new Response(null, { status: 204 });
+    }
     // A new subscriber gets the current state first; a resuming one gets what it missed.
     const backlog =
       after >= 0

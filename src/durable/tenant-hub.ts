@@ -21,6 +21,22 @@ export class TenantHub extends DurableObject<Env> {
       `CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL,
         at INTEGER NOT NULL, data TEXT NOT NULL)`,
     );
+    this.sql.exec("CREATE INDEX IF NOT EXISTS events_by_task ON events(task_id, seq)");
+  }
+
+  /** True when every one of these tasks' latest change in the log is terminal. */
+  private allFinished(taskIds: Set<string>): boolean {
+    for (const taskId of taskIds) {
+      const last = this.sql
+        .exec<{ data: string }>(
+          "SELECT data FROM events WHERE task_id = ?1 ORDER BY seq DESC LIMIT 1",
+          taskId,
+        )
+        .toArray()[0];
+      const status = last ? (JSON.parse(last.data) as { status?: string }).status : undefined;
+      if (status !== "SUCCESS" && status !== "FAILURE" && status !== "CANCEL") return false;
+    }
+    return true;
   }
 
   /** Called by a TaskObject for each change of one of this tenant's tasks, in order. */
@@ -53,6 +69,10 @@ export class TenantHub extends DurableObject<Env> {
             .filter((row) => !allowed || allowed.has(row.task_id))
             .map((row) => ({ id: row.seq, event: "status", data: JSON.parse(row.data) }))
         : [];
+    // A token whose tasks have all finished, resuming with nothing new: 204, so EventSource stops.
+    if (allowed && after >= 0 && backlog.length === 0 && this.allFinished(allowed)) {
+      return new Response(null, { status: 204 });
+    }
     const filter = allowed
       ? (event: SseEvent) => allowed.has(String((event.data as { id?: string }).id))
       : undefined;

@@ -41,6 +41,10 @@ const SseResponse = {
       "text/event-stream: `id: <seq>`, `event: status`, `data: <task object as GET returns it>`; `: ping` every 15 s; resumes from Last-Event-ID",
     content: { "text/event-stream": { schema: z.string() } },
   },
+  204: {
+    description:
+      "a reconnect (Last-Event-ID) to a finished task, or a token whose tasks all finished, with nothing new: EventSource stops",
+  },
 };
 const TokenQuery = z.object({
   token: z

@@ -257,8 +257,24 @@ describe("retention and reset", () => {
     const upscale = await submitOk(key, "upscale", { task_id: grid, index: 2 });
     const listed = await control("GET", `/tasks?key=${key}`);
     expect(listed.body).toEqual([
-      { id: grid, action: "imagine", status: "SUCCESS", prompt: "listed", parent_id: null },
-      { id: upscale, action: "upscale", status: "SUCCESS", prompt: "listed", parent_id: grid },
+      {
+        id: grid,
+        action: "imagine",
+        status: "SUCCESS",
+        prompt: "listed",
+        parent_id: null,
+        speed: "relax",
+        cost: 0.04504,
+      },
+      {
+        id: upscale,
+        action: "upscale",
+        status: "SUCCESS",
+        prompt: "listed",
+        parent_id: grid,
+        speed: "relax",
+        cost: 0.05504,
+      },
     ]);
     expect((await control("GET", "/tasks")).status).toBe(400);
   });

@@ -190,12 +190,25 @@ describe("task stream: resume after a cut", () => {
     expect(rest.map((e) => e.id)).toEqual(["4"]);
   });
 
-  it("resuming from the last event of a finished task gets nothing and the stream ends", async () => {
+  it("resuming from the last event of a finished task answers 204, so EventSource stops reconnecting", async () => {
     const t = await tenantWithKey();
     const taskId = taskIdOf(await submit(t.key, "imagine", { prompt: "resume at end" }));
     await driveToEnd(taskId, t.key);
-    const resumed = await openTaskStream(taskId, { key: t.key, headers: { "last-event-id": "2" } });
-    expect(await resumed.rest()).toEqual([]);
+    const all = await openTaskStream(taskId, { key: t.key, headers: { "last-event-id": "0" } });
+    const events = await all.rest();
+    const lastId = events.at(-1)!.id!;
+    const resumed = await openStream(`/v1/midjourney/${taskId}/events`, {
+      key: t.key,
+      headers: { "last-event-id": lastId },
+    });
+    expect(resumed.status).toBe(204);
+    expect(await resumed.text()).toBe("");
+    // One event short of the end still replays that last event.
+    const behind = await openTaskStream(taskId, {
+      key: t.key,
+      headers: { "last-event-id": String(Number(lastId) - 1) },
+    });
+    expect((await behind.rest()).map((m) => m.id)).toEqual([lastId]);
   });
 
   it("an unparsable Last-Event-ID counts as a new subscriber (current state)", async () => {

@@ -182,6 +182,40 @@ describe("tenant stream", () => {
     await stream.cancel();
   });
 
+  it("a token whose tasks have all finished, resuming with nothing new, answers 204 (EventSource stops)", async () => {
+    const t = await tenantWithKey();
+    const hub = env.TENANT_HUB.get(env.TENANT_HUB.idFromName(t.tenantId));
+    const lastSeq = () =>
+      runInDurableObject(hub, (_i, state) =>
+        String(state.storage.sql.exec<{ s: number }>("SELECT MAX(seq) AS s FROM events").one().s),
+      );
+    const first = taskIdOf(await submit(t.key, "imagine", { prompt: "hub done 1" }));
+    const second = taskIdOf(await submit(t.key, "imagine", { prompt: "hub done 2" }));
+    const minted = await call("POST", "/v1/stream-tokens", {
+      key: t.key,
+      body: { task_ids: [first, second] },
+    });
+    const token = encodeURIComponent(minted.body.token);
+    await driveToEnd(first, t.key);
+    // One task still running: the stream stays open for it.
+    const open = await openStream(`/v1/events?token=${token}`, {
+      headers: { "last-event-id": await lastSeq() },
+    });
+    expect(open.status).toBe(200);
+    await open.body?.cancel();
+    await driveToEnd(second, t.key);
+    const done = await openStream(`/v1/events?token=${token}`, {
+      headers: { "last-event-id": await lastSeq() },
+    });
+    expect(done.status).toBe(204);
+    // Behind by one: the missed event is replayed.
+    const behind = await openStream(`/v1/events?token=${token}`, {
+      headers: { "last-event-id": String(Number(await lastSeq()) - 1) },
+    });
+    expect(behind.status).toBe(200);
+    await behind.body?.cancel();
+  });
+
   it("a dashboard that went away is let go by the hub's heartbeats; a live one stays", async () => {
     const t = await tenantWithKey();
     const hub = env.TENANT_HUB.get(env.TENANT_HUB.idFromName(t.tenantId));
