@@ -3,6 +3,7 @@ import { spendOfKey } from "../db/credits";
 import { ledgerPage, usageTotals } from "../db/ledger-reads";
 import { getKey, getTenant } from "../db/tenants";
 import { dayPeriod, monthPeriod } from "../domain/periods";
+import { SCOPES, scopesOf } from "../domain/scopes";
 import { createRouter, errorResponses } from "../http";
 import { LedgerEntrySchema, ledgerJson, parseGroupBy, UsageRowSchema } from "./admin-finance";
 
@@ -28,6 +29,7 @@ const AccountSchema = z
       inflight: z.number().int(),
       max_inflight: z.number().int(),
       allowed_actions: z.array(z.string()).nullable(),
+      scopes: z.array(z.enum(SCOPES)),
       expires_at: z.string().nullable(),
       daily_cap_micros: z.number().int().nullable(),
       monthly_cap_micros: z.number().int().nullable(),
@@ -75,6 +77,7 @@ account.openapi(
           inflight: key!.inflight,
           max_inflight: key!.max_inflight,
           allowed_actions: key!.allowed_actions ? JSON.parse(key!.allowed_actions) : null,
+          scopes: [...scopesOf(key!.scopes)],
           expires_at: key!.expires_at === null ? null : new Date(key!.expires_at).toISOString(),
           daily_cap_micros: key!.daily_cap,
           monthly_cap_micros: key!.monthly_cap,
