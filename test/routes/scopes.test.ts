@@ -278,6 +278,18 @@ describe("the scope table", () => {
     expect(uncovered).toEqual([]);
   });
 
+  it("a path no rule covers needs every scope: 403 for a narrowed key, the usual 404 for a full one", async () => {
+    const full = await tenantWithKey(0);
+    const narrowed = await keyFor(full, { scopes: ["generate", "read", "stream", "webhooks"] });
+    expectError(await call("GET", "/v1/not-a-route", { key: full.key }), 404, "not_found");
+    const error = expectError(
+      await call("GET", "/v1/not-a-route", { key: narrowed.key }),
+      403,
+      "insufficient_scope",
+    );
+    expect(error.message).toContain("'account'");
+  });
+
   it("maps each route to its scope", () => {
     const cases: Array<[string, string, Scope | null]> = [
       ["POST", "/v1/midjourney/generations", "generate"],
