@@ -37,6 +37,8 @@ export default defineConfig(async () => {
             UPSTREAM_BASE_URL: "http://upstream.test",
             UPSTREAM_API_KEY: TEST_UPSTREAM_KEY,
             ADMIN_TOKEN: "test-admin-token",
+            // Required outside development (the tests run as production: no ENVIRONMENT).
+            STREAM_TOKEN_SECRET: "test-stream-token-secret",
             UPSTREAM_TIMEOUT_MS: "1500",
             KEY_CACHE_SECONDS: "0",
           },

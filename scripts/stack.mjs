@@ -19,21 +19,29 @@ export function readDevVars(file = join(ROOT, ".dev.vars")) {
   return vars;
 }
 
-/** Creates .dev.vars with a generated ADMIN_TOKEN when it is missing (never committed). */
+/** Secrets `npm start` generates into .dev.vars when they are missing (never committed). */
+const GENERATED = {
+  ADMIN_TOKEN: () => `adm_${randomBytes(24).toString("hex")}`,
+  // Required outside development; generated here so local runs sign like production does.
+  STREAM_TOKEN_SECRET: () => randomBytes(32).toString("hex"),
+};
+
+/** Creates .dev.vars with a generated ADMIN_TOKEN and STREAM_TOKEN_SECRET, or adds the missing ones. */
 export function ensureDevVars(file = join(ROOT, ".dev.vars")) {
   if (existsSync(file)) {
     const vars = readDevVars(file);
-    if (vars.ADMIN_TOKEN) return { vars, created: false };
-    const token = `adm_${randomBytes(24).toString("hex")}`;
-    writeFileSync(file, `${readFileSync(file, "utf8").trimEnd()}\nADMIN_TOKEN="${token}"\n`);
+    const missing = Object.keys(GENERATED).filter((name) => !vars[name]);
+    if (!missing.length) return { vars, created: false };
+    const lines = missing.map((name) => `${name}="${GENERATED[name]()}"`);
+    writeFileSync(file, `${readFileSync(file, "utf8").trimEnd()}\n${lines.join("\n")}\n`);
     return { vars: readDevVars(file), created: true };
   }
-  const token = `adm_${randomBytes(24).toString("hex")}`;
   writeFileSync(
     file,
     [
       "# Local secrets for `npm start` (never commit this file).",
-      `ADMIN_TOKEN="${token}"`,
+      `ADMIN_TOKEN="${GENERATED.ADMIN_TOKEN()}"`,
+      `STREAM_TOKEN_SECRET="${GENERATED.STREAM_TOKEN_SECRET()}"`,
       "# Point the gateway at a real upstream instead of the simulator:",
       '# UPSTREAM_BASE_URL="https://upstream.example.com"',
       '# UPSTREAM_API_KEY="sk-..."',

@@ -4,6 +4,7 @@ import { newRequestId } from "./domain/ids";
 import { type AppContext, createRouter, errorResponse, toApiError } from "./http";
 import { logEvent } from "./log";
 import { requireAdmin, tenantAuth } from "./middleware/auth";
+import { requireScopes } from "./middleware/scopes";
 import { account } from "./routes/account";
 import { adminFinance } from "./routes/admin-finance";
 import { adminMargin } from "./routes/admin-margin";
@@ -64,7 +65,7 @@ export function createApp() {
   });
 
   app.use("/admin/*", requireAdmin);
-  app.use("/v1/*", tenantAuth);
+  app.use("/v1/*", tenantAuth, requireScopes);
 
   app.route("/", generations);
   app.route("/", streams);

@@ -6,6 +6,8 @@ export interface Env {
   DB: D1Database;
   TASKS: DurableObjectNamespace<TaskObject>;
   TENANT_HUB: DurableObjectNamespace<TenantHub>;
+  /** Workers rate-limiting binding for failed authentication per IP (optional: see middleware/auth.ts). */
+  AUTH_FAILURE_LIMITER?: RateLimit;
   UPSTREAM_BASE_URL: string;
   UPSTREAM_API_KEY: string;
   ADMIN_TOKEN: string;
@@ -16,8 +18,9 @@ export interface Env {
   KEY_CACHE_SECONDS?: string;
   /** Days a settled webhook delivery and its attempts are kept (default 30). */
   WEBHOOK_RETENTION_DAYS?: string;
+  /** Signs stream tokens; required unless ENVIRONMENT is "development" (src/domain/stream-token.ts). */
   STREAM_TOKEN_SECRET?: string;
-  /** "development" allows loopback webhook URLs (local runs and tests only). */
+  /** "development" allows loopback webhook URLs, the x-debug-d1 header and a derived stream-token secret. */
   ENVIRONMENT?: string;
 }
 

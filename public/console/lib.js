@@ -145,6 +145,10 @@ export function explain(error) {
       return "The tenant key has expired (401): create a new key or extend its expiry.";
     case "key_disabled":
       return "The tenant key is disabled (403): enable it on the Tenants & keys page.";
+    case "insufficient_scope":
+      return `${error.message} (403): add the scope to the key on the Tenants & keys page.`;
+    case "too_many_auth_failures":
+      return `Too many failed logins or keys from this address (429).${retry}`;
     case "tenant_suspended":
       return "The tenant is suspended (403): activate it on the Tenants & keys page.";
     case "stream_token_expired":
@@ -604,6 +608,18 @@ export const ACTIONS = [
   "video",
   "remix-strong",
   "remix-subtle",
+];
+
+/**
+ * Key scopes, by their API names: mirrors SCOPES in src/domain/scopes.ts. A key issued without
+ * scopes has them all.
+ */
+export const SCOPES = [
+  { name: "generate", label: "Generate", hint: "submit generations (allowed actions narrow it)" },
+  { name: "read", label: "Read tasks", hint: "GET /v1/midjourney/{id}, /v1/tasks/{id}" },
+  { name: "stream", label: "Stream", hint: "SSE routes and POST /v1/stream-tokens" },
+  { name: "webhooks", label: "Webhooks", hint: "/v1/webhooks" },
+  { name: "account", label: "Account", hint: "/v1/account, /v1/usage, the ledger" },
 ];
 
 /** Fills an action filter: "All", then every action. @param {HTMLSelectElement} select */

@@ -1,6 +1,20 @@
 // @ts-check
 /** Tenants & keys: list, create, top up, suspend; issue keys (secret shown once), disable, revoke, limits. */
-import { $, admin, boot, busy, fill, h, parseUsd, session, shortId, toast, usd, when } from "./lib.js";
+import {
+  $,
+  admin,
+  boot,
+  busy,
+  fill,
+  h,
+  parseUsd,
+  SCOPES,
+  session,
+  shortId,
+  toast,
+  usd,
+  when,
+} from "./lib.js";
 
 /** @type {any[]} */
 let tenants = [];
@@ -244,7 +258,16 @@ function keysTable(tenant, keys) {
     const row = h(
       "tr",
       { dataset: { keyId: key.id } },
-      h("td", null, key.name, h("br"), h("code", { class: "muted" }, `${key.prefix}…`)),
+      h(
+        "td",
+        null,
+        key.name,
+        h("br"),
+        h("code", { class: "muted" }, `${key.prefix}…`),
+        (key.scopes ?? []).length < SCOPES.length
+          ? h("div", { class: "muted key-scopes" }, `scopes: ${key.scopes.join(", ")}`)
+          : null,
+      ),
       h("td", null, h("span", { class: `badge ${key.status}` }, key.status)),
       h("td", { class: "num" }, String(key.rpm_limit)),
       h("td", { class: "num" }, `${key.inflight} / ${key.max_inflight}`),
@@ -330,12 +353,12 @@ function keyActions(tenant, key) {
         row?.after(h("tr", { class: "edit-row" }, h("td", { colSpan: 8 }, limitsForm(path, key))));
       },
     },
-    "Limits",
+    "Limits & scopes",
   );
   return h("div", { class: "row" }, edit, toggle, revoke);
 }
 
-/** Fields shared by "new key" and "edit limits": rpm, in-flight, caps (USD, empty = none), expiry. */
+/** Fields shared by "new key" and "edit limits": rpm, in-flight, caps (USD, empty = none), expiry, scopes. */
 function limitFields(/** @type {any} */ key = {}) {
   const toLocal = (/** @type {string | null} */ iso) => {
     if (!iso) return "";
@@ -385,7 +408,30 @@ function limitFields(/** @type {any} */ key = {}) {
       "Expires",
       h("input", { name: "expires_at", type: "datetime-local", value: toLocal(key.expires_at ?? null) }),
     ),
+    scopeFields(key.scopes ?? null),
   ];
+}
+
+/** One checkbox per scope (all checked = every scope, the default). @param {string[] | null} scopes */
+function scopeFields(scopes) {
+  return h(
+    "fieldset",
+    { class: "wide scopes" },
+    h("legend", null, "Scopes"),
+    SCOPES.map((scope) =>
+      h(
+        "label",
+        { class: "check", title: scope.hint },
+        h("input", {
+          type: "checkbox",
+          name: "scopes",
+          value: scope.name,
+          checked: scopes === null || scopes.includes(scope.name),
+        }),
+        ` ${scope.label}`,
+      ),
+    ),
+  );
 }
 
 /** @param {FormData} form */
@@ -399,7 +445,11 @@ function limitValues(form) {
     return micros;
   };
   const expires = String(form.get("expires_at") ?? "");
+  const scopes = form.getAll("scopes").map(String);
+  if (!scopes.length) throw new Error("Scopes: pick at least one (a key without scopes could call nothing).");
   return {
+    // Every box ticked is "all scopes" (null), which also covers scopes added later.
+    scopes: scopes.length === SCOPES.length ? null : scopes,
     rpm_limit: Number(form.get("rpm_limit")),
     max_inflight: Number(form.get("max_inflight")),
     daily_cap_micros: capOf("daily_cap"),
@@ -455,6 +505,7 @@ function newKeyForm(tenant) {
       if (limits.daily_cap_micros !== null) body.daily_cap_micros = limits.daily_cap_micros;
       if (limits.monthly_cap_micros !== null) body.monthly_cap_micros = limits.monthly_cap_micros;
       if (limits.expires_at) body.expires_at = limits.expires_at;
+      if (limits.scopes) body.scopes = limits.scopes;
       const key = await admin(`/admin/tenants/${tenant.id}/keys`, { method: "POST", body });
       await refresh();
       showSecret(tenant, key);

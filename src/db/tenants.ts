@@ -2,6 +2,7 @@ import type { Action } from "../domain/actions";
 import { ApiError } from "../domain/errors";
 import { newKeyId, newTenantId } from "../domain/ids";
 import { mintKey, sha256Hex } from "../domain/keys";
+import { type Scope, storedScopes } from "../domain/scopes";
 import { refusalOf } from "./constraints";
 
 export interface TenantRow {
@@ -24,6 +25,8 @@ export interface KeyRow {
   status: "active" | "disabled" | "revoked";
   expires_at: number | null;
   allowed_actions: string | null;
+  /** JSON array of scopes; NULL = all (src/domain/scopes.ts). */
+  scopes: string | null;
   rpm_limit: number;
   inflight: number;
   max_inflight: number;
@@ -39,8 +42,8 @@ export interface KeyPrincipal {
   tenant: TenantRow;
 }
 
-const KEY_COLUMNS = `id, tenant_id, name, prefix, status, expires_at, allowed_actions, rpm_limit, inflight,
-  max_inflight, daily_cap, monthly_cap, created_at, revoked_at`;
+const KEY_COLUMNS = `id, tenant_id, name, prefix, status, expires_at, allowed_actions, scopes, rpm_limit,
+  inflight, max_inflight, daily_cap, monthly_cap, created_at, revoked_at`;
 
 export interface NewTenant {
   name: string;
@@ -138,6 +141,7 @@ export interface NewKey {
   name: string;
   expiresAt?: number | null;
   allowedActions?: Action[] | null;
+  scopes?: Scope[] | null;
   rpmLimit?: number;
   maxInflight?: number;
   dailyCapMicros?: number | null;
@@ -155,8 +159,8 @@ export async function createKey(
   await db
     .prepare(
       `INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, expires_at, allowed_actions, rpm_limit,
-         max_inflight, daily_cap, monthly_cap, created_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)`,
+         max_inflight, daily_cap, monthly_cap, created_at, scopes)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)`,
     )
     .bind(
       id,
@@ -171,6 +175,7 @@ export async function createKey(
       input.dailyCapMicros ?? null,
       input.monthlyCapMicros ?? null,
       at,
+      storedScopes(input.scopes),
     )
     .run();
   return { row: (await getKey(db, tenantId, id))!, secret };
@@ -196,6 +201,7 @@ export interface KeyPatch {
   status?: "active" | "disabled";
   expiresAt?: number | null;
   allowedActions?: Action[] | null;
+  scopes?: Scope[] | null;
   rpmLimit?: number;
   maxInflight?: number;
   dailyCapMicros?: number | null;
@@ -220,6 +226,7 @@ export async function updateKey(
   if (patch.expiresAt !== undefined) set("expires_at", patch.expiresAt);
   if (patch.allowedActions !== undefined)
     set("allowed_actions", patch.allowedActions ? JSON.stringify(patch.allowedActions) : null);
+  if (patch.scopes !== undefined) set("scopes", storedScopes(patch.scopes));
   if (patch.rpmLimit !== undefined) set("rpm_limit", patch.rpmLimit);
   if (patch.maxInflight !== undefined) set("max_inflight", patch.maxInflight);
   if (patch.dailyCapMicros !== undefined) set("daily_cap", patch.dailyCapMicros);
@@ -265,7 +272,7 @@ async function findPrincipal(
   const row = await db
     .prepare(
       `SELECT k.id AS k_id, k.tenant_id, k.name AS k_name, k.prefix, k.status AS k_status, k.expires_at,
-         k.allowed_actions, k.rpm_limit, k.inflight AS k_inflight, k.max_inflight AS k_max_inflight, k.daily_cap,
+         k.allowed_actions, k.scopes, k.rpm_limit, k.inflight AS k_inflight, k.max_inflight AS k_max_inflight, k.daily_cap,
          k.monthly_cap, k.created_at AS k_created_at, k.revoked_at,
          t.name AS t_name, t.status AS t_status, t.balance, t.price_multiplier_bps, t.inflight AS t_inflight,
          t.max_inflight AS t_max_inflight, t.cors_origins, t.created_at AS t_created_at
@@ -284,6 +291,7 @@ async function findPrincipal(
       status: row.k_status,
       expires_at: row.expires_at,
       allowed_actions: row.allowed_actions,
+      scopes: row.scopes,
       rpm_limit: row.rpm_limit,
       inflight: row.k_inflight,
       max_inflight: row.k_max_inflight,

@@ -16,6 +16,8 @@ export type ErrorCode =
   | "key_expired"
   | "tenant_suspended"
   | "action_not_allowed"
+  | "insufficient_scope"
+  | "too_many_auth_failures"
   | "admin_unauthorized"
   | "stream_token_invalid"
   | "stream_token_expired"
@@ -39,6 +41,7 @@ export type ErrorCode =
   | "upstream_rate_limited"
   | "webhook_endpoint_limit"
   | "database_busy"
+  | "configuration_error"
   | "internal_error";
 
 const TYPE_BY_STATUS: Record<ErrorStatus, string> = {

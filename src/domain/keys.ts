@@ -16,8 +16,14 @@ export function mintKey(): MintedKey {
   return { secret: `${KEY_MARKER}${prefix}-${randomToken(32)}`, prefix: `${KEY_MARKER}${prefix}` };
 }
 
+/**
+ * Exactly what mintKey makes: the marker, 8 letters or digits, a dash and 32 random bytes in
+ * base64url (43 characters). Anything else cannot be a key: refused without hashing or D1.
+ */
+export const SUB_KEY_PATTERN = /^sk-mjg-[A-Za-z0-9]{8}-[A-Za-z0-9_-]{43}$/;
+
 export function looksLikeSubKey(value: string): boolean {
-  return value.startsWith(KEY_MARKER) && value.length > KEY_MARKER.length + 40;
+  return SUB_KEY_PATTERN.test(value);
 }
 
 export async function sha256Hex(text: string): Promise<string> {

@@ -1,3 +1,5 @@
+import { logEvent } from "../log";
+import { ApiError } from "./errors";
 import { base64Url, fromBase64Url } from "./ids";
 
 /**
@@ -69,7 +71,27 @@ export async function verifyStreamToken(
   return { ok: true, claims: { tenantId: claims.t, taskIds, exp: claims.e } };
 }
 
-/** The signing secret: STREAM_TOKEN_SECRET, or one derived from the admin token with a label. */
-export function streamTokenSecret(env: { STREAM_TOKEN_SECRET?: string; ADMIN_TOKEN: string }): string {
-  return env.STREAM_TOKEN_SECRET || `stream-tokens:${env.ADMIN_TOKEN}`;
+/**
+ * The signing secret: STREAM_TOKEN_SECRET. Outside development it is required: without it the
+ * request that needs it fails with a 500 `configuration_error` and one log line naming the
+ * secret, never a guessable fallback. In development (`npm start`, which also writes one into
+ * .dev.vars) a missing secret is derived from the admin token with a label.
+ */
+export function streamTokenSecret(env: {
+  STREAM_TOKEN_SECRET?: string;
+  ADMIN_TOKEN?: string;
+  ENVIRONMENT?: string;
+}): string {
+  if (env.STREAM_TOKEN_SECRET) return env.STREAM_TOKEN_SECRET;
+  if (env.ENVIRONMENT === "development") return `stream-tokens:development:${env.ADMIN_TOKEN ?? ""}`;
+  logEvent("configuration_error", {
+    missing_secret: "STREAM_TOKEN_SECRET",
+    message:
+      "set it with `wrangler secret put STREAM_TOKEN_SECRET` (required unless ENVIRONMENT=development)",
+  });
+  throw new ApiError(
+    500,
+    "configuration_error",
+    "the gateway is misconfigured: the STREAM_TOKEN_SECRET secret is not set",
+  );
 }

@@ -1,8 +1,9 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { findPrincipalByHash, getTenant, type KeyPrincipal } from "../db/tenants";
 import type { Action } from "../domain/actions";
 import { ApiError } from "../domain/errors";
-import { sha256Hex, timingSafeEqual } from "../domain/keys";
+import { looksLikeSubKey, sha256Hex, timingSafeEqual } from "../domain/keys";
+import { Lru } from "../domain/lru";
 import { streamTokenSecret, verifyStreamToken } from "../domain/stream-token";
 import { configFrom } from "../env";
 import type { AppEnv } from "../http";
@@ -11,12 +12,18 @@ import type { AppEnv } from "../http";
  * Keys are looked up by hash and cached per isolate for KEY_CACHE_SECONDS (default 10 s):
  * a revoked or disabled key can stay usable on an isolate that cached it for at most that
  * long. Balances and limits are never taken from the cache: admission checks them in D1.
+ *
+ * Two bounded LRUs: keys D1 knows, and (smaller) hashes D1 does not know. A flood of random
+ * bearers only churns the second one, so it can never push a real key out of the cache.
  */
-const cache = new Map<string, { principal: KeyPrincipal | null; until: number }>();
-const CACHE_LIMIT = 10_000;
+export const KEY_CACHE_LIMITS = { known: 10_000, unknown: 1_000 } as const;
+const knownKeys = new Lru<{ principal: KeyPrincipal; until: number }>(KEY_CACHE_LIMITS.known);
+const unknownKeys = new Lru<number>(KEY_CACHE_LIMITS.unknown);
 
+/** After a key or tenant changed: the next request reads D1 again. */
 export function forgetCachedKeys(): void {
-  cache.clear();
+  knownKeys.clear();
+  unknownKeys.clear();
 }
 
 export function bearerToken(header: string | undefined): string | null {
@@ -29,14 +36,102 @@ export async function principalForSecret(
   secret: string,
   cacheMs: number,
 ): Promise<KeyPrincipal | null> {
+  // Cheap to refuse: what cannot be a key costs neither a SHA-256 nor a D1 read.
+  if (!looksLikeSubKey(secret)) return null;
   const hash = await sha256Hex(secret);
   const now = Date.now();
-  const hit = cache.get(hash);
-  if (hit && hit.until > now) return hit.principal;
+  const known = knownKeys.get(hash);
+  if (known) {
+    if (known.until > now) return known.principal;
+    knownKeys.delete(hash);
+  }
+  const unknownUntil = unknownKeys.get(hash);
+  if (unknownUntil !== undefined) {
+    if (unknownUntil > now) return null;
+    unknownKeys.delete(hash);
+  }
   const principal = await findPrincipalByHash(db, hash);
-  if (cache.size >= CACHE_LIMIT) cache.clear();
-  if (cacheMs > 0) cache.set(hash, { principal, until: now + cacheMs });
+  if (cacheMs > 0) {
+    if (principal) knownKeys.set(hash, { principal, until: now + cacheMs });
+    else unknownKeys.set(hash, now + cacheMs);
+  }
   return principal;
+}
+
+/**
+ * Failed authentication (a 401 of the auth middleware) is throttled per client IP
+ * (CF-Connecting-IP, which Cloudflare always sets; a request without it, as in tests and
+ * local tools, is not throttled): more than AUTH_FAILURE_LIMIT failures in
+ * AUTH_FAILURE_PERIOD_SECONDS and the IP gets 429 `too_many_auth_failures` for a period,
+ * refused before any hashing or D1 read.
+ *
+ * Counting uses the Workers rate-limiting binding AUTH_FAILURE_LIMITER (wrangler.toml
+ * `[[ratelimits]]`, same limit and period) when it is bound: it is per location and only
+ * roughly accurate, which is all an abuse shield needs. Without the binding (a config that
+ * lacks it) a small per-isolate counter does the same job on each isolate.
+ */
+export const AUTH_FAILURE_LIMIT = 20;
+export const AUTH_FAILURE_PERIOD_SECONDS = 60;
+const IP_LIMIT = 10_000;
+const blockedIps = new Lru<number>(IP_LIMIT);
+const failureCounts = new Lru<{ windowStart: number; count: number }>(IP_LIMIT);
+
+/** For tests: every IP starts unthrottled again. */
+export function forgetAuthFailures(): void {
+  blockedIps.clear();
+  failureCounts.clear();
+}
+
+async function overFailureLimit(env: AppEnv["Bindings"], ip: string, now: number): Promise<boolean> {
+  if (env.AUTH_FAILURE_LIMITER) {
+    const { success } = await env.AUTH_FAILURE_LIMITER.limit({ key: `auth-failure:${ip}` });
+    return !success;
+  }
+  const periodMs = AUTH_FAILURE_PERIOD_SECONDS * 1000;
+  const entry = failureCounts.get(ip);
+  const current = entry && now - entry.windowStart < periodMs ? entry : { windowStart: now, count: 0 };
+  current.count++;
+  failureCounts.set(ip, current);
+  return current.count > AUTH_FAILURE_LIMIT;
+}
+
+function tooManyFailures(untilMs: number, now: number): ApiError {
+  const seconds = Math.max(1, Math.ceil((untilMs - now) / 1000));
+  return new ApiError(
+    429,
+    "too_many_auth_failures",
+    `too many failed authentication attempts from this address; retry in ${seconds} s`,
+    { headers: { "Retry-After": String(seconds) } },
+  );
+}
+
+/** Any 401, except a stream token that merely expired (browsers meet that in normal use). */
+const countsAsFailure = (error: unknown) =>
+  error instanceof ApiError && error.status === 401 && error.code !== "stream_token_expired";
+
+/**
+ * Runs an authentication step with the per-IP throttle around it: a blocked IP is refused
+ * at once; a 401 counts as a failure, and the one over the limit becomes the 429.
+ */
+async function throttled(c: Context<AppEnv>, authenticate: () => Promise<void>): Promise<void> {
+  const ip = c.req.header("cf-connecting-ip");
+  if (!ip) return authenticate();
+  const now = Date.now();
+  const blockedUntil = blockedIps.get(ip);
+  if (blockedUntil !== undefined) {
+    if (blockedUntil > now) throw tooManyFailures(blockedUntil, now);
+    blockedIps.delete(ip);
+  }
+  try {
+    await authenticate();
+  } catch (error) {
+    if (countsAsFailure(error) && (await overFailureLimit(c.env, ip, now))) {
+      const until = now + AUTH_FAILURE_PERIOD_SECONDS * 1000;
+      blockedIps.set(ip, until);
+      throw tooManyFailures(until, now);
+    }
+    throw error;
+  }
 }
 
 export function checkPrincipal(principal: KeyPrincipal | null, now = Date.now()): KeyPrincipal {
@@ -59,8 +154,8 @@ export function checkActionAllowed(principal: KeyPrincipal, action: Action): voi
   }
 }
 
-/** Tenant servers authenticate with their sub-key, exactly like they would with the upstream key. */
-export const requireSubKey: MiddlewareHandler<AppEnv> = async (c, next) => {
+/** The sub-key of the request, or the 401 that says why not. */
+async function authenticateSubKey(c: Context<AppEnv>): Promise<void> {
   const secret = bearerToken(c.req.header("authorization"));
   if (!secret) throw new ApiError(401, "missing_api_key", "send your key as 'Authorization: Bearer <key>'");
   const principal = checkPrincipal(await principalForSecret(c.env.DB, secret, configFrom(c.env).keyCacheMs));
@@ -70,6 +165,11 @@ export const requireSubKey: MiddlewareHandler<AppEnv> = async (c, next) => {
     taskIds: null,
     corsOrigins: JSON.parse(principal.tenant.cors_origins) as string[],
   });
+}
+
+/** Tenant servers authenticate with their sub-key, exactly like they would with the upstream key. */
+export const requireSubKey: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await throttled(c, () => authenticateSubKey(c));
   await next();
 };
 
@@ -81,9 +181,14 @@ const isStreamPath = (method: string, path: string) =>
  * `?token=` (browsers' EventSource cannot send an Authorization header).
  */
 export const tenantAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await throttled(c, () => authenticateTenant(c));
+  await next();
+};
+
+async function authenticateTenant(c: Context<AppEnv>): Promise<void> {
   const token = c.req.query("token");
   if (!isStreamPath(c.req.method, c.req.path) || !token || c.req.header("authorization")) {
-    return requireSubKey(c, next);
+    return authenticateSubKey(c);
   }
   const check = await verifyStreamToken(token, streamTokenSecret(c.env), Math.floor(Date.now() / 1000));
   if (!check.ok) {
@@ -104,18 +209,20 @@ export const tenantAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
     taskIds: check.claims.taskIds,
     corsOrigins: JSON.parse(tenant.cors_origins) as string[],
   });
-  await next();
-};
+}
 
+/** The operator token; failures count towards the same per-IP throttle as sub-keys. */
 export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const token = bearerToken(c.req.header("authorization"));
-  const expected = c.env.ADMIN_TOKEN;
-  if (!expected || !token || !timingSafeEqual(token, expected)) {
-    throw new ApiError(
-      401,
-      "admin_unauthorized",
-      "send the operator token as 'Authorization: Bearer <ADMIN_TOKEN>'",
-    );
-  }
+  await throttled(c, async () => {
+    const token = bearerToken(c.req.header("authorization"));
+    const expected = c.env.ADMIN_TOKEN;
+    if (!expected || !token || !timingSafeEqual(token, expected)) {
+      throw new ApiError(
+        401,
+        "admin_unauthorized",
+        "send the operator token as 'Authorization: Bearer <ADMIN_TOKEN>'",
+      );
+    }
+  });
   await next();
 };

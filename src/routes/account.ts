@@ -4,6 +4,7 @@ import { ledgerPage, usageTotals } from "../db/ledger-reads";
 import { getKey, getTenant } from "../db/tenants";
 import { dayPeriod, monthPeriod } from "../domain/periods";
 import { boundedRange, RANGE_DESCRIPTION, RANGE_DOCS } from "../domain/ranges";
+import { SCOPES, scopesOf } from "../domain/scopes";
 import { createRouter, errorResponses } from "../http";
 import { LedgerEntrySchema, ledgerJson, parseGroupBy, UsageRowSchema } from "./admin-finance";
 
@@ -29,6 +30,7 @@ const AccountSchema = z
       inflight: z.number().int(),
       max_inflight: z.number().int(),
       allowed_actions: z.array(z.string()).nullable(),
+      scopes: z.array(z.enum(SCOPES)),
       expires_at: z.string().nullable(),
       daily_cap_micros: z.number().int().nullable(),
       monthly_cap_micros: z.number().int().nullable(),
@@ -76,6 +78,7 @@ account.openapi(
           inflight: key!.inflight,
           max_inflight: key!.max_inflight,
           allowed_actions: key!.allowed_actions ? JSON.parse(key!.allowed_actions) : null,
+          scopes: [...scopesOf(key!.scopes)],
           expires_at: key!.expires_at === null ? null : new Date(key!.expires_at).toISOString(),
           daily_cap_micros: key!.daily_cap,
           monthly_cap_micros: key!.monthly_cap,

@@ -13,6 +13,7 @@ import {
 } from "../db/tenants";
 import { ACTIONS } from "../domain/actions";
 import { ApiError, notFoundTenant } from "../domain/errors";
+import { SCOPE_DESCRIPTIONS, SCOPES, scopesOf } from "../domain/scopes";
 import { createRouter, errorResponses } from "../http";
 import { forgetCachedKeys } from "../middleware/auth";
 
@@ -44,6 +45,7 @@ export const KeySchema = z
     status: z.enum(["active", "disabled", "revoked"]),
     expires_at: z.string().nullable(),
     allowed_actions: z.array(z.string()).nullable(),
+    scopes: z.array(z.enum(SCOPES)).openapi({ description: "the scopes this key has (all unless narrowed)" }),
     rpm_limit: z.number().int(),
     inflight: z.number().int(),
     max_inflight: z.number().int(),
@@ -79,6 +81,7 @@ export function keyJson(row: KeyRow): z.infer<typeof KeySchema> {
     status: row.status,
     expires_at: iso(row.expires_at),
     allowed_actions: row.allowed_actions ? JSON.parse(row.allowed_actions) : null,
+    scopes: [...scopesOf(row.scopes)],
     rpm_limit: row.rpm_limit,
     inflight: row.inflight,
     max_inflight: row.max_inflight,
@@ -220,6 +223,16 @@ adminTenants.openapi(
 const keyLimits = {
   expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
   allowed_actions: z.array(z.enum(ACTIONS)).min(1).nullable().optional(),
+  scopes: z
+    .array(z.enum(SCOPES))
+    .min(1)
+    .nullable()
+    .optional()
+    .openapi({
+      description: `what the key may call; omit or null for all scopes. ${SCOPES.map(
+        (scope) => `\`${scope}\`: ${SCOPE_DESCRIPTIONS[scope]}`,
+      ).join("; ")}`,
+    }),
   rpm_limit: z.number().int().min(1).max(100_000).optional(),
   max_inflight: z.number().int().min(1).max(100_000).optional(),
   daily_cap_micros: micros.nullable().optional(),
@@ -262,6 +275,7 @@ adminTenants.openapi(
       name: input.name,
       expiresAt: toMs(input.expires_at),
       allowedActions: input.allowed_actions,
+      scopes: input.scopes,
       rpmLimit: input.rpm_limit,
       maxInflight: input.max_inflight,
       dailyCapMicros: input.daily_cap_micros,
@@ -292,7 +306,7 @@ adminTenants.openapi(
     method: "patch",
     path: "/admin/tenants/{tenant_id}/keys/{key_id}",
     ...admin,
-    summary: "change a key: disable/enable, expiry, allowed actions, limits and caps",
+    summary: "change a key: disable/enable, expiry, scopes, allowed actions, limits and caps",
     request: { params: KeyParams, body: body(KeyPatch) },
     responses: { 200: json(KeySchema, "the key"), ...errorResponses(400, 401, 404, 409) },
   }),
@@ -304,6 +318,7 @@ adminTenants.openapi(
       status: input.status,
       expiresAt: toMs(input.expires_at),
       allowedActions: input.allowed_actions,
+      scopes: input.scopes,
       rpmLimit: input.rpm_limit,
       maxInflight: input.max_inflight,
       dailyCapMicros: input.daily_cap_micros,

@@ -191,7 +191,7 @@ webhooks.openapi(
     request: {
       params: z.object({ webhook_id: z.string().openapi({ param: { name: "webhook_id", in: "path" } }) }),
     },
-    responses: { 204: { description: "disabled" }, ...errorResponses(401, 404) },
+    responses: { 204: { description: "disabled" }, ...errorResponses(401, 403, 404) },
   }),
   async (c) => {
     const { webhook_id } = c.req.valid("param");

@@ -1,6 +1,7 @@
 /** Stream tokens: `v1.<base64url JSON claims>.<base64url HMAC-SHA256>`, pure functions. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { ApiError } from "../../src/domain/errors";
 import { base64Url, fromBase64Url } from "../../src/domain/ids";
 import {
   MAX_TTL_SECONDS,
@@ -150,13 +151,35 @@ describe("stream tokens", () => {
     expect(fromBase64Url("QQ")).toEqual(fromBase64Url("QR"));
   });
 
-  it("the signing secret is STREAM_TOKEN_SECRET, else one derived from (never equal to) the admin token", () => {
+  it("the signing secret is STREAM_TOKEN_SECRET; only in development is a missing one derived from (never equal to) the admin token", () => {
+    const dev = { ENVIRONMENT: "development" };
     expect(streamTokenSecret({ STREAM_TOKEN_SECRET: "s3cret", ADMIN_TOKEN: "admin" })).toBe("s3cret");
-    const derived = streamTokenSecret({ ADMIN_TOKEN: "admin" });
+    expect(streamTokenSecret({ ...dev, STREAM_TOKEN_SECRET: "s3cret", ADMIN_TOKEN: "admin" })).toBe("s3cret");
+    const derived = streamTokenSecret({ ...dev, ADMIN_TOKEN: "admin" });
     expect(derived).not.toBe("admin");
     expect(derived).toContain("admin");
-    expect(streamTokenSecret({ STREAM_TOKEN_SECRET: "", ADMIN_TOKEN: "admin" })).toBe(derived);
-    expect(streamTokenSecret({ ADMIN_TOKEN: "other" })).not.toBe(derived);
+    expect(streamTokenSecret({ ...dev, STREAM_TOKEN_SECRET: "", ADMIN_TOKEN: "admin" })).toBe(derived);
+    expect(streamTokenSecret({ ...dev, ADMIN_TOKEN: "other" })).not.toBe(derived);
+  });
+
+  it("outside development a missing STREAM_TOKEN_SECRET is a configuration_error, never a fallback", () => {
+    for (const env of [
+      { ADMIN_TOKEN: "admin" },
+      { STREAM_TOKEN_SECRET: "", ADMIN_TOKEN: "admin" },
+      { ENVIRONMENT: "production", ADMIN_TOKEN: "admin" },
+      { ENVIRONMENT: "Development", ADMIN_TOKEN: "admin" },
+    ]) {
+      let thrown: unknown;
+      try {
+        streamTokenSecret(env);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, JSON.stringify(env)).toBeInstanceOf(ApiError);
+      expect((thrown as ApiError).status).toBe(500);
+      expect((thrown as ApiError).code).toBe("configuration_error");
+      expect((thrown as ApiError).message).toContain("STREAM_TOKEN_SECRET");
+    }
   });
 
   it("allows a day at most", () => {

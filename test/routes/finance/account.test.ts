@@ -53,6 +53,7 @@ describe("GET /v1/account", () => {
         inflight: 0,
         max_inflight: 5,
         allowed_actions: ["imagine", "upscale", "inpaint", "modal"],
+        scopes: ["generate", "read", "stream", "webhooks", "account"],
         expires_at: expires,
         daily_cap_micros: 1_500_000,
         monthly_cap_micros: 1_800_000,
