@@ -4,6 +4,8 @@
  */
 import { env } from "cloudflare:test";
 import { expect } from "vitest";
+import { admit } from "../../src/db/admission";
+import { newTaskId } from "../../src/domain/ids";
 import { call, driveToEnd, submit, type TenantWithKey } from "../helpers";
 
 /** Upstream list prices in micro-USD (upstream-api.md "Billing"). */
@@ -214,4 +216,25 @@ export function parseCsv(text: string): string[][] {
     out.push(rowCells);
   }
   return out;
+}
+
+/** A charged, open imagine task written by the real admission batch, with no Durable Object behind it. */
+export async function admittedTask(
+  t: Pick<TenantWithKey, "tenantId" | "keyId">,
+  cost = 54_048,
+  at = Date.now(),
+): Promise<string> {
+  const taskId = newTaskId();
+  await admit(env.DB, {
+    tenantId: t.tenantId,
+    keyId: t.keyId,
+    taskId,
+    action: "imagine",
+    parentTaskId: null,
+    costMicros: cost,
+    kind: "new_task",
+    idempotency: null,
+    at,
+  });
+  return taskId;
 }

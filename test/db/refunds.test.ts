@@ -5,10 +5,9 @@
 
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { admit, settleTask } from "../../src/db/admission";
+import { settleTask } from "../../src/db/admission";
 import type { LedgerEntry } from "../../src/db/ledger-reads";
 import { insertCharge, insertRefundOfStep } from "../../src/db/ledger-writes";
-import { newTaskId } from "../../src/domain/ids";
 import {
   call,
   driveUntilStepRefunded,
@@ -19,6 +18,7 @@ import {
 } from "../helpers";
 import {
   addFault,
+  admittedTask,
   finish,
   keyRow,
   ledgerSum,
@@ -194,23 +194,6 @@ describe("refunds when the upstream fails at submit", () => {
 });
 
 describe("a refund cannot be written twice", () => {
-  /** A charged, unsettled task made through the real admission batch (no Durable Object). */
-  async function admittedTask(t: TenantWithKey, cost = IMAGINE_RELAX) {
-    const taskId = newTaskId();
-    await admit(env.DB, {
-      tenantId: t.tenantId,
-      keyId: t.keyId,
-      taskId,
-      action: "imagine",
-      parentTaskId: null,
-      costMicros: cost,
-      kind: "new_task",
-      idempotency: null,
-      at: Date.now(),
-    });
-    return taskId;
-  }
-
   const failure = (taskId: string) => ({
     taskId,
     status: "FAILURE" as const,
@@ -223,7 +206,7 @@ describe("a refund cannot be written twice", () => {
 
   it("settleTask twice: the second call returns false and changes nothing", async () => {
     const t = await tenantWithKey(START);
-    const taskId = await admittedTask(t);
+    const taskId = await admittedTask(t, IMAGINE_RELAX);
     expect(await tenantRow(t.tenantId)).toMatchObject({ balance: START - IMAGINE_RELAX, inflight: 1 });
     expect(await settleTask(env.DB, failure(taskId))).toBe(true);
     await expectFullyRefunded(t, taskId, IMAGINE_RELAX);
@@ -240,7 +223,7 @@ describe("a refund cannot be written twice", () => {
 
   it("ten concurrent settlements: exactly one wins", async () => {
     const t = await tenantWithKey(START);
-    const taskId = await admittedTask(t);
+    const taskId = await admittedTask(t, IMAGINE_RELAX);
     const results = await Promise.all(Array.from({ length: 10 }, () => settleTask(env.DB, failure(taskId))));
     expect(results.filter(Boolean)).toHaveLength(1);
     await expectFullyRefunded(t, taskId, IMAGINE_RELAX);
@@ -248,7 +231,7 @@ describe("a refund cannot be written twice", () => {
 
   it("a SUCCESS settlement keeps the charge and frees the slots", async () => {
     const t = await tenantWithKey(START);
-    const taskId = await admittedTask(t);
+    const taskId = await admittedTask(t, IMAGINE_RELAX);
     expect(await settleTask(env.DB, { ...failure(taskId), status: "SUCCESS", refund: false })).toBe(true);
     expect((await moneyOfTask(taskId)).map((e) => e.kind)).toEqual(["charge"]);
     expect(await tenantRow(t.tenantId)).toMatchObject({ balance: START - IMAGINE_RELAX, inflight: 0 });
@@ -261,7 +244,7 @@ describe("a refund cannot be written twice", () => {
 
   it("the UNIQUE index rejects a second refund even when the settled guard is bypassed", async () => {
     const t = await tenantWithKey(START);
-    const taskId = await admittedTask(t);
+    const taskId = await admittedTask(t, IMAGINE_RELAX);
     expect(await settleTask(env.DB, failure(taskId))).toBe(true);
     // With the task settled, the statement's own guard inserts nothing.
     const guarded = await insertRefundOfStep(env.DB, taskId, "submit", "again", Date.now()).run();
@@ -287,7 +270,7 @@ describe("a refund cannot be written twice", () => {
 
   it("the UNIQUE index rejects a second charge of the same task", async () => {
     const t = await tenantWithKey(START);
-    const taskId = await admittedTask(t);
+    const taskId = await admittedTask(t, IMAGINE_RELAX);
     await expect(
       insertCharge(env.DB, {
         tenantId: t.tenantId,

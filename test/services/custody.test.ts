@@ -5,28 +5,15 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { admit, settleTask } from "../../src/db/admission";
-import { newTaskId } from "../../src/domain/ids";
+import { settleTask } from "../../src/db/admission";
 import { ORPHAN_AFTER_MS, sweepOrphanCharges } from "../../src/services/custody";
+import { admittedTask } from "../db/money-helpers";
 import { call, reconciliation, taskStub, tenantWithKey } from "../helpers";
 
 const PRICE = 54_048;
 
-async function admittedWithoutObject(t: { tenantId: string; keyId: string }, at: number) {
-  const taskId = newTaskId();
-  await admit(env.DB, {
-    tenantId: t.tenantId,
-    keyId: t.keyId,
-    taskId,
-    action: "imagine",
-    parentTaskId: null,
-    costMicros: PRICE,
-    kind: "new_task",
-    idempotency: null,
-    at,
-  });
-  return taskId;
-}
+const admittedWithoutObject = (t: { tenantId: string; keyId: string }, at: number) =>
+  admittedTask(t, PRICE, at);
 
 const ledgerOf = async (taskId: string) =>
   (

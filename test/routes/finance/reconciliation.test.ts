@@ -4,9 +4,18 @@
  */
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { admit, settleTask } from "../../../src/db/admission";
+import { settleTask } from "../../../src/db/admission";
 import { newTaskId } from "../../../src/domain/ids";
-import { addFault, admin, finish, row, taskIdOf, uid, upscaledParent } from "../../db/money-helpers";
+import {
+  addFault,
+  admin,
+  admittedTask,
+  finish,
+  row,
+  taskIdOf,
+  uid,
+  upscaledParent,
+} from "../../db/money-helpers";
 import { call, submit, type TenantWithKey, tenantWithKey } from "../../helpers";
 
 const CHECKS = [
@@ -37,21 +46,7 @@ const exec = (sql: string, ...params: unknown[]) =>
     .run();
 
 /** A charged, open task written by the real admission batch (no Durable Object behind it). */
-async function openTask() {
-  const taskId = newTaskId();
-  await admit(env.DB, {
-    tenantId: t.tenantId,
-    keyId: t.keyId,
-    taskId,
-    action: "imagine",
-    parentTaskId: null,
-    costMicros: 54_048,
-    kind: "new_task",
-    idempotency: null,
-    at: Date.now(),
-  });
-  return taskId;
-}
+const openTask = () => admittedTask(t);
 
 async function settleKept(taskId: string) {
   const settled = await settleTask(env.DB, {
