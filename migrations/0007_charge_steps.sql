@@ -16,6 +16,10 @@ CREATE UNIQUE INDEX ledger_one_charge_per_step ON ledger(task_id, step) WHERE ki
 CREATE UNIQUE INDEX ledger_one_refund_per_charge ON ledger(ref_id) WHERE kind = 'refund';
 -- Settlement, refunds and reconciliation look up a task's rows by (task_id, kind).
 CREATE INDEX ledger_by_task_kind ON ledger(task_id, kind);
+-- ref_id REFERENCES ledger(id): with foreign keys on, SQLite looks up child rows by ref_id for
+-- every new ledger row; without a plain index on it (the refund index is partial) that is a
+-- scan of the whole ledger on every charge, refund and top-up.
+CREATE INDEX ledger_by_ref ON ledger(ref_id);
 
 -- INSERT OR REPLACE would delete the row it collides with without firing DELETE triggers:
 -- refuse such an insert before SQLite resolves the conflict (see 0003).

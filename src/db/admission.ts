@@ -219,20 +219,22 @@ function refundStepStatements(
   at: number,
 ): D1PreparedStatement[] {
   return [
+    // Written as key lookups (not UPDATE … FROM, which the planner answers with a table scan).
     db
       .prepare(
-        `UPDATE tenants SET balance = balance + c.micros FROM (${UNREFUNDED_CHARGE}) AS c WHERE tenants.id = c.tenant_id`,
+        `UPDATE tenants SET balance = balance + (SELECT micros FROM (${UNREFUNDED_CHARGE}))
+         WHERE id = (SELECT tenant_id FROM tasks WHERE id = ?1) AND EXISTS (${UNREFUNDED_CHARGE})`,
       )
       .bind(taskId, step),
-    db
-      .prepare(
-        `UPDATE key_spend SET spent = spent - c.micros
-         FROM (${UNREFUNDED_CHARGE}) AS c
-         WHERE key_spend.key_id = c.key_id
-           AND key_spend.period IN ('d' || strftime('%Y-%m-%d', c.created_at / 1000, 'unixepoch'),
-                                    'm' || strftime('%Y-%m', c.created_at / 1000, 'unixepoch'))`,
-      )
-      .bind(taskId, step),
+    ...["'d' || strftime('%Y-%m-%d'", "'m' || strftime('%Y-%m'"].map((period) =>
+      db
+        .prepare(
+          `UPDATE key_spend SET spent = spent - (SELECT micros FROM (${UNREFUNDED_CHARGE}))
+           WHERE key_id = (SELECT key_id FROM tasks WHERE id = ?1)
+             AND period = (SELECT ${period}, created_at / 1000, 'unixepoch') FROM (${UNREFUNDED_CHARGE}))`,
+        )
+        .bind(taskId, step),
+    ),
     insertRefundOfStep(db, taskId, step, reason, at),
   ];
 }

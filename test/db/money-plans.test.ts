@@ -1,0 +1,104 @@
+/**
+ * Every statement of admission, settlement, step refunds and the orphan sweep is an index
+ * search (EXPLAIN QUERY PLAN on the statements the code really runs, against a ledger and
+ * task table with history in them): none scans the ledger, tasks or keys.
+ */
+import { env } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { admit, refundStep, settleTask } from "../../src/db/admission";
+import { openTasksAdmittedBefore } from "../../src/db/tasks";
+import { newTaskId } from "../../src/domain/ids";
+import { tenantWithKey } from "../helpers";
+import { admittedTask } from "./money-helpers";
+import { planOf, recordingDb } from "./plans";
+
+const SCAN = /^SCAN (ledger|tasks|api_keys|tenants|key_spend|rate_windows)\b/;
+
+let t: { tenantId: string; keyId: string };
+
+beforeAll(async () => {
+  t = await tenantWithKey(1_000_000_000);
+  // Some history, so the planner has rows to weigh.
+  for (let i = 0; i < 30; i++) {
+    const id = await admittedTask(t, 1_000);
+    await settleTask(env.DB, {
+      taskId: id,
+      status: i % 2 ? "SUCCESS" : "FAILURE",
+      refund: i % 2 === 0,
+      reason: "history",
+      failReason: null,
+      upstreamTaskId: null,
+      at: Date.now(),
+    });
+  }
+  await env.DB.exec("ANALYZE");
+});
+
+async function expectNoScans(statements: { sql: string; params: unknown[] }[]) {
+  expect(statements.length).toBeGreaterThan(0);
+  for (const statement of statements) {
+    const plan = await planOf(statement);
+    expect(
+      plan.filter((line) => SCAN.test(line)),
+      `${statement.sql}\n${plan.join("\n")}`,
+    ).toEqual([]);
+  }
+}
+
+describe("money statements are index-backed", () => {
+  it("admission of a repeat request (N tasks) and its settlement with refunds", async () => {
+    const { db, statements } = recordingDb();
+    const taskId = newTaskId();
+    await admit(db, {
+      tenantId: t.tenantId,
+      keyId: t.keyId,
+      taskId,
+      action: "imagine",
+      parentTaskId: null,
+      costMicros: 1_000,
+      siblings: [{ taskId: newTaskId(), costMicros: 1_000 }],
+      kind: "new_task",
+      idempotency: { key: `k-${taskId}`, requestHash: "h" },
+      at: Date.now(),
+    });
+    await settleTask(db, {
+      taskId,
+      status: "FAILURE",
+      refund: true,
+      refundSteps: ["submit", "modal.1"],
+      reason: "test",
+      failReason: "test",
+      upstreamTaskId: null,
+      upstreamCostMicros: 5,
+      at: Date.now(),
+    });
+    await expectNoScans(statements);
+  });
+
+  it("a /modal step's admission and refund", async () => {
+    const taskId = await admittedTask(t, 0);
+    const { db, statements } = recordingDb();
+    await admit(db, {
+      tenantId: t.tenantId,
+      keyId: t.keyId,
+      taskId,
+      action: "modal",
+      parentTaskId: null,
+      costMicros: 1_000,
+      kind: "modal",
+      step: "modal.1",
+      idempotency: null,
+      at: Date.now(),
+    });
+    expect(await refundStep(db, { taskId, step: "modal.1", reason: "modal_refused", at: Date.now() })).toBe(
+      true,
+    );
+    await expectNoScans(statements);
+  });
+
+  it("the orphan sweep's read of old open tasks", async () => {
+    const { db, statements } = recordingDb();
+    await openTasksAdmittedBefore(db, Date.now(), 200);
+    await expectNoScans(statements);
+  });
+});
