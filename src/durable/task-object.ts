@@ -2,6 +2,8 @@ import { DurableObject } from "cloudflare:workers";
 import {
   type AdmissionRequest,
   admit,
+  IdempotencyKeyTaken,
+  KeyNotUsable,
   recordLateUpstreamStatus,
   refundStep,
   settleTask,
@@ -332,7 +334,15 @@ export class TaskObject extends DurableObject<Env> {
       });
     } catch (error) {
       this.apply({ type: "modal_released", at: Date.now() });
-      if (error instanceof ApiError) return { ok: false, error: serializeError(error) };
+      const refusal =
+        error instanceof KeyNotUsable
+          ? new ApiError(403, "key_disabled", "the API key or its tenant is no longer active")
+          : error instanceof IdempotencyKeyTaken
+            ? new ApiError(409, "idempotency_in_progress", "a request with this Idempotency-Key is running", {
+                headers: { "Retry-After": "1" },
+              })
+            : error;
+      if (refusal instanceof ApiError) return { ok: false, error: serializeError(refusal) };
       throw error;
     }
     this.updateMeta((meta) => ({

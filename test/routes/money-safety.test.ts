@@ -7,7 +7,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { admit, KeyNotUsable } from "../../src/db/admission";
 import { newTaskId } from "../../src/domain/ids";
-import { finish, PRICE_IMAGINE, row, rows, snapshot, uid } from "../db/money-helpers";
+import { finish, PRICE_IMAGINE, row, rows, snapshot, uid, upscaledParent } from "../db/money-helpers";
 import { call, reconciliation, submit, taskStub, tenantWithKey } from "../helpers";
 import { simTasks } from "./route-helpers";
 
@@ -209,6 +209,30 @@ describe("admission reads what it enforces from D1", () => {
       await expect(admit(env.DB, admission(t))).rejects.toBeInstanceOf(KeyNotUsable);
       expect(await snapshot()).toEqual(before);
     }
+  });
+
+  it("a /modal by a key disabled in D1 (an isolate's cache may still hold it) is refused by its admission, charging nothing", async () => {
+    const t = await tenantWithKey(5_000_000);
+    const { upscaled } = await upscaledParent(t);
+    const inpaint = (await submit(t.key, "inpaint", { task_id: upscaled })).body.data[0].task_id;
+    await env.DB.prepare("UPDATE api_keys SET status = 'disabled' WHERE id = ?1").bind(t.keyId).run();
+    const before = await snapshot();
+    const outcome = await taskStub(inpaint).modal({
+      tenantId: t.tenantId,
+      keyId: t.keyId,
+      body: { prompt: "sky" },
+      admission: {
+        tenantId: t.tenantId,
+        keyId: t.keyId,
+        action: "modal",
+        costMicros: 66_048,
+        idempotency: null,
+        at: Date.now(),
+      },
+      requestId: "req_test",
+    });
+    expect(outcome).toMatchObject({ ok: false, error: { status: 403, code: "key_disabled" } });
+    expect(await snapshot()).toEqual(before);
   });
 
   it("a lowered rate limit or spend cap takes effect on the next admission (read in the batch, never from a cache)", async () => {
