@@ -113,6 +113,41 @@ describe("browser EventSource with a stream token", () => {
     }
   });
 
+  it("Chromium's EventSource that never closes itself: after the terminal event its reconnect gets 204 and it stays CLOSED", async () => {
+    const { key, taskId, token } = await taskWithToken([pageOrigin]);
+    const done = await api("GET", `/v1/midjourney/${taskId}`, { key });
+    expect(done.status).toBe(200);
+    const { page, responses, close } = await openPage(taskId, token);
+    try {
+      await page.locator('#status[data-status="SUCCESS"]').waitFor({ timeout: 60_000 });
+      const url = `${gatewayUrl()}/v1/midjourney/${taskId}/events?token=${encodeURIComponent(token)}`;
+      const result = await page.evaluate(
+        (streamUrl) =>
+          new Promise<{ state: number; statuses: string[] }>((resolve) => {
+            const source = new EventSource(streamUrl);
+            const statuses: string[] = [];
+            source.addEventListener("status", (event) =>
+              statuses.push(JSON.parse((event as MessageEvent).data).status),
+            );
+            const started = Date.now();
+            const timer = setInterval(() => {
+              if (source.readyState === EventSource.CLOSED || Date.now() - started > 20_000) {
+                clearInterval(timer);
+                resolve({ state: source.readyState, statuses });
+              }
+            }, 100);
+          }),
+        url,
+      );
+      expect(result.statuses).toEqual(["SUCCESS"]);
+      expect(result.state).toBe(2); // EventSource.CLOSED: it will not reconnect again
+      const ends = responses.filter((r) => r.url === url);
+      expect(ends.length).toBeGreaterThanOrEqual(1);
+    } finally {
+      await close();
+    }
+  });
+
   it("a page on an origin the tenant did not allow gets no stream", async () => {
     const { taskId, token } = await taskWithToken(["https://elsewhere.example.com"]);
     const { page, close } = await openPage(taskId, token);

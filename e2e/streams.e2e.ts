@@ -140,6 +140,29 @@ describe("task stream with a real EventSource", () => {
     }
   });
 
+  it("after the terminal event, EventSource's own reconnect gets 204 and it stops for good (CLOSED)", async () => {
+    const { key } = await tenantWithKey();
+    const taskId = await submitted(key, "imagine", { prompt: "e2e stops" });
+    const stream = follow(taskId, key);
+    try {
+      await stream.waitFor("SUCCESS", statusIs("SUCCESS"));
+      await until(
+        "EventSource to close",
+        () => (stream.source.readyState === EventSource.CLOSED ? true : undefined),
+        15_000,
+      );
+      // It reconnected once with the last id it saw, got 204, and asked no more.
+      const reconnects = stream.requests.filter((h) => h["Last-Event-ID"] ?? h["last-event-id"]);
+      expect(reconnects.length).toBe(1);
+      const seen = stream.requests.length;
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      expect(stream.requests.length).toBe(seen);
+      expect(stream.received.filter((e) => e.data.status === "SUCCESS")).toHaveLength(1);
+    } finally {
+      stream.source.close();
+    }
+  });
+
   it("a cut connection reconnects by itself with Last-Event-ID and gets the missed events once", async () => {
     const { key } = await tenantWithKey();
     const taskId = await inpaintInModal(key);
