@@ -12,6 +12,8 @@ export interface StreamTokenClaims {
   taskIds: string[] | null;
   /** Expiry, unix seconds. */
   exp: number;
+  /** The sub-key that minted it (none for operator-minted tokens): revoking that key ends the token. */
+  keyId?: string | null;
 }
 
 export type TokenCheck =
@@ -30,7 +32,14 @@ async function hmacKey(secret: string): Promise<CryptoKey> {
 
 export async function signStreamToken(claims: StreamTokenClaims, secret: string): Promise<string> {
   const payload = base64Url(
-    encoder.encode(JSON.stringify({ t: claims.tenantId, k: claims.taskIds ?? undefined, e: claims.exp })),
+    encoder.encode(
+      JSON.stringify({
+        t: claims.tenantId,
+        k: claims.taskIds ?? undefined,
+        e: claims.exp,
+        m: claims.keyId ?? undefined,
+      }),
+    ),
   );
   const signature = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(`v1.${payload}`));
   return `v1.${payload}.${base64Url(new Uint8Array(signature))}`;
@@ -44,7 +53,7 @@ export async function verifyStreamToken(
   const parts = token.split(".");
   if (parts.length !== 3 || parts[0] !== "v1") return { ok: false, reason: "malformed" };
   let signature: Uint8Array;
-  let claims: { t?: unknown; k?: unknown; e?: unknown };
+  let claims: { t?: unknown; k?: unknown; e?: unknown; m?: unknown };
   try {
     signature = fromBase64Url(parts[2]!);
     const payload = fromBase64Url(parts[1]!);
@@ -68,7 +77,8 @@ export async function verifyStreamToken(
   if (typeof claims.t !== "string" || typeof claims.e !== "number") return { ok: false, reason: "malformed" };
   if (claims.e <= nowSeconds) return { ok: false, reason: "expired" };
   const taskIds = Array.isArray(claims.k) ? claims.k.map(String) : null;
-  return { ok: true, claims: { tenantId: claims.t, taskIds, exp: claims.e } };
+  const keyId = typeof claims.m === "string" ? claims.m : null;
+  return { ok: true, claims: { tenantId: claims.t, taskIds, exp: claims.e, keyId } };
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { findPrincipalByHash, getTenant, type KeyPrincipal } from "../db/tenants";
+import { findPrincipalByHash, findPrincipalByKeyId, getTenant, type KeyPrincipal } from "../db/tenants";
 import type { Action } from "../domain/actions";
 import { ApiError } from "../domain/errors";
 import { looksLikeSubKey, sha256Hex, timingSafeEqual } from "../domain/keys";
@@ -200,8 +200,13 @@ async function authenticateTenant(c: Context<AppEnv>): Promise<void> {
         )
       : new ApiError(401, "stream_token_invalid", "the stream token is not valid", { field: "token" });
   }
-  const tenant = await getTenant(c.env.DB, check.claims.tenantId);
-  if (!tenant)
+  // A token minted with a sub-key lives only as long as that key: revoked, disabled or
+  // expired (or its tenant suspended) ends it, read fresh from D1 at every stream opening.
+  const keyId = check.claims.keyId;
+  const tenant = keyId
+    ? checkPrincipal(await findPrincipalByKeyId(c.env.DB, keyId)).tenant
+    : await getTenant(c.env.DB, check.claims.tenantId);
+  if (!tenant || tenant.id !== check.claims.tenantId)
     throw new ApiError(401, "stream_token_invalid", "the stream token is not valid", { field: "token" });
   if (tenant.status !== "active") throw new ApiError(403, "tenant_suspended", "the tenant is suspended");
   c.set("scope", {

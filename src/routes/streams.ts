@@ -139,10 +139,11 @@ export async function mintStreamToken(
   c: AppContext,
   tenantId: string,
   input: z.infer<typeof StreamTokenRequest>,
+  keyId: string | null = null,
 ) {
   const exp = Math.floor(Date.now() / 1000) + input.ttl_seconds;
   const taskIds = input.task_ids ?? null;
-  const token = await signStreamToken({ tenantId, taskIds, exp }, streamTokenSecret(c.env));
+  const token = await signStreamToken({ tenantId, taskIds, exp, keyId }, streamTokenSecret(c.env));
   return c.json({ token, expires_at: new Date(exp * 1000).toISOString(), task_ids: taskIds }, 201);
 }
 
@@ -163,6 +164,6 @@ streams.openapi(
   async (c) => {
     const principal = c.get("principal");
     if (!principal) throw new ApiError(401, "missing_api_key", "stream tokens are minted with the sub-key");
-    return mintStreamToken(c, principal.tenant.id, c.req.valid("json"));
+    return mintStreamToken(c, principal.tenant.id, c.req.valid("json"), principal.key.id);
   },
 );

@@ -38,12 +38,20 @@ describe("stream tokens", () => {
     expect(scoped).toMatch(/^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
     expect(await verifyStreamToken(scoped, SECRET, NOW)).toEqual({
       ok: true,
-      claims: { tenantId: "ten_1", taskIds: [TASK_A, TASK_B], exp: NOW + 60 },
+      claims: { tenantId: "ten_1", taskIds: [TASK_A, TASK_B], exp: NOW + 60, keyId: null },
+    });
+    const byKey = await signStreamToken(
+      { tenantId: "ten_1", taskIds: null, exp: NOW + 60, keyId: "key_1" },
+      SECRET,
+    );
+    expect(await verifyStreamToken(byKey, SECRET, NOW)).toEqual({
+      ok: true,
+      claims: { tenantId: "ten_1", taskIds: null, exp: NOW + 60, keyId: "key_1" },
     });
     const wide = await signStreamToken({ tenantId: "ten_1", taskIds: null, exp: NOW + 60 }, SECRET);
     expect(await verifyStreamToken(wide, SECRET, NOW)).toEqual({
       ok: true,
-      claims: { tenantId: "ten_1", taskIds: null, exp: NOW + 60 },
+      claims: { tenantId: "ten_1", taskIds: null, exp: NOW + 60, keyId: null },
     });
   });
 

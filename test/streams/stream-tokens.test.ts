@@ -217,6 +217,61 @@ describe("?token= on the stream endpoints", () => {
   });
 });
 
+describe("revocation bites: a token lives only as long as the key that minted it", () => {
+  const mint = async (key: string, taskIds: string[]) =>
+    (await call("POST", "/v1/stream-tokens", { key, body: { task_ids: taskIds } })).body.token as string;
+  const open = (taskId: string, token: string) =>
+    openStream(`/v1/midjourney/${taskId}/events?token=${encodeURIComponent(token)}`);
+
+  it("revoked → 401 key_revoked, disabled → 403 key_disabled, expired → 401; other keys' tokens unaffected", async () => {
+    const t = await tenantWithKey();
+    const second = await call("POST", `/admin/tenants/${t.tenantId}/keys`, {
+      admin: true,
+      body: { name: "second" },
+    });
+    const taskId = taskIdOf(await submit(t.key, "imagine", { prompt: "revocation bites" }));
+    const token = await mint(t.key, [taskId]);
+    const other = await mint(second.body.key, [taskId]);
+    const first = await open(taskId, token);
+    expect(first.status).toBe(200);
+    await first.body?.cancel();
+
+    await call("PATCH", `/admin/tenants/${t.tenantId}/keys/${t.keyId}`, {
+      admin: true,
+      body: { status: "disabled" },
+    });
+    const disabled = await open(taskId, token);
+    expect(disabled.status).toBe(403);
+    expect((await disabled.json<any>()).error.code).toBe("key_disabled");
+
+    await call("DELETE", `/admin/tenants/${t.tenantId}/keys/${t.keyId}`, { admin: true });
+    const revoked = await open(taskId, token);
+    expect(revoked.status).toBe(401);
+    expect((await revoked.json<any>()).error.code).toBe("key_revoked");
+
+    // A token of another, still active key of the same tenant keeps working.
+    const unaffected = await open(taskId, other);
+    expect(unaffected.status).toBe(200);
+    await unaffected.body?.cancel();
+  });
+
+  it("an operator-minted token carries no key: revoking a key does not end it; suspending the tenant does", async () => {
+    const t = await tenantWithKey();
+    const taskId = taskIdOf(await submit(t.key, "imagine", { prompt: "operator token" }));
+    const minted = await call("POST", `/admin/tenants/${t.tenantId}/stream-tokens`, {
+      admin: true,
+      body: { task_ids: [taskId] },
+    });
+    expect(minted.status).toBe(201);
+    await call("DELETE", `/admin/tenants/${t.tenantId}/keys/${t.keyId}`, { admin: true });
+    const still = await open(taskId, minted.body.token);
+    expect(still.status).toBe(200);
+    await still.body?.cancel();
+    await call("PATCH", `/admin/tenants/${t.tenantId}`, { admin: true, body: { status: "suspended" } });
+    expect((await open(taskId, minted.body.token)).status).toBe(403);
+  });
+});
+
 describe("CORS on the stream endpoints", () => {
   async function tenantWithOrigins(origins: string[]) {
     const t = await tenantWithKey();
