@@ -1,4 +1,4 @@
-import { type Action, effectiveBatchSize, SPEEDS, type Speed } from "./actions";
+import { type Action, effectiveBatchSize, type Speed } from "./actions";
 
 /**
  * What changes the upstream's bill, read from a request the way Midjourney reads it: from
@@ -152,7 +152,6 @@ export function billableParams(action: Action, body: Record<string, unknown>): B
       }
     }
   }
-  if (speed !== null && !(SPEEDS as readonly string[]).includes(speed)) speed = "relax";
   const jobs = (repeat ?? 1) * permutations;
   if (jobs > 1 && !MULTI_JOB_ACTIONS.has(action)) {
     throw new UnbillableRequest(
