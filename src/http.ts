@@ -10,6 +10,8 @@ export interface StreamScope {
   tenantId: string;
   taskIds: string[] | null;
   corsOrigins: string[];
+  /** The sub-key behind the stream (the request's, or the one that minted its token); null for operator tokens. */
+  keyId: string | null;
 }
 
 export interface AppVariables {

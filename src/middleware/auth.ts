@@ -6,7 +6,7 @@ import { looksLikeSubKey, sha256Hex, timingSafeEqual } from "../domain/keys";
 import { Lru } from "../domain/lru";
 import { streamTokenSecret, verifyStreamToken } from "../domain/stream-token";
 import { configFrom } from "../env";
-import type { AppEnv } from "../http";
+import type { AppEnv, StreamScope } from "../http";
 
 /**
  * Keys are looked up by hash and cached per isolate for KEY_CACHE_SECONDS (default 10 s):
@@ -20,10 +20,46 @@ export const KEY_CACHE_LIMITS = { known: 10_000, unknown: 1_000 } as const;
 const knownKeys = new Lru<{ principal: KeyPrincipal; until: number }>(KEY_CACHE_LIMITS.known);
 const unknownKeys = new Lru<number>(KEY_CACHE_LIMITS.unknown);
 
+/** Whether a stream's key (or, for operator tokens, its tenant) still holds, per isolate. */
+const streamAuthority = new Lru<{ allowed: boolean; until: number }>(KEY_CACHE_LIMITS.known);
+
 /** After a key or tenant changed: the next request reads D1 again. */
 export function forgetCachedKeys(): void {
   knownKeys.clear();
   unknownKeys.clear();
+  streamAuthority.clear();
+}
+
+/**
+ * How often an open stream re-checks its authority, and how long one answer is shared by
+ * the streams of the same key on an isolate: half of KEY_CACHE_SECONDS each, so a change is
+ * seen within KEY_CACHE_SECONDS (at most one stale answer, then a fresh read). One D1 read
+ * per key (not per stream) per half period.
+ */
+export const streamCheckMs = (keyCacheMs: number) => Math.max(500, keyCacheMs / 2);
+
+export async function streamStillAuthorized(
+  db: D1Database,
+  scope: StreamScope,
+  keyCacheMs: number,
+  now = Date.now(),
+): Promise<boolean> {
+  const id = scope.keyId ? `key:${scope.keyId}` : `tenant:${scope.tenantId}`;
+  const cached = streamAuthority.get(id);
+  if (cached && cached.until > now) return cached.allowed;
+  const allowed = scope.keyId
+    ? keyStillUsable(await findPrincipalByKeyId(db, scope.keyId), scope.tenantId, now)
+    : (await getTenant(db, scope.tenantId))?.status === "active";
+  if (keyCacheMs > 0) streamAuthority.set(id, { allowed, until: now + keyCacheMs / 2 });
+  return allowed;
+}
+
+function keyStillUsable(principal: KeyPrincipal | null, tenantId: string, now: number): boolean {
+  try {
+    return checkPrincipal(principal, now).tenant.id === tenantId;
+  } catch {
+    return false;
+  }
 }
 
 export function bearerToken(header: string | undefined): string | null {
@@ -164,6 +200,7 @@ async function authenticateSubKey(c: Context<AppEnv>): Promise<void> {
     tenantId: principal.tenant.id,
     taskIds: null,
     corsOrigins: JSON.parse(principal.tenant.cors_origins) as string[],
+    keyId: principal.key.id,
   });
 }
 
@@ -213,6 +250,7 @@ async function authenticateTenant(c: Context<AppEnv>): Promise<void> {
     tenantId: tenant.id,
     taskIds: check.claims.taskIds,
     corsOrigins: JSON.parse(tenant.cors_origins) as string[],
+    keyId: keyId ?? null,
   });
 }
 

@@ -2,7 +2,10 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, notFoundTask } from "../domain/errors";
 import { TASK_ID_PATTERN } from "../domain/ids";
 import { MAX_TTL_SECONDS, signStreamToken, streamTokenSecret } from "../domain/stream-token";
+import { configFrom } from "../env";
 import { type AppContext, createRouter, errorResponses } from "../http";
+import { streamCheckMs, streamStillAuthorized } from "../middleware/auth";
+import { guardStream } from "../middleware/stream-guard";
 
 export const streams = createRouter();
 
@@ -27,8 +30,22 @@ function applyCors(c: AppContext): void {
   c.header("Access-Control-Max-Age", "600");
 }
 
+/**
+ * The object's stream with the CORS headers of this request, watched so that it ends once
+ * its key or tenant no longer may stream (src/middleware/stream-guard.ts).
+ */
 function withHeaders(c: AppContext, response: Response): Response {
-  const merged = new Response(response.body, response);
+  const keyCacheMs = configFrom(c.env).keyCacheMs;
+  const scope = c.get("scope");
+  const body =
+    response.status === 200 && response.body
+      ? guardStream(
+          response.body,
+          () => streamStillAuthorized(c.env.DB, scope, keyCacheMs),
+          streamCheckMs(keyCacheMs),
+        )
+      : response.body;
+  const merged = new Response(body, response);
   c.res.headers.forEach((value, name) => {
     if (name.startsWith("access-control-") || name === "vary") merged.headers.set(name, value);
   });
