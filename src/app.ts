@@ -4,6 +4,7 @@ import { newRequestId } from "./domain/ids";
 import { type AppContext, createRouter, errorResponse, toApiError } from "./http";
 import { logEvent } from "./log";
 import { requireAdmin, tenantAuth } from "./middleware/auth";
+import { limitReads } from "./middleware/read-limit";
 import { requireScopes } from "./middleware/scopes";
 import { account } from "./routes/account";
 import { adminFinance } from "./routes/admin-finance";
@@ -65,7 +66,7 @@ export function createApp() {
   });
 
   app.use("/admin/*", requireAdmin);
-  app.use("/v1/*", tenantAuth, requireScopes);
+  app.use("/v1/*", tenantAuth, requireScopes, limitReads);
 
   app.route("/", generations);
   app.route("/", streams);

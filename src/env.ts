@@ -8,6 +8,8 @@ export interface Env {
   TENANT_HUB: DurableObjectNamespace<TenantHub>;
   /** Workers rate-limiting binding for failed authentication per IP (optional: see middleware/auth.ts). */
   AUTH_FAILURE_LIMITER?: RateLimit;
+  /** Workers rate-limiting binding for tenant reads per key (optional: see middleware/read-limit.ts). */
+  READ_LIMITER?: RateLimit;
   UPSTREAM_BASE_URL: string;
   UPSTREAM_API_KEY: string;
   ADMIN_TOKEN: string;

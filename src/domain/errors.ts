@@ -31,6 +31,7 @@ export type ErrorCode =
   | "insufficient_balance"
   | "key_budget_exceeded"
   | "rate_limited"
+  | "read_rate_limited"
   | "too_many_tasks"
   | "idempotency_key_reused"
   | "idempotency_in_progress"

@@ -7,6 +7,7 @@ import { Lru } from "../domain/lru";
 import { streamTokenSecret, verifyStreamToken } from "../domain/stream-token";
 import { configFrom } from "../env";
 import type { AppEnv, StreamScope } from "../http";
+import { AbuseShield } from "./abuse-shield";
 
 /**
  * Keys are looked up by hash and cached per isolate for KEY_CACHE_SECONDS (default 10 s):
@@ -110,25 +111,12 @@ export const AUTH_FAILURE_LIMIT = 20;
 export const AUTH_FAILURE_PERIOD_SECONDS = 60;
 const IP_LIMIT = 10_000;
 const blockedIps = new Lru<number>(IP_LIMIT);
-const failureCounts = new Lru<{ windowStart: number; count: number }>(IP_LIMIT);
+const authFailures = new AbuseShield(AUTH_FAILURE_LIMIT, AUTH_FAILURE_PERIOD_SECONDS, IP_LIMIT);
 
 /** For tests: every IP starts unthrottled again. */
 export function forgetAuthFailures(): void {
   blockedIps.clear();
-  failureCounts.clear();
-}
-
-async function overFailureLimit(env: AppEnv["Bindings"], ip: string, now: number): Promise<boolean> {
-  if (env.AUTH_FAILURE_LIMITER) {
-    const { success } = await env.AUTH_FAILURE_LIMITER.limit({ key: `auth-failure:${ip}` });
-    return !success;
-  }
-  const periodMs = AUTH_FAILURE_PERIOD_SECONDS * 1000;
-  const entry = failureCounts.get(ip);
-  const current = entry && now - entry.windowStart < periodMs ? entry : { windowStart: now, count: 0 };
-  current.count++;
-  failureCounts.set(ip, current);
-  return current.count > AUTH_FAILURE_LIMIT;
+  authFailures.forget();
 }
 
 function tooManyFailures(untilMs: number, now: number): ApiError {
@@ -161,7 +149,10 @@ async function throttled(c: Context<AppEnv>, authenticate: () => Promise<void>):
   try {
     await authenticate();
   } catch (error) {
-    if (countsAsFailure(error) && (await overFailureLimit(c.env, ip, now))) {
+    if (
+      countsAsFailure(error) &&
+      (await authFailures.over(c.env.AUTH_FAILURE_LIMITER, `auth-failure:${ip}`, now))
+    ) {
       const until = now + AUTH_FAILURE_PERIOD_SECONDS * 1000;
       blockedIps.set(ip, until);
       throw tooManyFailures(until, now);

@@ -7,12 +7,10 @@
  * Requests go through the app with the D1 binding wrapped by the development round-trip
  * counter (src/db/round-trip-counter.ts), so "no D1 read" is measured, not assumed.
  */
-import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { createApp } from "../../src/app";
 import { countRoundTrips } from "../../src/db/round-trip-counter";
 import { mintKey, SUB_KEY_PATTERN } from "../../src/domain/keys";
-import type { Env } from "../../src/env";
 import {
   AUTH_FAILURE_LIMIT,
   AUTH_FAILURE_PERIOD_SECONDS,
@@ -23,51 +21,7 @@ import {
 } from "../../src/middleware/auth";
 import { call, type TenantWithKey, tenantWithKey } from "../helpers";
 import { expectError } from "../routes/route-helpers";
-
-const app = createApp();
-
-interface Direct {
-  key?: string;
-  admin?: boolean;
-  ip?: string;
-  body?: unknown;
-  env?: Partial<Env>;
-  authorization?: string;
-}
-
-/** One request through the app, with D1 round trips counted; the body is read unless it streams. */
-async function direct(method: string, path: string, options: Direct = {}) {
-  const counter = countRoundTrips(env.DB);
-  const headers: Record<string, string> = {};
-  if (options.key) headers.authorization = `Bearer ${options.key}`;
-  if (options.admin) headers.authorization = "Bearer test-admin-token";
-  if (options.authorization !== undefined) headers.authorization = options.authorization;
-  if (options.ip) headers["cf-connecting-ip"] = options.ip;
-  if (options.body !== undefined) headers["content-type"] = "application/json";
-  const ctx = createExecutionContext();
-  const response = await app.fetch(
-    new Request(`http://gateway.test${path}`, {
-      method,
-      headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    }),
-    { ...env, ...options.env, DB: counter.db } as Env,
-    ctx,
-  );
-  let body: any = null;
-  if ((response.headers.get("content-type") ?? "").includes("text/event-stream"))
-    await response.body?.cancel();
-  else {
-    const text = await response.text();
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = text;
-    }
-  }
-  await waitOnExecutionContext(ctx);
-  return { status: response.status, body, headers: response.headers, trips: counter.count() };
-}
+import { type Direct, direct } from "./direct";
 
 const randomIp = () =>
   `2001:db8:${[...crypto.getRandomValues(new Uint16Array(3))].map((n) => n.toString(16)).join(":")}::1`;
