@@ -5,21 +5,12 @@
  * the Authorization header and saved as a blob: the token never goes in a URL) and the
  * reconciliation report with breaches highlighted. Days are UTC, like the API's.
  */
-import {
-  $,
-  actionOptions,
-  admin,
-  allTenants,
-  boot,
-  busy,
-  fill,
-  h,
-  shortId,
-  tenantOptions,
-  toast,
-  usd,
-  when,
-} from "./lib.js";
+import { $, busy, fill, h, toast } from "./dom.js";
+import { shortId, when } from "./format.js";
+import { admin } from "./http.js";
+import { usd } from "./money.js";
+import { actionOptions, allTenants, tenantOptions } from "./pickers.js";
+import { boot } from "./shell.js";
 
 const range = /** @type {HTMLFormElement} */ ($("#range"));
 actionOptions(/** @type {HTMLSelectElement} */ (range.elements.namedItem("action")));

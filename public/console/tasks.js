@@ -4,20 +4,13 @@
  * with its task object, then kept current by the tenant's SSE stream (GET /v1/events with
  * a stream token the console mints through POST /admin/tenants/{id}/stream-tokens).
  */
-import {
-  $,
-  actionOptions,
-  admin,
-  allTenants,
-  boot,
-  costMicros,
-  fill,
-  h,
-  liveStream,
-  session,
-  TERMINAL,
-  tenantOptions,
-} from "./lib.js";
+import { $, fill, h } from "./dom.js";
+import { admin } from "./http.js";
+import { costMicros } from "./money.js";
+import { actionOptions, allTenants, tenantOptions } from "./pickers.js";
+import { session } from "./session.js";
+import { boot } from "./shell.js";
+import { liveStream, TERMINAL } from "./sse.js";
 import { taskCard, updateTaskCard } from "./taskcard.js";
 
 const PAGE = 24;

@@ -1,20 +1,12 @@
 // @ts-check
 /** Tenants & keys: list, create, top up, suspend; issue keys (secret shown once), disable, revoke, limits. */
-import {
-  $,
-  admin,
-  boot,
-  busy,
-  fill,
-  h,
-  parseUsd,
-  SCOPES,
-  session,
-  shortId,
-  toast,
-  usd,
-  when,
-} from "./lib.js";
+import { $, busy, fill, h, toast } from "./dom.js";
+import { shortId, when } from "./format.js";
+import { admin } from "./http.js";
+import { parseUsd, usd } from "./money.js";
+import { SCOPES } from "./pickers.js";
+import { session } from "./session.js";
+import { boot } from "./shell.js";
 
 /** @type {any[]} */
 let tenants = [];
