@@ -1,13 +1,20 @@
 // @ts-check
-/** Choosers shared by pages: tenants, actions and key scopes. */
+/**
+ * Choosers shared by pages: tenants, actions and key scopes. The action and scope lists come
+ * from generated/api.js, which scripts/build-assets.mjs writes from the API's /openapi.json.
+ */
+
+/** @typedef {import("./generated/api.js").ScopeName} ScopeName */
+/** @typedef {import("./generated/api.js").Tenant} Tenant */
 import { fill, h } from "./dom.js";
 import { shortId } from "./format.js";
+import { ACTIONS, SCOPE_NAMES } from "./generated/api.js";
 import { admin } from "./http.js";
 import { session } from "./session.js";
 
 /**
  * Every tenant (pages through GET /admin/tenants).
- * @returns {Promise<any[]>}
+ * @returns {Promise<Tenant[]>}
  */
 export async function allTenants() {
   const tenants = [];
@@ -41,39 +48,21 @@ export function tenantOptions(select, tenants, options = {}) {
 }
 
 /**
- * The gateway's actions, by their API names: mirrors ACTIONS in src/domain/actions.ts (the console
- * is served as-is, without a build step).
+ * How the console names each key scope. Keyed by the API's scope names (generated from
+ * /openapi.json), so a scope added to or removed from the API fails the console's type check
+ * until it is named here.
+ * @type {Record<ScopeName, { label: string, hint: string }>}
  */
-export const ACTIONS = [
-  "imagine",
-  "edits",
-  "blend",
-  "describe",
-  "upscale",
-  "variation",
-  "high-variation",
-  "low-variation",
-  "reroll",
-  "zoom",
-  "pan",
-  "inpaint",
-  "modal",
-  "video",
-  "remix-strong",
-  "remix-subtle",
-];
+const SCOPE_LABELS = {
+  generate: { label: "Generate", hint: "submit generations (allowed actions narrow it)" },
+  read: { label: "Read tasks", hint: "GET /v1/midjourney/{id}, /v1/tasks/{id}" },
+  stream: { label: "Stream", hint: "SSE routes and POST /v1/stream-tokens" },
+  webhooks: { label: "Webhooks", hint: "/v1/webhooks" },
+  account: { label: "Account", hint: "/v1/account, /v1/usage, the ledger" },
+};
 
-/**
- * Key scopes, by their API names: mirrors SCOPES in src/domain/scopes.ts. A key issued without
- * scopes has them all.
- */
-export const SCOPES = [
-  { name: "generate", label: "Generate", hint: "submit generations (allowed actions narrow it)" },
-  { name: "read", label: "Read tasks", hint: "GET /v1/midjourney/{id}, /v1/tasks/{id}" },
-  { name: "stream", label: "Stream", hint: "SSE routes and POST /v1/stream-tokens" },
-  { name: "webhooks", label: "Webhooks", hint: "/v1/webhooks" },
-  { name: "account", label: "Account", hint: "/v1/account, /v1/usage, the ledger" },
-];
+/** Key scopes in the API's order, with their labels. A key issued without scopes has them all. */
+export const SCOPES = SCOPE_NAMES.map((name) => ({ name, ...SCOPE_LABELS[name] }));
 
 /** Fills an action filter: "All", then every action. @param {HTMLSelectElement} select */
 export function actionOptions(select) {

@@ -1,8 +1,10 @@
 // @ts-check
 /**
- * Live tasks: a tenant's tasks from GET /admin/tasks (D1, newest first), each filled in
- * with its task object, then kept current by the tenant's SSE stream (GET /v1/events with
- * a stream token the console mints through POST /admin/tenants/{id}/stream-tokens).
+ * Live tasks: a tenant's tasks from GET /admin/tasks (D1, newest first, with each open task's
+ * live status and progress in the same answer), then kept current by the tenant's SSE stream
+ * (GET /v1/events with a stream token the console mints through POST
+ * /admin/tenants/{id}/stream-tokens). Only finished tasks with results (images, videos,
+ * buttons) are filled in with their task object.
  */
 import { $, fill, h } from "./dom.js";
 import { admin } from "./http.js";
@@ -12,6 +14,9 @@ import { session } from "./session.js";
 import { boot } from "./shell.js";
 import { liveStream, TERMINAL } from "./sse.js";
 import { taskCard, updateTaskCard } from "./taskcard.js";
+
+/** @typedef {import("./generated/api.js").AdminTask} AdminTask */
+/** @typedef {import("./generated/api.js").Responses} Responses */
 
 const PAGE = 24;
 const filters = /** @type {HTMLFormElement} */ ($("#filters"));
@@ -104,6 +109,7 @@ async function loadPage(gen) {
   const more = /** @type {HTMLButtonElement} */ ($("#more"));
   more.disabled = true;
   try {
+    /** @type {Responses["GET /admin/tasks"]} */
     const page = await admin(`/admin/tasks?${query}`);
     if (gen !== generation) return;
     cursor = page.next_cursor;
@@ -117,7 +123,7 @@ async function loadPage(gen) {
     if (!cards.size)
       fill(list, h("p", { class: "empty", id: "no-tasks" }, "No tasks match: new ones appear here live."));
     await hydrate(
-      page.data.map((/** @type {any} */ r) => r.id),
+      page.data.filter((row) => row.status === "SUCCESS").map((row) => row.id),
       gen,
     );
   } finally {
@@ -125,19 +131,26 @@ async function loadPage(gen) {
   }
 }
 
-/** What the D1 row tells before the task object arrives. @param {any} row */
+/**
+ * What the list tells: the billing row, and for an open task its live status and progress.
+ * @param {AdminTask} row
+ */
 function placeholder(row) {
+  const live = row.status === "open" ? row.live : null;
   return {
     id: row.id,
     action: row.action.toUpperCase().replace(/-/g, "_"),
-    status: row.status === "open" ? "…" : row.status,
-    progress: row.status === "SUCCESS" ? "100%" : "0%",
+    status: row.status === "open" ? (live?.status ?? "…") : row.status,
+    progress: row.status === "SUCCESS" ? "100%" : `${live?.progress ?? 0}%`,
     fail_reason: row.fail_reason,
     created: Math.floor(Date.parse(row.created_at) / 1000),
   };
 }
 
-/** Fetches each listed task's object (status, progress, images), four at a time. @param {string[]} ids @param {number} gen */
+/**
+ * Fetches the task objects of finished tasks for their results (images, videos, buttons), which
+ * the list does not carry, four at a time. @param {string[]} ids @param {number} gen
+ */
 async function hydrate(ids, gen) {
   const queue = [...ids];
   const worker = async () => {

@@ -46,7 +46,8 @@ export const AdminTaskSchema = z
       description:
         "'open' until the task settles, then its terminal status; an open task's live status is in `live`",
     }),
-    live: LiveTaskSchema.nullable().openapi({
+    // A union, not .nullable(): the document keeps the null of a named schema only this way.
+    live: z.union([LiveTaskSchema, z.null()]).openapi({
       description:
         "an open task's latest status and progress as its task object published them (the tenant's stream carries every later change); null once the task settled, or while no change of it has been heard",
     }),
@@ -169,7 +170,7 @@ adminTasks.openapi(
     responses: {
       200: json(
         AdminTaskSchema.extend({
-          task: TaskObjectSchema.nullable().openapi({
+          task: z.union([TaskObjectSchema, z.null()]).openapi({
             description: "the task object as the tenant sees it; null once the retention period is over",
           }),
         }).openapi("AdminTaskDetail"),
