@@ -6,6 +6,7 @@
 
 /** @typedef {import("./generated/api.js").ScopeName} ScopeName */
 /** @typedef {import("./generated/api.js").Tenant} Tenant */
+/** @typedef {import("./generated/api.js").Responses} Responses */
 import { fill, h } from "./dom.js";
 import { shortId } from "./format.js";
 import { ACTIONS, SCOPE_NAMES } from "./generated/api.js";
@@ -22,6 +23,7 @@ export async function allTenants() {
   for (let page = 0; page < 20; page++) {
     const query = new URLSearchParams({ limit: "500" });
     if (cursor) query.set("cursor", cursor);
+    /** @type {Responses["GET /admin/tenants"]} */
     const body = await admin(`/admin/tenants?${query}`);
     tenants.push(...body.data);
     cursor = body.next_cursor;
@@ -33,7 +35,7 @@ export async function allTenants() {
 /**
  * Fills a <select> with tenants; keeps the selection in sessionStorage across pages.
  * @param {HTMLSelectElement} select
- * @param {any[]} tenants
+ * @param {Tenant[]} tenants
  * @param {{ any?: string }} [options] a label for an "all tenants" choice
  */
 export function tenantOptions(select, tenants, options = {}) {

@@ -157,6 +157,7 @@ async function hydrate(ids, gen) {
     for (let id = queue.shift(); id; id = queue.shift()) {
       if (gen !== generation) return;
       try {
+        /** @type {Responses["GET /admin/tasks/{task_id}"]} */
         const detail = await admin(`/admin/tasks/${id}`);
         const card = cards.get(id);
         if (card && detail.task && card.dataset.live !== "1") updateTaskCard(card, detail.task);
