@@ -4,7 +4,7 @@
  * live status and progress in the same answer), then kept current by the tenant's SSE stream
  * (GET /v1/events with a stream token the console mints through POST
  * /admin/tenants/{id}/stream-tokens). Only finished tasks with results (images, videos,
- * buttons) are filled in with their task object.
+ * buttons), and open ones the list has no live state for, are filled in with their task object.
  */
 import { $, fill, h } from "./dom.js";
 import { admin } from "./http.js";
@@ -123,13 +123,20 @@ async function loadPage(gen) {
     if (!cards.size)
       fill(list, h("p", { class: "empty", id: "no-tasks" }, "No tasks match: new ones appear here live."));
     await hydrate(
-      page.data.filter((row) => row.status === "SUCCESS").map((row) => row.id),
+      page.data.filter(needsTaskObject).map((row) => row.id),
       gen,
     );
   } finally {
     more.disabled = false;
   }
 }
+
+/**
+ * Whether a card needs its task object: finished tasks for their results, and open tasks whose
+ * live state the list could not give (just finished, not yet settled, or not yet heard of).
+ * @param {AdminTask} row
+ */
+const needsTaskObject = (row) => row.status === "SUCCESS" || (row.status === "open" && !row.live);
 
 /**
  * What the list tells: the billing row, and for an open task its live status and progress.
@@ -147,10 +154,7 @@ function placeholder(row) {
   };
 }
 
-/**
- * Fetches the task objects of finished tasks for their results (images, videos, buttons), which
- * the list does not carry, four at a time. @param {string[]} ids @param {number} gen
- */
+/** Fetches the task objects the list cannot stand in for, four at a time. @param {string[]} ids @param {number} gen */
 async function hydrate(ids, gen) {
   const queue = [...ids];
   const worker = async () => {
