@@ -134,6 +134,9 @@ describe("the hub's open tasks", () => {
       expect(rows()).toBe(3);
       expect(table.size()).toBe(3);
       expect(Object.keys(table.get(ids)).sort()).toEqual([ids[0], ids[3], ids[4]].sort());
+      // Any number of ids in one call (a statement binds at most 100 parameters).
+      const many = [...Array.from({ length: 500 }, freshId), ...ids];
+      expect(Object.keys(table.get(many)).sort()).toEqual([ids[0], ids[3], ids[4]].sort());
       expect(table.get([ids[0]!])[ids[0]!]).toEqual({ status: "IN_PROGRESS", progress: 50, updatedAt: 4000 });
 
       // A terminal change frees a place; 1,000 more tasks never grow it past its limit.
