@@ -5,21 +5,14 @@
  * the Authorization header and saved as a blob: the token never goes in a URL) and the
  * reconciliation report with breaches highlighted. Days are UTC, like the API's.
  */
-import {
-  $,
-  actionOptions,
-  admin,
-  allTenants,
-  boot,
-  busy,
-  fill,
-  h,
-  shortId,
-  tenantOptions,
-  toast,
-  usd,
-  when,
-} from "./lib.js";
+import { $, busy, fill, h, toast } from "./dom.js";
+import { shortId, when } from "./format.js";
+import { admin } from "./http.js";
+import { usd } from "./money.js";
+import { actionOptions, allTenants, tenantOptions } from "./pickers.js";
+import { boot } from "./shell.js";
+
+/** @typedef {import("./generated/api.js").Responses} Responses */
 
 const range = /** @type {HTMLFormElement} */ ($("#range"));
 actionOptions(/** @type {HTMLSelectElement} */ (range.elements.namedItem("action")));
@@ -113,7 +106,9 @@ async function loadBalances() {
   const { query } = filters();
   const [fresh, usage] = await Promise.all([
     allTenants(),
-    admin(`/admin/usage?${new URLSearchParams({ ...query, group_by: "tenant" })}`),
+    /** @type {Promise<Responses["GET /admin/usage"]>} */ (
+      admin(`/admin/usage?${new URLSearchParams({ ...query, group_by: "tenant" })}`)
+    ),
   ]);
   tenants = fresh;
   /** @type {Map<string, any>} */
@@ -165,6 +160,7 @@ async function loadBalances() {
 async function loadMargin() {
   const { query } = filters();
   const { action: _unused, ...range } = query;
+  /** @type {Responses["GET /admin/margin"]} */
   const margin = await admin(`/admin/margin?${new URLSearchParams({ ...range, group_by: "tenant,action" })}`);
   /** @type {Map<string, string>} */
   const names = new Map(tenants.map((t) => [t.id, t.name]));
@@ -214,6 +210,7 @@ function niceStep(max) {
 
 async function loadChart() {
   const { query, from, to } = filters();
+  /** @type {Responses["GET /admin/usage"]} */
   const usage = await admin(`/admin/usage?${new URLSearchParams({ ...query, group_by: "day,action" })}`);
   const days = [];
   for (let d = new Date(`${from}T00:00:00Z`); isoDay(d) <= to; d.setUTCDate(d.getUTCDate() + 1))
@@ -224,7 +221,7 @@ async function loadChart() {
   const perAction = new Map();
   for (const row of usage.data) {
     const action = row.action ?? "other";
-    cells.get(row.day)?.set(action, row.net_micros);
+    cells.get(row.day ?? "")?.set(action, row.net_micros);
     perAction.set(action, (perAction.get(action) ?? 0) + row.net_micros);
   }
   const actions = [...perAction.keys()].sort((a, b) => (perAction.get(b) ?? 0) - (perAction.get(a) ?? 0));
@@ -344,6 +341,7 @@ async function loadLedger(fromStart) {
   const { query } = ledgerQuery();
   const params = new URLSearchParams({ ...query, limit: "50" });
   if (pages[pageIndex]) params.set("cursor", pages[pageIndex] ?? "");
+  /** @type {Responses["GET /admin/ledger"]} */
   const page = await admin(`/admin/ledger?${params}`);
   if (page.next_cursor && pages.length === pageIndex + 1) pages.push(page.next_cursor);
   /** @type {HTMLButtonElement} */ ($("#ledger-next")).disabled = !page.next_cursor;
@@ -402,6 +400,7 @@ async function exportCsv() {
 // Reconciliation
 
 async function loadReconciliation() {
+  /** @type {Responses["GET /admin/reconciliation"]} */
   const report = await admin("/admin/reconciliation");
   /** @type {Map<string, number>} */
   const counts = new Map();

@@ -4,27 +4,14 @@
  * Submits go to the same public API a tenant's server uses; each task is watched live over
  * its own SSE stream with a stream token minted with the key (POST /v1/stream-tokens).
  */
-import {
-  $,
-  admin,
-  allTenants,
-  boot,
-  busy,
-  call,
-  costMicros,
-  explain,
-  fail,
-  fill,
-  GatewayError,
-  h,
-  liveStream,
-  safeUrl,
-  session,
-  TERMINAL,
-  tenantOptions,
-  toast,
-  usd,
-} from "./lib.js";
+import { $, busy, fail, fill, h, toast } from "./dom.js";
+import { safeUrl } from "./format.js";
+import { admin, call, explain, GatewayError } from "./http.js";
+import { costMicros, usd } from "./money.js";
+import { allTenants, tenantOptions } from "./pickers.js";
+import { session } from "./session.js";
+import { boot } from "./shell.js";
+import { liveStream, TERMINAL } from "./sse.js";
 import { taskCard, updateTaskCard } from "./taskcard.js";
 
 const results = $("#results");

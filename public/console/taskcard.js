@@ -4,7 +4,10 @@
  * and its four tiles, a single upscaled image, or videos. Updated in place from the live
  * stream (the task object exactly as GET /v1/midjourney/{id} returns it).
  */
-import { costMicros, fill, h, safeUrl, shortId, TERMINAL, usd, when } from "./lib.js";
+import { fill, h } from "./dom.js";
+import { safeUrl, shortId, when } from "./format.js";
+import { costMicros, usd } from "./money.js";
+import { TERMINAL } from "./sse.js";
 
 /**
  * @typedef {{

@@ -1,24 +1,22 @@
 // @ts-check
 /**
- * Live tasks: a tenant's tasks from GET /admin/tasks (D1, newest first), each filled in
- * with its task object, then kept current by the tenant's SSE stream (GET /v1/events with
- * a stream token the console mints through POST /admin/tenants/{id}/stream-tokens).
+ * Live tasks: a tenant's tasks from GET /admin/tasks (D1, newest first, with each open task's
+ * live status and progress in the same answer), then kept current by the tenant's SSE stream
+ * (GET /v1/events with a stream token the console mints through POST
+ * /admin/tenants/{id}/stream-tokens). Only finished tasks with results (images, videos,
+ * buttons), and open ones the list has no live state for, are filled in with their task object.
  */
-import {
-  $,
-  actionOptions,
-  admin,
-  allTenants,
-  boot,
-  costMicros,
-  fill,
-  h,
-  liveStream,
-  session,
-  TERMINAL,
-  tenantOptions,
-} from "./lib.js";
+import { $, fill, h } from "./dom.js";
+import { admin } from "./http.js";
+import { costMicros } from "./money.js";
+import { actionOptions, allTenants, tenantOptions } from "./pickers.js";
+import { session } from "./session.js";
+import { boot } from "./shell.js";
+import { liveStream, TERMINAL } from "./sse.js";
 import { taskCard, updateTaskCard } from "./taskcard.js";
+
+/** @typedef {import("./generated/api.js").AdminTask} AdminTask */
+/** @typedef {import("./generated/api.js").Responses} Responses */
 
 const PAGE = 24;
 const filters = /** @type {HTMLFormElement} */ ($("#filters"));
@@ -111,6 +109,7 @@ async function loadPage(gen) {
   const more = /** @type {HTMLButtonElement} */ ($("#more"));
   more.disabled = true;
   try {
+    /** @type {Responses["GET /admin/tasks"]} */
     const page = await admin(`/admin/tasks?${query}`);
     if (gen !== generation) return;
     cursor = page.next_cursor;
@@ -124,7 +123,7 @@ async function loadPage(gen) {
     if (!cards.size)
       fill(list, h("p", { class: "empty", id: "no-tasks" }, "No tasks match: new ones appear here live."));
     await hydrate(
-      page.data.map((/** @type {any} */ r) => r.id),
+      page.data.filter(needsTaskObject).map((row) => row.id),
       gen,
     );
   } finally {
@@ -132,25 +131,37 @@ async function loadPage(gen) {
   }
 }
 
-/** What the D1 row tells before the task object arrives. @param {any} row */
+/**
+ * Whether a card needs its task object: finished tasks for their results, and open tasks whose
+ * live state the list could not give (just finished, not yet settled, or not yet heard of).
+ * @param {AdminTask} row
+ */
+const needsTaskObject = (row) => row.status === "SUCCESS" || (row.status === "open" && !row.live);
+
+/**
+ * What the list tells: the billing row, and for an open task its live status and progress.
+ * @param {AdminTask} row
+ */
 function placeholder(row) {
+  const live = row.status === "open" ? row.live : null;
   return {
     id: row.id,
     action: row.action.toUpperCase().replace(/-/g, "_"),
-    status: row.status === "open" ? "…" : row.status,
-    progress: row.status === "SUCCESS" ? "100%" : "0%",
+    status: row.status === "open" ? (live?.status ?? "…") : row.status,
+    progress: row.status === "SUCCESS" ? "100%" : `${live?.progress ?? 0}%`,
     fail_reason: row.fail_reason,
     created: Math.floor(Date.parse(row.created_at) / 1000),
   };
 }
 
-/** Fetches each listed task's object (status, progress, images), four at a time. @param {string[]} ids @param {number} gen */
+/** Fetches the task objects the list cannot stand in for, four at a time. @param {string[]} ids @param {number} gen */
 async function hydrate(ids, gen) {
   const queue = [...ids];
   const worker = async () => {
     for (let id = queue.shift(); id; id = queue.shift()) {
       if (gen !== generation) return;
       try {
+        /** @type {Responses["GET /admin/tasks/{task_id}"]} */
         const detail = await admin(`/admin/tasks/${id}`);
         const card = cards.get(id);
         if (card && detail.task && card.dataset.live !== "1") updateTaskCard(card, detail.task);

@@ -1,20 +1,14 @@
 // @ts-check
 /** Tenants & keys: list, create, top up, suspend; issue keys (secret shown once), disable, revoke, limits. */
-import {
-  $,
-  admin,
-  boot,
-  busy,
-  fill,
-  h,
-  parseUsd,
-  SCOPES,
-  session,
-  shortId,
-  toast,
-  usd,
-  when,
-} from "./lib.js";
+import { $, busy, fill, h, toast } from "./dom.js";
+import { shortId, when } from "./format.js";
+import { admin } from "./http.js";
+import { parseUsd, usd } from "./money.js";
+import { SCOPES } from "./pickers.js";
+import { session } from "./session.js";
+import { boot } from "./shell.js";
+
+/** @typedef {import("./generated/api.js").Responses} Responses */
 
 /** @type {any[]} */
 let tenants = [];
@@ -52,6 +46,7 @@ boot(async () => {
 async function loadTenants(fromStart) {
   const query = new URLSearchParams({ limit: "100" });
   if (!fromStart && nextCursor) query.set("cursor", nextCursor);
+  /** @type {Responses["GET /admin/tenants"]} */
   const page = await admin(`/admin/tenants?${query}`);
   tenants = fromStart ? page.data : [...tenants, ...page.data];
   nextCursor = page.next_cursor;
@@ -98,6 +93,7 @@ async function showTenant(id) {
   for (const row of document.querySelectorAll("#tenants-table tbody tr")) {
     row.classList.toggle("selected", /** @type {HTMLElement} */ (row).dataset.tenantId === id);
   }
+  /** @type {[Responses["GET /admin/tenants/{tenant_id}"], Responses["GET /admin/tenants/{tenant_id}/keys"]]} */
   const [tenant, keys] = await Promise.all([
     admin(`/admin/tenants/${encodeURIComponent(id)}`),
     admin(`/admin/tenants/${encodeURIComponent(id)}/keys`),

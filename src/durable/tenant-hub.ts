@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { isTerminal, STATUSES, type TaskStatus } from "../domain/task-machine";
 import type { Env } from "../env";
 import { lastEventId, SSE_HEADERS, SseBroadcaster, type SseEvent } from "./sse-broadcaster";
 
@@ -6,13 +7,131 @@ import { lastEventId, SSE_HEADERS, SseBroadcaster, type SseEvent } from "./sse-b
 const KEEP_EVENTS = 10_000;
 
 /**
- * One per tenant: the tenant-wide stream of its tasks' changes for dashboards. Task
- * objects push each change here (no D1 polling); the log makes resume by Last-Event-ID
- * work across reconnects and deploys.
+ * Most open tasks one hub remembers. A tenant's in-flight cap is at most 100,000 (PATCH
+ * /admin/tenants/{id}), so every task a tenant can have open at once fits; past the bound the
+ * least recently changed entry goes (one whose terminal change never arrived, most likely).
+ */
+export const MAX_OPEN_TASKS = 100_000;
+
+/** An open task's latest change, as its task object published it. */
+export interface LiveTask {
+  status: TaskStatus;
+  /** 0–100, the task object's `progress` without its "%". */
+  progress: number;
+  /** When the task object made the change (ms). */
+  updatedAt: number;
+}
+
+const isStatus = (value: unknown): value is TaskStatus => STATUSES.includes(value as TaskStatus);
+
+function progressOf(view: Record<string, unknown>): number {
+  const percent = Number.parseInt(String(view.progress ?? "0"), 10);
+  return Number.isFinite(percent) ? Math.max(0, Math.min(100, percent)) : 0;
+}
+
+/**
+ * The latest status and progress of a tenant's open tasks, kept from the changes the hub
+ * already receives, so task lists can show live state in one call per tenant: D1 learns
+ * nothing until settlement, and nobody asks each task's object. A row is removed at the
+ * task's terminal change; the table never holds more than `limit` rows.
+ */
+export class OpenTaskTable {
+  /** Rows in the table: counted when the object starts, then kept in step with each write. */
+  private rows: number;
+
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly limit = MAX_OPEN_TASKS,
+  ) {
+    sql.exec(
+      `CREATE TABLE IF NOT EXISTS open_tasks (task_id TEXT PRIMARY KEY, status TEXT NOT NULL,
+        progress INTEGER NOT NULL, updated_at INTEGER NOT NULL, seq INTEGER NOT NULL)`,
+    );
+    sql.exec("CREATE INDEX IF NOT EXISTS open_tasks_by_seq ON open_tasks(seq)");
+    this.rows = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM open_tasks").one().n;
+  }
+
+  /** Records one change (`seq` orders changes for eviction); a terminal change removes the task. */
+  record(taskId: string, seq: number, at: number, view: Record<string, unknown>): void {
+    const status = view.status;
+    if (!isStatus(status)) return;
+    if (isTerminal(status)) {
+      const removed = this.sql
+        .exec("DELETE FROM open_tasks WHERE task_id = ?1 RETURNING task_id", taskId)
+        .toArray().length;
+      this.rows -= removed;
+      return;
+    }
+    const progress = progressOf(view);
+    const updated = this.sql
+      .exec(
+        `UPDATE open_tasks SET status = ?2, progress = ?3, updated_at = ?4, seq = ?5
+         WHERE task_id = ?1 RETURNING task_id`,
+        taskId,
+        status,
+        progress,
+        at,
+        seq,
+      )
+      .toArray().length;
+    if (updated) return;
+    this.sql.exec(
+      "INSERT INTO open_tasks (task_id, status, progress, updated_at, seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+      taskId,
+      status,
+      progress,
+      at,
+      seq,
+    );
+    this.rows += 1;
+    if (this.rows > this.limit) this.evictOldest(this.rows - this.limit);
+  }
+
+  /** The live state of those of `taskIds` the table holds. */
+  get(taskIds: readonly string[]): Record<string, LiveTask> {
+    const live: Record<string, LiveTask> = {};
+    if (taskIds.length === 0) return live;
+    // One bound parameter however many ids (a statement takes at most 100).
+    const rows = this.sql.exec<{ task_id: string; status: string; progress: number; updated_at: number }>(
+      `SELECT task_id, status, progress, updated_at FROM open_tasks
+       WHERE task_id IN (SELECT value FROM json_each(?1))`,
+      JSON.stringify(taskIds),
+    );
+    for (const row of rows) {
+      live[row.task_id] = {
+        status: row.status as TaskStatus,
+        progress: row.progress,
+        updatedAt: row.updated_at,
+      };
+    }
+    return live;
+  }
+
+  size(): number {
+    return this.rows;
+  }
+
+  private evictOldest(count: number): void {
+    const evicted = this.sql
+      .exec(
+        `DELETE FROM open_tasks WHERE task_id IN (SELECT task_id FROM open_tasks ORDER BY seq LIMIT ?1)
+         RETURNING task_id`,
+        count,
+      )
+      .toArray().length;
+    this.rows -= evicted;
+  }
+}
+
+/**
+ * One per tenant: the tenant-wide stream of its tasks' changes for dashboards, and the live
+ * state of its open tasks for task lists. Task objects push each change here (no D1
+ * polling); the log makes resume by Last-Event-ID work across reconnects and deploys.
  */
 export class TenantHub extends DurableObject<Env> {
   private readonly broadcaster = new SseBroadcaster();
   private readonly sql: SqlStorage;
+  private readonly openTasks: OpenTaskTable;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -22,6 +141,7 @@ export class TenantHub extends DurableObject<Env> {
         at INTEGER NOT NULL, data TEXT NOT NULL)`,
     );
     this.sql.exec("CREATE INDEX IF NOT EXISTS events_by_task ON events(task_id, seq)");
+    this.openTasks = new OpenTaskTable(this.sql);
   }
 
   /** True when every one of these tasks' latest change in the log is terminal. */
@@ -50,6 +170,7 @@ export class TenantHub extends DurableObject<Env> {
       )
       .one().seq;
     if (seq % 1000 === 0) this.sql.exec("DELETE FROM events WHERE seq <= ?1", seq - KEEP_EVENTS);
+    this.openTasks.record(taskId, seq, at, data);
     this.broadcaster.broadcast({ id: seq, event: "status", data });
   }
 
@@ -77,6 +198,15 @@ export class TenantHub extends DurableObject<Env> {
       ? (event: SseEvent) => allowed.has(String((event.data as { id?: string }).id))
       : undefined;
     return new Response(this.broadcaster.subscribe(backlog, { filter }), { headers: SSE_HEADERS });
+  }
+
+  /**
+   * The latest status and progress of those of these tasks that are open (a page of a task
+   * list: one call per tenant instead of one per task). Tasks the hub has not heard of, and
+   * finished ones, are absent.
+   */
+  async liveTasks(taskIds: string[]): Promise<Record<string, LiveTask>> {
+    return this.openTasks.get(taskIds);
   }
 
   async subscriberCount(): Promise<number> {

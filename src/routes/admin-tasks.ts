@@ -3,7 +3,11 @@ import { getTaskRow, listTasks, type TaskRow } from "../db/tasks";
 import { ACTIONS } from "../domain/actions";
 import { notFoundTask } from "../domain/errors";
 import { TASK_ID_PATTERN } from "../domain/ids";
+import { STATUSES } from "../domain/task-machine";
+import type { LiveTask } from "../durable/tenant-hub";
+import type { Env } from "../env";
 import { createRouter, errorResponses } from "../http";
+import { logEvent } from "../log";
 import { tenantOr404 } from "./admin-tenants";
 import { mintStreamToken, StreamTokenRequest, StreamTokenResponse } from "./streams";
 import { TaskObjectSchema } from "./tasks";
@@ -17,6 +21,19 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
   content: { "application/json": { schema } },
 });
 
+const LiveTaskSchema = z
+  .object({
+    status: z.enum(STATUSES),
+    progress: z
+      .number()
+      .int()
+      .min(0)
+      .max(100)
+      .openapi({ description: "percent, as the task object's progress" }),
+    updated_at: z.string().openapi({ description: "when the task object made this change" }),
+  })
+  .openapi("AdminTaskLive");
+
 export const AdminTaskSchema = z
   .object({
     id: z.string(),
@@ -27,7 +44,12 @@ export const AdminTaskSchema = z
     upstream_task_id: z.string().nullable(),
     status: z.enum(["open", "SUCCESS", "FAILURE", "CANCEL"]).openapi({
       description:
-        "'open' until the task settles, then its terminal status; the live status (SUBMITTED, IN_PROGRESS, MODAL…) is in GET /admin/tasks/{task_id} and the tenant's stream",
+        "'open' until the task settles, then its terminal status; an open task's live status is in `live`",
+    }),
+    // A union, not .nullable(): the document keeps the null of a named schema only this way.
+    live: z.union([LiveTaskSchema, z.null()]).openapi({
+      description:
+        "an open task's latest status and progress as its task object published them (the tenant's stream carries every later change); null once the task settled, or while no change of it has been heard",
     }),
     cost_micros: z.number().int(),
     fail_reason: z.string().nullable(),
@@ -38,7 +60,9 @@ export const AdminTaskSchema = z
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-export function adminTaskJson(row: TaskRow): z.infer<typeof AdminTaskSchema> {
+/** A task's billing row, with its live state while it is open. */
+export function adminTaskJson(row: TaskRow, live: LiveTask | null): z.infer<typeof AdminTaskSchema> {
+  const open = row.settled_at === null;
   return {
     id: row.id,
     tenant_id: row.tenant_id,
@@ -46,7 +70,11 @@ export function adminTaskJson(row: TaskRow): z.infer<typeof AdminTaskSchema> {
     action: row.action,
     parent_task_id: row.parent_task_id,
     upstream_task_id: row.upstream_task_id,
-    status: row.settled_at === null ? "open" : (row.status as "SUCCESS" | "FAILURE" | "CANCEL"),
+    status: open ? "open" : (row.status as "SUCCESS" | "FAILURE" | "CANCEL"),
+    live:
+      open && live
+        ? { status: live.status, progress: live.progress, updated_at: iso(live.updatedAt)! }
+        : null,
     cost_micros: row.cost,
     fail_reason: row.fail_reason,
     created_at: iso(row.created_at)!,
@@ -87,9 +115,44 @@ adminTasks.openapi(
       query.cursor ?? null,
       query.limit,
     );
-    return c.json({ data: page.rows.map(adminTaskJson), next_cursor: page.nextCursor }, 200);
+    const live = await liveStateOfOpenTasks(c.env, page.rows);
+    return c.json(
+      {
+        data: page.rows.map((row) => adminTaskJson(row, live.get(row.id) ?? null)),
+        next_cursor: page.nextCursor,
+      },
+      200,
+    );
   },
 );
+
+/**
+ * The live state of a page's open tasks: D1 only learns a task's status when it settles, and
+ * each tenant's hub already holds its open tasks' latest change, so one hub call per tenant on
+ * the page (in parallel) replaces a call per task. A hub that cannot answer leaves its tasks
+ * without live state rather than failing the list.
+ */
+async function liveStateOfOpenTasks(env: Env, rows: TaskRow[]): Promise<Map<string, LiveTask>> {
+  const openByTenant = new Map<string, string[]>();
+  for (const row of rows) {
+    if (row.settled_at !== null) continue;
+    const ids = openByTenant.get(row.tenant_id) ?? [];
+    ids.push(row.id);
+    openByTenant.set(row.tenant_id, ids);
+  }
+  const answers = await Promise.all(
+    [...openByTenant].map(async ([tenantId, taskIds]) => {
+      try {
+        const hub = env.TENANT_HUB.get(env.TENANT_HUB.idFromName(tenantId));
+        return Object.entries(await hub.liveTasks(taskIds)) as Array<[string, LiveTask]>;
+      } catch (error) {
+        logEvent("tenant_hub_live_tasks_failed", { tenant_id: tenantId, error: String(error) });
+        return [];
+      }
+    }),
+  );
+  return new Map(answers.flat());
+}
 
 adminTasks.openapi(
   createRoute({
@@ -107,7 +170,7 @@ adminTasks.openapi(
     responses: {
       200: json(
         AdminTaskSchema.extend({
-          task: TaskObjectSchema.nullable().openapi({
+          task: z.union([TaskObjectSchema, z.null()]).openapi({
             description: "the task object as the tenant sees it; null once the retention period is over",
           }),
         }).openapi("AdminTaskDetail"),
@@ -121,9 +184,15 @@ adminTasks.openapi(
     c.set("taskId", task_id);
     const row = TASK_ID_PATTERN.test(task_id) ? await getTaskRow(c.env.DB, task_id) : null;
     if (!row) throw notFoundTask(task_id);
-    const view = await c.env.TASKS.get(c.env.TASKS.idFromName(task_id)).view(row.tenant_id, "task");
+    const [view, live] = await Promise.all([
+      c.env.TASKS.get(c.env.TASKS.idFromName(task_id)).view(row.tenant_id, "task"),
+      liveStateOfOpenTasks(c.env, [row]),
+    ]);
     return c.json(
-      { ...adminTaskJson(row), task: (view ?? null) as z.infer<typeof TaskObjectSchema> | null },
+      {
+        ...adminTaskJson(row, live.get(row.id) ?? null),
+        task: (view ?? null) as z.infer<typeof TaskObjectSchema> | null,
+      },
       200,
     );
   },

@@ -38,6 +38,19 @@ function referencedUrls(html: string): string[] {
 
 const external = (url: string) => /^(https?:)?\/\//i.test(url);
 
+/** The modules every page shares, one concern each (public/console/*.js besides the pages). */
+const SHARED = [
+  "session.js",
+  "http.js",
+  "dom.js",
+  "money.js",
+  "format.js",
+  "sse.js",
+  "shell.js",
+  "pickers.js",
+  "taskcard.js",
+];
+
 describe("console pages", () => {
   for (const [path, page] of Object.entries(PAGES)) {
     it(`${path} is served with its own script, which starts the shared shell`, async () => {
@@ -54,26 +67,33 @@ describe("console pages", () => {
       expect(urls.filter(external)).toEqual([]);
       expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>\s*\S/); // no inline scripts
       expect(html).not.toMatch(/\sstyle=/); // the CSP allows no inline styles
-      // The header, nav, toasts and login form are rendered by lib.js's boot().
+      // The header, nav, toasts and login form are rendered by shell.js's boot().
       const script = await (await asset(page.script)).text();
-      expect(script).toMatch(/\bboot,?[\s\S]*from "\.\/lib\.js"/);
+      expect(script).toMatch(/\bboot,?[\s\S]*from "\.\/shell\.js"/);
       expect(script).toMatch(/^boot\(/m);
     });
   }
 
-  it("the shared shell (lib.js) renders the login form, a password input and the nav to every page", async () => {
-    const lib = await (await asset("/console/lib.js")).text();
-    expect(lib).toMatch(/function boot\(init\) \{\s*renderShell\(\);/);
-    expect(lib).toContain('id: "login-form"');
-    expect(lib).toMatch(/id: "login-token", type: "password"/);
+  it("the shared shell (shell.js) renders the login form, a password input and the nav to every page", async () => {
+    const shell = await (await asset("/console/shell.js")).text();
+    expect(shell).toMatch(/function boot\(init\) \{\s*renderShell\(\);/);
+    expect(shell).toContain('id: "login-form"');
+    expect(shell).toMatch(/id: "login-token", type: "password"/);
     for (const [path, page] of Object.entries(PAGES)) {
-      expect(lib).toContain(`["${page.nav}", "${path}", `);
+      expect(shell).toContain(`["${page.nav}", "${path}", `);
     }
-    expect(lib).toContain('href: "/docs"');
+    expect(shell).toContain('href: "/docs"');
+  });
+
+  it("the old catch-all lib.js is gone: pages import the module of each concern", async () => {
+    expect((await asset("/console/lib.js")).status).toBe(404);
+    for (const page of Object.values(PAGES)) {
+      expect(await (await asset(page.script)).text()).not.toContain("./lib.js");
+    }
   });
 
   it("every script and stylesheet the pages use is served, and imports only from this origin", async () => {
-    const files = ["/console/console.css", "/console/lib.js", "/console/taskcard.js"];
+    const files = ["/console/console.css", ...SHARED.map((file) => `/console/${file}`)];
     for (const page of Object.values(PAGES)) files.push(page.script);
     for (const file of files) {
       const response = await asset(file);
@@ -102,17 +122,16 @@ describe("console pages", () => {
   });
 
   it("never puts the admin token or a key in a URL: no ?token= or key in fetch paths, sessionStorage only", async () => {
-    const lib = await (await asset("/console/lib.js")).text();
-    expect(lib).toContain("sessionStorage");
-    expect(lib).not.toContain("localStorage");
-    expect(lib).toMatch(/authorization = `Bearer \$\{credential\}`/);
-    for (const file of ["lib.js", "tenants.js", "tasks.js", "playground.js", "finance.js"]) {
-      const text = await (await asset(`/console/${file}`)).text();
-      expect(text, file).not.toMatch(/[?&](admin_token|api_key|key|authorization)=/i);
-      expect(text, file).not.toContain("localStorage");
+    const text = async (file: string) => (await asset(`/console/${file}`)).text();
+    expect(await text("session.js")).toContain("sessionStorage");
+    expect(await text("http.js")).toMatch(/authorization = `Bearer \$\{credential\}`/);
+    for (const file of [...SHARED, "tenants.js", "tasks.js", "playground.js", "finance.js"]) {
+      const script = await text(file);
+      expect(script, file).not.toMatch(/[?&](admin_token|api_key|key|authorization)=/i);
+      expect(script, file).not.toContain("localStorage");
     }
     // The only token in a URL is the short-lived stream token EventSource needs.
-    expect(lib).toContain('url.searchParams.set("token", token)');
+    expect(await text("sse.js")).toContain('url.searchParams.set("token", token)');
   });
 
   it("the landing page links the console and the API docs", async () => {
