@@ -75,9 +75,3 @@ export function gridSvg(seed: string, prompt: string): string {
   const size = CELL_SIZE * 2;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 ${size} ${size}">${cells.join("")}</svg>`;
 }
-
-/** A bare MP4 `ftyp` box: enough for content sniffing, not a playable video. */
-export const PLACEHOLDER_MP4 = new Uint8Array([
-  0x00, 0x00, 0x00, 0x18, 0x66, 0x74, 0x79, 0x70, 0x69, 0x73, 0x6f, 0x6d, 0x00, 0x00, 0x02, 0x00, 0x69, 0x73,
-  0x6f, 0x6d, 0x69, 0x73, 0x6f, 0x32,
-]);

@@ -29,6 +29,7 @@ import type { Env } from "./env";
 import { apiError, badRequest, notYourTask, taskNotFound } from "./errors";
 import { type Fault, type FaultInput, faultMatches, type RequestFacts } from "./faults";
 import { hashString, newJobHash, newTaskId } from "./ids";
+import { DEFAULT_VIDEO_BYTES } from "./mp4";
 import { imageActionCost, modalCost, videoCost } from "./pricing";
 import { renderTask, renderUnified } from "./render";
 import type { ApiResult, Json, JsonObject, ResultKind, Speed, TaskRecord, TaskStatus } from "./types";
@@ -177,11 +178,14 @@ function toRow(task: TaskRecord): TaskRow {
 
 /** What the image routes need to draw a task's pictures. */
 export interface ImageSource {
+  taskId: string;
   kind: ResultKind;
   seed: string;
   prompt: string;
   pickIndex: number | null;
   batchSize: number;
+  /** Size of each of its videos: the key's or the global setting, else the default. */
+  videoBytes: number;
 }
 
 export interface TaskSummary {
@@ -204,6 +208,7 @@ export interface SimStats {
 export interface SimConfig {
   time_scale: number;
   clock_offset_ms: number;
+  video_bytes: number;
   scope: string;
 }
 
@@ -309,11 +314,13 @@ export class SimulatorStore extends DurableObject<Env> {
     const task = this.loadTask(taskId);
     if (!task) return null;
     return {
+      taskId: task.id,
       kind: task.kind,
       seed: task.seed,
       prompt: task.prompt,
       pickIndex: task.pickIndex,
       batchSize: task.batchSize,
+      videoBytes: this.videoBytesFor(task.apiKey),
     };
   }
 
@@ -379,6 +386,14 @@ export class SimulatorStore extends DurableObject<Env> {
     return this.config(apiKey);
   }
 
+  /** Size of the video files served, globally or for one key's tasks; null removes the override. */
+  setVideoBytes(videoBytes: number | null, apiKey?: string): SimConfig {
+    const name = scoped("video_bytes", apiKey);
+    if (videoBytes === null) this.sql.exec("DELETE FROM config WHERE name = ?", name);
+    else this.writeConfig(name, videoBytes);
+    return this.config(apiKey);
+  }
+
   /** Move the simulated clock forward, for everyone or for one key's tasks. */
   advanceClock(advanceMs: number, apiKey?: string): SimConfig {
     const name = scoped("clock_offset", apiKey);
@@ -390,6 +405,7 @@ export class SimulatorStore extends DurableObject<Env> {
     return {
       time_scale: this.timeScaleFor(apiKey ?? ""),
       clock_offset_ms: this.clockOffsetFor(apiKey ?? ""),
+      video_bytes: this.videoBytesFor(apiKey ?? ""),
       scope: apiKey ?? "global",
     };
   }
@@ -422,9 +438,10 @@ export class SimulatorStore extends DurableObject<Env> {
     this.sql.exec("DELETE FROM tasks WHERE api_key = ?", apiKey);
     this.sql.exec("DELETE FROM stats WHERE api_key = ?", apiKey);
     this.sql.exec(
-      "DELETE FROM config WHERE name IN (?, ?)",
+      "DELETE FROM config WHERE name IN (?, ?, ?)",
       `time_scale:${apiKey}`,
       `clock_offset:${apiKey}`,
+      `video_bytes:${apiKey}`,
     );
     this.clearFaults(apiKey);
   }
@@ -656,6 +673,12 @@ export class SimulatorStore extends DurableObject<Env> {
   private timeScaleFor(apiKey: string): number {
     const own = apiKey ? this.readConfig(`time_scale:${apiKey}`) : null;
     return own ?? this.readConfig("time_scale") ?? parseTimeScale(this.env.SIM_TIME_SCALE);
+  }
+
+  /** Key override, else global override, else DEFAULT_VIDEO_BYTES. */
+  private videoBytesFor(apiKey: string): number {
+    const own = apiKey ? this.readConfig(`video_bytes:${apiKey}`) : null;
+    return own ?? this.readConfig("video_bytes") ?? DEFAULT_VIDEO_BYTES;
   }
 
   private readConfig(name: string): number | null {
