@@ -9,7 +9,7 @@ import { z } from "zod";
 import { isImageRef } from "./actions";
 import { cdnResponse, requestedVideoBytes } from "./cdn";
 import type { Env } from "./env";
-import { apiError, badRequest, unauthorized } from "./errors";
+import { apiError, badRequest, taskNotFound, unauthorized } from "./errors";
 import { actOutFault, type Fault, faultInputSchema, type RequestFacts, resultResponse } from "./faults";
 import { MAX_VIDEO_BYTES, MIN_VIDEO_BYTES } from "./mp4";
 import type { ApiResult, JsonObject } from "./types";
@@ -204,6 +204,19 @@ control.get("/tasks", async (c) => {
   const key = keyQuery(c);
   if (!key) return resultResponse(badRequest("key query parameter is required"));
   return c.json(await storeOf(c.env).listTasks(key));
+});
+
+// Forgetting files: the CDN answers 404 for them, as upstream links expire; the tasks stay queryable.
+control.post("/tasks/:taskId/forget-files", async (c) => {
+  const taskId = c.req.param("taskId");
+  if (!(await storeOf(c.env).forgetFiles(taskId))) return resultResponse(taskNotFound(taskId));
+  return c.json({ task_id: taskId, files: "forgotten" });
+});
+
+control.post("/forget-files", async (c) => {
+  const key = keyQuery(c);
+  if (!key) return resultResponse(badRequest("key query parameter is required"));
+  return c.json({ key, forgotten: await storeOf(c.env).forgetKeyFiles(key) });
 });
 
 // Webhook sink: POST /_sim/webhooks/{sink} records the request (headers and raw body);

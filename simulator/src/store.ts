@@ -70,6 +70,10 @@ CREATE TABLE IF NOT EXISTS stats (
 	n INTEGER NOT NULL,
 	PRIMARY KEY (api_key, kind, task_id)
 );
+CREATE TABLE IF NOT EXISTS forgotten_files (
+	task_id TEXT PRIMARY KEY,
+	api_key TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS config (
 	name TEXT PRIMARY KEY,
 	value REAL NOT NULL
@@ -310,9 +314,10 @@ export class SimulatorStore extends DurableObject<Env> {
     return { status: 200, body };
   }
 
+  /** What the CDN needs to serve a task's files; null once they are forgotten. */
   imageSource(taskId: string): ImageSource | null {
     const task = this.loadTask(taskId);
-    if (!task) return null;
+    if (!task || this.filesForgotten(taskId)) return null;
     return {
       taskId: task.id,
       kind: task.kind,
@@ -345,6 +350,32 @@ export class SimulatorStore extends DurableObject<Env> {
           cost: task.cost,
         };
       });
+  }
+
+  /** The CDN drops one task's files (as upstream links expire); the task itself stays. False if unknown. */
+  forgetFiles(taskId: string): boolean {
+    const task = this.loadTask(taskId);
+    if (!task) return false;
+    this.sql.exec(
+      "INSERT OR IGNORE INTO forgotten_files (task_id, api_key) VALUES (?, ?)",
+      task.id,
+      task.apiKey,
+    );
+    return true;
+  }
+
+  /** Forget the files of every task the key has now; later tasks have files again. */
+  forgetKeyFiles(apiKey: string): number {
+    const remembered = this.sql
+      .exec<{ id: string }>(
+        "SELECT id FROM tasks WHERE api_key = ? AND id NOT IN (SELECT task_id FROM forgotten_files)",
+        apiKey,
+      )
+      .toArray();
+    for (const { id } of remembered) {
+      this.sql.exec("INSERT INTO forgotten_files (task_id, api_key) VALUES (?, ?)", id, apiKey);
+    }
+    return remembered.length;
   }
 
   addFault(input: FaultInput): Fault {
@@ -432,10 +463,13 @@ export class SimulatorStore extends DurableObject<Env> {
   /** Forget everything, or everything about one key. */
   reset(apiKey?: string): void {
     if (apiKey === undefined) {
-      this.sql.exec("DELETE FROM tasks; DELETE FROM faults; DELETE FROM stats; DELETE FROM config;");
+      this.sql.exec(
+        "DELETE FROM tasks; DELETE FROM faults; DELETE FROM stats; DELETE FROM config; DELETE FROM forgotten_files;",
+      );
       return;
     }
     this.sql.exec("DELETE FROM tasks WHERE api_key = ?", apiKey);
+    this.sql.exec("DELETE FROM forgotten_files WHERE api_key = ?", apiKey);
     this.sql.exec("DELETE FROM stats WHERE api_key = ?", apiKey);
     this.sql.exec(
       "DELETE FROM config WHERE name IN (?, ?, ?)",
@@ -597,6 +631,10 @@ export class SimulatorStore extends DurableObject<Env> {
   private loadTask(taskId: string): TaskRecord | null {
     const row = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", taskId).toArray()[0];
     return row ? this.unlessExpired(toRecord(row)) : null;
+  }
+
+  private filesForgotten(taskId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM forgotten_files WHERE task_id = ?", taskId).toArray().length > 0;
   }
 
   private loadTaskByHash(jobHash: string): TaskRecord | null {
