@@ -10,7 +10,14 @@ import { isImageRef } from "./actions";
 import { cdnResponse, requestedVideoBytes } from "./cdn";
 import type { Env } from "./env";
 import { apiError, badRequest, taskNotFound, unauthorized } from "./errors";
-import { actOutFault, type Fault, faultInputSchema, type RequestFacts, resultResponse } from "./faults";
+import {
+  actOutFault,
+  type Fault,
+  faultInputSchema,
+  type RequestFacts,
+  resultResponse,
+  SimulatedConnectionFailure,
+} from "./faults";
 import { MAX_VIDEO_BYTES, MIN_VIDEO_BYTES } from "./mp4";
 import type { ApiResult, JsonObject } from "./types";
 
@@ -78,10 +85,7 @@ async function submitRoute(c: AppContext, action: string): Promise<Response> {
     action,
     prompt: stringOrNull(body?.prompt),
   };
-  const handle = async () =>
-    resultResponse(
-      body ? await store.submit(auth.key, action, body) : badRequest("request body must be a JSON object"),
-    );
+  const handle = async () => resultResponse(await store.submit(auth.key, action, body));
   return respond(await store.intake(facts), handle);
 }
 
@@ -248,6 +252,8 @@ control.post("/webhook-sinks/:sink", async (c) => {
 
 control.get("/stats", async (c) => c.json(await storeOf(c.env).stats(keyQuery(c))));
 
+control.delete("/stats", async (c) => c.json(await storeOf(c.env).resetStats(keyQuery(c))));
+
 control.post("/reset", async (c) => {
   await storeOf(c.env).reset(keyQuery(c));
   return c.json({ reset: keyQuery(c) ?? "all" });
@@ -274,4 +280,7 @@ app.notFound((c) =>
   ),
 );
 
-app.onError((error) => resultResponse(apiError(500, 500, `simulator error: ${error.message}`, "api_error")));
+app.onError((error) => {
+  if (error instanceof SimulatedConnectionFailure) throw error;
+  return resultResponse(apiError(500, 500, `simulator error: ${error.message}`, "api_error"));
+});
