@@ -54,11 +54,19 @@ export function videoFile(seed: string, size: number): VideoFile {
     size,
     read(start, end) {
       const out = new Uint8Array(end - start);
+      let wordIndex = -1;
+      let word = 0;
       for (let offset = start; offset < end; offset++) {
-        out[offset - start] =
-          offset < HEADER_BYTES
-            ? (header[offset] as number)
-            : (mix(seedHash ^ Math.imul(offset >>> 2, 0x9e3779b9)) >>> ((offset & 3) * 8)) & 0xff;
+        if (offset < HEADER_BYTES) {
+          out[offset - start] = header[offset] as number;
+          continue;
+        }
+        // Each 32-bit word of payload serves four bytes: mix once per word.
+        if (offset >>> 2 !== wordIndex) {
+          wordIndex = offset >>> 2;
+          word = mix(seedHash ^ Math.imul(wordIndex, 0x9e3779b9));
+        }
+        out[offset - start] = (word >>> ((offset & 3) * 8)) & 0xff;
       }
       return out;
     },
