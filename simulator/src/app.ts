@@ -186,11 +186,8 @@ control.get("/config", async (c) => c.json(await storeOf(c.env).config(keyQuery(
 control.post("/config", async (c) => {
   const parsed = configSchema.safeParse(await readJson(c));
   if (!parsed.success) return invalid(parsed.error);
-  const { time_scale, video_bytes, key } = parsed.data;
-  const store = storeOf(c.env);
-  if (video_bytes !== undefined) await store.setVideoBytes(video_bytes, key);
-  if (time_scale !== undefined) await store.setTimeScale(time_scale, key);
-  return c.json(await store.config(key));
+  const { key, ...changes } = parsed.data;
+  return c.json(await storeOf(c.env).configure(changes, key));
 });
 
 const clockSchema = z.strictObject({

@@ -6,23 +6,11 @@
  * is the four cells side by side.
  */
 
-import { hashString } from "./ids";
+import { hashString, randomSource } from "./ids";
 
 /** Side of one picture in pixels: small, so tests stay fast, but a real image. */
 export const PNG_CELL_SIZE = 128;
 const CHANNELS = 3;
-
-/** mulberry32: tiny deterministic PRNG seeded from the hash. */
-function randomSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rgb = [number, number, number];
 

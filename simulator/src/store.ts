@@ -443,19 +443,20 @@ export class SimulatorStore extends DurableObject<Env> {
     return doomed.length;
   }
 
-  /** Override the time scale globally or for one key; null removes the override. */
-  setTimeScale(timeScale: number | null, apiKey?: string): SimConfig {
-    const name = scoped("time_scale", apiKey);
-    if (timeScale === null) this.sql.exec("DELETE FROM config WHERE name = ?", name);
-    else this.writeConfig(name, timeScale);
-    return this.config(apiKey);
-  }
-
-  /** Size of the video files served, globally or for one key's tasks; null removes the override. */
-  setVideoBytes(videoBytes: number | null, apiKey?: string): SimConfig {
-    const name = scoped("video_bytes", apiKey);
-    if (videoBytes === null) this.sql.exec("DELETE FROM config WHERE name = ?", name);
-    else this.writeConfig(name, videoBytes);
+  /**
+   * Override settings globally or for one key: the time scale (read when a task is submitted)
+   * and the size of the video files served. null removes an override; undefined leaves it.
+   */
+  configure(
+    changes: { time_scale?: number | null; video_bytes?: number | null },
+    apiKey?: string,
+  ): SimConfig {
+    for (const name of ["time_scale", "video_bytes"] as const) {
+      const value = changes[name];
+      if (value === undefined) continue;
+      if (value === null) this.sql.exec("DELETE FROM config WHERE name = ?", scoped(name, apiKey));
+      else this.writeConfig(scoped(name, apiKey), value);
+    }
     return this.config(apiKey);
   }
 
