@@ -41,19 +41,31 @@ export function parseRange(header: string | null, size: number): RangeAnswer {
   return { kind: "part", start, end: Math.min(Number(last) + 1, size) };
 }
 
+/**
+ * The body as a FixedLengthStream: its length is known to the runtime, so it goes out
+ * with Content-Length (not chunked) and a caller can hand it straight to R2 put. Chunks
+ * are made one at a time as the reader takes them (a write waits for its read).
+ */
 function byteStream(file: ServedFile, start: number, end: number): ReadableStream<Uint8Array> {
-  let at = start;
-  return new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (at >= end) {
-        controller.close();
-        return;
-      }
-      const next = Math.min(at + STREAM_CHUNK_BYTES, end);
-      controller.enqueue(file.read(at, next));
-      at = next;
-    },
-  });
+  const { readable, writable } = new FixedLengthStream(end - start);
+  void pump(file, start, end, writable.getWriter());
+  return readable;
+}
+
+async function pump(
+  file: ServedFile,
+  start: number,
+  end: number,
+  writer: WritableStreamDefaultWriter<Uint8Array>,
+): Promise<void> {
+  try {
+    for (let at = start; at < end; at += STREAM_CHUNK_BYTES) {
+      await writer.write(file.read(at, Math.min(at + STREAM_CHUNK_BYTES, end)));
+    }
+    await writer.close();
+  } catch {
+    // The reader went away (a cancelled download): stop making bytes.
+  }
 }
 
 function etagMatches(header: string | null, etag: string): boolean {

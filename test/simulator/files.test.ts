@@ -226,6 +226,15 @@ describe("MP4 results", () => {
     expect(chunks).toBeGreaterThan(1);
     expect((await cdn(`${view.video_url}?bytes=12`)).status).toBe(400);
 
+    // The body's length is known to the runtime (what R2 put needs): passed on, it goes out
+    // with Content-Length, not chunked. The webhook sink records the request's headers.
+    const sink = `files-${crypto.randomUUID()}`;
+    const source = await cdn(`${view.video_url}?bytes=5000`);
+    await env.SIMULATOR.fetch(`${ORIGIN}/_sim/webhooks/${sink}`, { method: "POST", body: source.body });
+    const [forwarded] = (await control("GET", `/webhooks/${sink}`)).body;
+    expect(forwarded.headers["content-length"]).toBe("5000");
+    expect(forwarded.headers["transfer-encoding"]).toBeUndefined();
+
     const config = await control("POST", "/config", { video_bytes: 1024 * 1024, key });
     expect(config.body).toMatchObject({ video_bytes: 1024 * 1024, scope: key });
     expect((await cdn(view.video_url, {}, "HEAD")).headers.get("content-length")).toBe(String(1024 * 1024));
