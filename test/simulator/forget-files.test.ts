@@ -54,4 +54,15 @@ describe("forgetting files", () => {
     for (const url of await filesOf(key, later)) expect(await status(url)).toBe(200);
     expect((await control("POST", "/forget-files")).status).toBe(400);
   });
+
+  it("files also go when the task does: past the 3-day retention, or a reset of the key", async () => {
+    const [old, reset] = [newKey(), newKey()];
+    const aged = await imagine(old);
+    const gone = await imagine(reset);
+    const [agedUrl, goneUrl] = [(await filesOf(old, aged))[0]!, (await filesOf(reset, gone))[0]!];
+    await control("POST", "/clock", { advance_ms: 3 * 24 * 3600 * 1000 + 1, key: old });
+    expect(await status(agedUrl)).toBe(404);
+    await control("POST", `/reset?key=${reset}`);
+    expect(await status(goneUrl)).toBe(404);
+  });
 });
