@@ -1,4 +1,3 @@
-import { isImageRef } from "./actions";
 /**
  * HTTP layer of the simulator (stateless): auth, JSON parsing, acting out
  * faults (delays happen here, never inside the Durable Object), images, and
@@ -7,11 +6,19 @@ import { isImageRef } from "./actions";
 
 import { type Context, Hono } from "hono";
 import { z } from "zod";
+import { isImageRef } from "./actions";
+import { cdnResponse, requestedVideoBytes } from "./cdn";
 import type { Env } from "./env";
-import { apiError, badRequest, unauthorized } from "./errors";
-import { actOutFault, type Fault, faultInputSchema, type RequestFacts, resultResponse } from "./faults";
-import { gridSvg, imageSvg, PLACEHOLDER_MP4 } from "./images";
-import type { ImageSource } from "./store";
+import { apiError, badRequest, taskNotFound, unauthorized } from "./errors";
+import {
+  actOutFault,
+  type Fault,
+  faultInputSchema,
+  type RequestFacts,
+  resultResponse,
+  SimulatedConnectionFailure,
+} from "./faults";
+import { MAX_VIDEO_BYTES, MIN_VIDEO_BYTES } from "./mp4";
 import type { ApiResult, JsonObject } from "./types";
 
 type AppContext = Context<{ Bindings: Env }>;
@@ -78,10 +85,7 @@ async function submitRoute(c: AppContext, action: string): Promise<Response> {
     action,
     prompt: stringOrNull(body?.prompt),
   };
-  const handle = async () =>
-    resultResponse(
-      body ? await store.submit(auth.key, action, body) : badRequest("request body must be a JSON object"),
-    );
+  const handle = async () => resultResponse(await store.submit(auth.key, action, body));
   return respond(await store.intake(facts), handle);
 }
 
@@ -122,38 +126,17 @@ app.get("/v1/tasks/:taskId", (c) => queryRoute(c, "unified"));
 // ---------------------------------------------------------------------------
 // Images (no auth, like a public CDN)
 
-const svgHeaders = {
-  "content-type": "image/svg+xml; charset=utf-8",
-  "cache-control": "public, max-age=86400",
-};
-
-/** The file a CDN path names for this task, or null if it has no such file. */
-function imageFile(source: ImageSource, file: string): Response | null {
-  if (file === "grid.svg" && source.kind === "grid") {
-    return new Response(gridSvg(source.seed, source.prompt), { headers: svgHeaders });
-  }
-  const image = /^(\d)\.svg$/.exec(file);
-  if (image) {
-    const n = Number(image[1]);
-    if (source.kind === "grid" && n < 4)
-      return new Response(imageSvg(source.seed, n, source.prompt), { headers: svgHeaders });
-    if (source.kind === "single" && n === 0) {
-      return new Response(imageSvg(source.seed, source.pickIndex ?? 0, source.prompt), {
-        headers: svgHeaders,
-      });
-    }
-    return null;
-  }
-  const video = /^video_(\d+)\.mp4$/.exec(file);
-  if (video && source.kind === "video" && Number(video[1]) < source.batchSize) {
-    return new Response(PLACEHOLDER_MP4, { headers: { "content-type": "video/mp4" } });
-  }
-  return null;
-}
-
 app.get("/cdn/:taskId/:file", async (c) => {
+  const override = requestedVideoBytes(c.req.query("bytes"));
+  if (Number.isNaN(override)) {
+    return resultResponse(
+      badRequest(`bytes must be an integer from ${MIN_VIDEO_BYTES} to ${MAX_VIDEO_BYTES}`),
+    );
+  }
   const source = await storeOf(c.env).imageSource(c.req.param("taskId"));
-  const response = source ? imageFile(source, c.req.param("file")) : null;
+  const response = source
+    ? await cdnResponse(c.req.raw, source, c.req.param("file"), override ?? source.videoBytes)
+    : null;
   return response ?? c.text("not found", 404);
 });
 
@@ -186,18 +169,25 @@ control.get("/faults", async (c) => c.json(await storeOf(c.env).listFaults(keyQu
 
 control.delete("/faults", async (c) => c.json({ cleared: await storeOf(c.env).clearFaults(keyQuery(c)) }));
 
-const configSchema = z.strictObject({
-  /** null removes the override (back to SIM_TIME_SCALE). */
-  time_scale: z.number().min(0).nullable(),
-  key: z.string().min(1).optional(),
-});
+const configSchema = z
+  .strictObject({
+    /** null removes the override (back to SIM_TIME_SCALE). */
+    time_scale: z.number().min(0).nullable().optional(),
+    /** Size of each video file served; null removes the override (back to 256 KiB). */
+    video_bytes: z.number().int().min(MIN_VIDEO_BYTES).max(MAX_VIDEO_BYTES).nullable().optional(),
+    key: z.string().min(1).optional(),
+  })
+  .refine((body) => body.time_scale !== undefined || body.video_bytes !== undefined, {
+    message: "send time_scale and/or video_bytes",
+  });
 
 control.get("/config", async (c) => c.json(await storeOf(c.env).config(keyQuery(c))));
 
 control.post("/config", async (c) => {
   const parsed = configSchema.safeParse(await readJson(c));
   if (!parsed.success) return invalid(parsed.error);
-  return c.json(await storeOf(c.env).setTimeScale(parsed.data.time_scale, parsed.data.key));
+  const { key, ...changes } = parsed.data;
+  return c.json(await storeOf(c.env).configure(changes, key));
 });
 
 const clockSchema = z.strictObject({
@@ -215,6 +205,19 @@ control.get("/tasks", async (c) => {
   const key = keyQuery(c);
   if (!key) return resultResponse(badRequest("key query parameter is required"));
   return c.json(await storeOf(c.env).listTasks(key));
+});
+
+// Forgetting files: the CDN answers 404 for them, as upstream links expire; the tasks stay queryable.
+control.post("/tasks/:taskId/forget-files", async (c) => {
+  const taskId = c.req.param("taskId");
+  if (!(await storeOf(c.env).forgetFiles(taskId))) return resultResponse(taskNotFound(taskId));
+  return c.json({ task_id: taskId, files: "forgotten" });
+});
+
+control.post("/forget-files", async (c) => {
+  const key = keyQuery(c);
+  if (!key) return resultResponse(badRequest("key query parameter is required"));
+  return c.json({ key, forgotten: await storeOf(c.env).forgetKeyFiles(key) });
 });
 
 // Webhook sink: POST /_sim/webhooks/{sink} records the request (headers and raw body);
@@ -246,6 +249,8 @@ control.post("/webhook-sinks/:sink", async (c) => {
 
 control.get("/stats", async (c) => c.json(await storeOf(c.env).stats(keyQuery(c))));
 
+control.delete("/stats", async (c) => c.json(await storeOf(c.env).resetStats(keyQuery(c))));
+
 control.post("/reset", async (c) => {
   await storeOf(c.env).reset(keyQuery(c));
   return c.json({ reset: keyQuery(c) ?? "all" });
@@ -272,4 +277,7 @@ app.notFound((c) =>
   ),
 );
 
-app.onError((error) => resultResponse(apiError(500, 500, `simulator error: ${error.message}`, "api_error")));
+app.onError((error) => {
+  if (error instanceof SimulatedConnectionFailure) throw error;
+  return resultResponse(apiError(500, 500, `simulator error: ${error.message}`, "api_error"));
+});

@@ -12,7 +12,17 @@ import { z } from "zod";
 import { apiError, serviceRejected } from "./errors";
 import type { ApiResult } from "./types";
 
-export const FAULT_TYPES = ["status", "hang", "slow", "garbage", "html", "truncated", "fail_task"] as const;
+export const FAULT_TYPES = [
+  "status",
+  "hang",
+  "slow",
+  "garbage",
+  "html",
+  "truncated",
+  "refuse",
+  "cut",
+  "fail_task",
+] as const;
 export type FaultType = (typeof FAULT_TYPES)[number];
 export type FaultPhase = "submit" | "query";
 
@@ -31,13 +41,14 @@ export const faultInputSchema = z.strictObject({
   delay_ms: z.number().int().min(0).max(HOUR_MS).optional(),
   /** Seconds in the Retry-After header of a 429 (default 1). */
   retry_after: z.number().int().min(0).max(3600).optional(),
-  count: z.number().int().min(1).default(1),
+  /** Matching requests it applies to; "always": every one, until the fault is cleared. */
+  count: z.union([z.number().int().min(1), z.literal("always")]).default(1),
   /** fail_task: the task's fail_reason. */
   reason: z.string().optional(),
   /**
    * Whether the request is really handled before the fault answers (the
    * ambiguous "did my submit go through?" case). Default: true for
-   * truncated (a cut-off real answer), false for the others.
+   * truncated and cut (an answer lost on the way), false for the others.
    */
   process: z.boolean().optional(),
   key: z.string().optional(),
@@ -55,7 +66,8 @@ export interface Fault {
   status: number;
   delay_ms: number | null;
   retry_after: number | null;
-  remaining: number;
+  /** Uses left; null: applies until cleared. */
+  remaining: number | null;
   reason: string | null;
   process: boolean | null;
   key: string | null;
@@ -104,17 +116,32 @@ export function resultResponse(result: ApiResult): Response {
   });
 }
 
+/** Whether the request really is handled (a task made, say) before the fault answers. */
+export function handlesRequest(fault: Fault): boolean {
+  if (fault.type === "slow") return true;
+  return fault.process ?? (fault.type === "truncated" || fault.type === "cut");
+}
+
+/**
+ * Thrown out of the Worker, so the caller's fetch() rejects with it, as it does when a
+ * connection is refused or drops (over a service binding or the outbound service; under
+ * `wrangler dev` over real HTTP, workerd turns it into a 500 page instead).
+ */
+export class SimulatedConnectionFailure extends Error {
+  override name = "SimulatedConnectionFailure";
+}
+
 /** Answer `handle`'s request the way `fault` says. */
 export async function actOutFault(fault: Fault, handle: () => Promise<Response>): Promise<Response> {
-  const processFirst = fault.process ?? fault.type === "truncated";
+  const handled = handlesRequest(fault);
   switch (fault.type) {
     case "slow":
       await sleep(fault.delay_ms ?? DEFAULT_SLOW_MS);
       return handle();
     case "truncated":
-      return truncated(processFirst ? await handle() : null);
+      return truncated(handled ? await handle() : null);
     default: {
-      if (processFirst) await (await handle()).arrayBuffer();
+      if (handled) await (await handle()).arrayBuffer();
       return brokenAnswer(fault);
     }
   }
@@ -133,6 +160,10 @@ async function brokenAnswer(fault: Fault): Promise<Response> {
       });
     case "html":
       return new Response(proxyErrorPage(502, "Bad Gateway"), { status: 502, headers: htmlHeaders });
+    case "refuse":
+      throw new SimulatedConnectionFailure("Network connection refused (simulated)");
+    case "cut":
+      throw new SimulatedConnectionFailure("Network connection lost (simulated)");
     default:
       return resultResponse(statusFault(fault));
   }

@@ -1,25 +1,14 @@
 /**
- * Small generated pictures served at the URLs the simulator returns. Colours
+ * SVG drawings of the pictures (`/cdn/{task}/grid.svg`, `/{n}.svg`): results report the
+ * PNG files (png.ts), and these answer at the same names with .svg. Colours
  * and shapes come from a hash of the task's seed text (its prompt plus
  * lineage) and the cell index, so different prompts look different and an
  * upscale shows exactly the grid cell it was cut from.
  */
 
-import { hashString } from "./ids";
+import { hashString, randomSource } from "./ids";
 
 const CELL_SIZE = 512;
-
-/** mulberry32: tiny deterministic PRNG seeded from the hash. */
-function randomSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function escapeXml(text: string): string {
   return text.replace(/[<>&"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
@@ -75,9 +64,3 @@ export function gridSvg(seed: string, prompt: string): string {
   const size = CELL_SIZE * 2;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 ${size} ${size}">${cells.join("")}</svg>`;
 }
-
-/** A bare MP4 `ftyp` box: enough for content sniffing, not a playable video. */
-export const PLACEHOLDER_MP4 = new Uint8Array([
-  0x00, 0x00, 0x00, 0x18, 0x66, 0x74, 0x79, 0x70, 0x69, 0x73, 0x6f, 0x6d, 0x00, 0x00, 0x02, 0x00, 0x69, 0x73,
-  0x6f, 0x6d, 0x69, 0x73, 0x6f, 0x32,
-]);

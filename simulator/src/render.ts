@@ -27,11 +27,11 @@ function outputsOf(task: TaskRecord, status: TaskStatus, origin: string): Output
     case "grid":
       return {
         ...none,
-        gridImageUrl: `${base}/grid.svg`,
-        imageUrls: [0, 1, 2, 3].map((i) => `${base}/${i}.svg`),
+        gridImageUrl: `${base}/grid.png`,
+        imageUrls: [0, 1, 2, 3].map((i) => `${base}/${i}.png`),
       };
     case "single":
-      return { ...none, imageUrls: [`${base}/0.svg`] };
+      return { ...none, imageUrls: [`${base}/0.png`] };
     case "video":
       return {
         ...none,

@@ -19,6 +19,7 @@ import {
 import { buttonsFor, type CustomIdSelection, parseCustomId } from "./buttons";
 import {
   derivePhase,
+  isTerminal,
   MODAL_STEP_MS,
   modalTimeoutMs,
   RETENTION_MS,
@@ -27,8 +28,9 @@ import {
 } from "./clock";
 import type { Env } from "./env";
 import { apiError, badRequest, notYourTask, taskNotFound } from "./errors";
-import { type Fault, type FaultInput, faultMatches, type RequestFacts } from "./faults";
+import { type Fault, type FaultInput, faultMatches, handlesRequest, type RequestFacts } from "./faults";
 import { hashString, newJobHash, newTaskId } from "./ids";
+import { DEFAULT_VIDEO_BYTES } from "./mp4";
 import { imageActionCost, modalCost, videoCost } from "./pricing";
 import { renderTask, renderUnified } from "./render";
 import type { ApiResult, Json, JsonObject, ResultKind, Speed, TaskRecord, TaskStatus } from "./types";
@@ -68,6 +70,10 @@ CREATE TABLE IF NOT EXISTS stats (
 	task_id TEXT NOT NULL,
 	n INTEGER NOT NULL,
 	PRIMARY KEY (api_key, kind, task_id)
+);
+CREATE TABLE IF NOT EXISTS forgotten_files (
+	task_id TEXT PRIMARY KEY,
+	api_key TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS config (
 	name TEXT PRIMARY KEY,
@@ -177,11 +183,14 @@ function toRow(task: TaskRecord): TaskRow {
 
 /** What the image routes need to draw a task's pictures. */
 export interface ImageSource {
+  taskId: string;
   kind: ResultKind;
   seed: string;
   prompt: string;
   pickIndex: number | null;
   batchSize: number;
+  /** Size of each of its videos: the key's or the global setting, else the default. */
+  videoBytes: number;
 }
 
 export interface TaskSummary {
@@ -196,14 +205,26 @@ export interface TaskSummary {
 }
 
 export interface SimStats {
+  /** Every submit request that passed auth: submits_accepted + submits_refused. */
   submits: number;
+  /** Submits that made (or, for /modal, continued) tasks, whatever answer the caller then got. */
+  submits_accepted: number;
+  /** Submits that made nothing: an error answer, or a fault that kept them from being handled. */
+  submits_refused: number;
+  /** Tasks made by accepted submits (repeat makes several). */
+  tasks_created: number;
   queries: number;
   queries_by_task: Record<string, number>;
+  /** Tasks not yet terminal on the key's clock (NOT_START, SUBMITTED, IN_PROGRESS, MODAL). */
+  open_tasks: number;
+  /** Most tasks open at once since the counters were reset (without key: the largest of any key). */
+  peak_open_tasks: number;
 }
 
 export interface SimConfig {
   time_scale: number;
   clock_offset_ms: number;
+  video_bytes: number;
   scope: string;
 }
 
@@ -276,16 +297,38 @@ export class SimulatorStore extends DurableObject<Env> {
   // -------------------------------------------------------------------------
   // Upstream API
 
-  /** Count the call and hand back the response fault it runs into, if any. */
+  /**
+   * Count the call and hand back the response fault it runs into, if any. A submit that
+   * the fault keeps from being handled is refused here; handled ones are counted by submit().
+   */
   intake(facts: RequestFacts): Fault | null {
-    this.countCall(facts);
+    this.bump(facts.key, facts.on, facts.on === "query" ? (facts.taskId ?? "") : "");
     const known = facts.on === "query" && facts.taskId ? this.loadTask(facts.taskId) : null;
     // Queries carry no action or prompt: filter on the task's own.
     const enriched = known ? { ...facts, action: known.action, prompt: known.prompt } : facts;
-    return this.consumeFault(enriched, (fault) => fault.type !== "fail_task");
+    const fault = this.consumeFault(enriched, (candidate) => candidate.type !== "fail_task");
+    if (facts.on === "submit" && fault && !handlesRequest(fault)) this.bump(facts.key, "submit_refused");
+    return fault;
   }
 
-  submit(apiKey: string, action: string, body: Record<string, unknown>): ApiResult {
+  /** A submit handled: counted as accepted (tasks made or continued) or refused (an error answer). */
+  submit(apiKey: string, action: string, body: Record<string, unknown> | null): ApiResult {
+    const result = body
+      ? this.handleSubmit(apiKey, action, body)
+      : badRequest("request body must be a JSON object");
+    if (result.status !== 200) {
+      this.bump(apiKey, "submit_refused");
+      return result;
+    }
+    this.bump(apiKey, "submit_accepted");
+    if (action !== "modal") {
+      this.bump(apiKey, "tasks_created", "", (result.body as { data: unknown[] }).data.length);
+      this.raisePeakOpen(apiKey, this.openTaskCount(apiKey));
+    }
+    return result;
+  }
+
+  private handleSubmit(apiKey: string, action: string, body: Record<string, unknown>): ApiResult {
     if (!isActionName(action)) {
       return badRequest(`unknown action "${action}"; expected one of: ${ACTION_NAMES.join(", ")}`);
     }
@@ -305,15 +348,18 @@ export class SimulatorStore extends DurableObject<Env> {
     return { status: 200, body };
   }
 
+  /** What the CDN needs to serve a task's files; null once they are forgotten. */
   imageSource(taskId: string): ImageSource | null {
     const task = this.loadTask(taskId);
-    if (!task) return null;
+    if (!task || this.filesForgotten(taskId)) return null;
     return {
+      taskId: task.id,
       kind: task.kind,
       seed: task.seed,
       prompt: task.prompt,
       pickIndex: task.pickIndex,
       batchSize: task.batchSize,
+      videoBytes: this.videoBytesFor(task.apiKey),
     };
   }
 
@@ -340,6 +386,32 @@ export class SimulatorStore extends DurableObject<Env> {
       });
   }
 
+  /** The CDN drops one task's files (as upstream links expire); the task itself stays. False if unknown. */
+  forgetFiles(taskId: string): boolean {
+    const task = this.loadTask(taskId);
+    if (!task) return false;
+    this.sql.exec(
+      "INSERT OR IGNORE INTO forgotten_files (task_id, api_key) VALUES (?, ?)",
+      task.id,
+      task.apiKey,
+    );
+    return true;
+  }
+
+  /** Forget the files of every task the key has now; later tasks have files again. */
+  forgetKeyFiles(apiKey: string): number {
+    const remembered = this.sql
+      .exec<{ id: string }>(
+        "SELECT id FROM tasks WHERE api_key = ? AND id NOT IN (SELECT task_id FROM forgotten_files)",
+        apiKey,
+      )
+      .toArray();
+    for (const { id } of remembered) {
+      this.sql.exec("INSERT INTO forgotten_files (task_id, api_key) VALUES (?, ?)", id, apiKey);
+    }
+    return remembered.length;
+  }
+
   addFault(input: FaultInput): Fault {
     const spec = {
       type: input.type,
@@ -347,7 +419,7 @@ export class SimulatorStore extends DurableObject<Env> {
       status: input.status,
       delay_ms: input.delay_ms ?? null,
       retry_after: input.retry_after ?? null,
-      remaining: input.count,
+      remaining: input.count === "always" ? null : input.count,
       reason: input.reason ?? null,
       process: input.process ?? null,
       key: input.key ?? null,
@@ -371,11 +443,20 @@ export class SimulatorStore extends DurableObject<Env> {
     return doomed.length;
   }
 
-  /** Override the time scale globally or for one key; null removes the override. */
-  setTimeScale(timeScale: number | null, apiKey?: string): SimConfig {
-    const name = scoped("time_scale", apiKey);
-    if (timeScale === null) this.sql.exec("DELETE FROM config WHERE name = ?", name);
-    else this.writeConfig(name, timeScale);
+  /**
+   * Override settings globally or for one key: the time scale (read when a task is submitted)
+   * and the size of the video files served. null removes an override; undefined leaves it.
+   */
+  configure(
+    changes: { time_scale?: number | null; video_bytes?: number | null },
+    apiKey?: string,
+  ): SimConfig {
+    for (const name of ["time_scale", "video_bytes"] as const) {
+      const value = changes[name];
+      if (value === undefined) continue;
+      if (value === null) this.sql.exec("DELETE FROM config WHERE name = ?", scoped(name, apiKey));
+      else this.writeConfig(scoped(name, apiKey), value);
+    }
     return this.config(apiKey);
   }
 
@@ -390,6 +471,7 @@ export class SimulatorStore extends DurableObject<Env> {
     return {
       time_scale: this.timeScaleFor(apiKey ?? ""),
       clock_offset_ms: this.clockOffsetFor(apiKey ?? ""),
+      video_bytes: this.videoBytesFor(apiKey ?? ""),
       scope: apiKey ?? "global",
     };
   }
@@ -397,34 +479,81 @@ export class SimulatorStore extends DurableObject<Env> {
   stats(apiKey?: string): SimStats {
     const filter = apiKey === undefined ? "" : "WHERE api_key = ?";
     const rows = this.sql
-      .exec<{ kind: string; task_id: string; n: number }>(
-        `SELECT kind, task_id, SUM(n) AS n FROM stats ${filter} GROUP BY kind, task_id`,
+      .exec<{ kind: string; task_id: string; n: number; top: number }>(
+        `SELECT kind, task_id, SUM(n) AS n, MAX(n) AS top FROM stats ${filter} GROUP BY kind, task_id`,
         ...(apiKey === undefined ? [] : [apiKey]),
       )
       .toArray();
-    const stats: SimStats = { submits: 0, queries: 0, queries_by_task: {} };
+    const stats: SimStats = {
+      submits: 0,
+      submits_accepted: 0,
+      submits_refused: 0,
+      tasks_created: 0,
+      queries: 0,
+      queries_by_task: {},
+      open_tasks: this.openTaskCount(apiKey),
+      peak_open_tasks: 0,
+    };
     for (const row of rows) {
-      if (row.kind === "submit") stats.submits += row.n;
-      else {
-        stats.queries += row.n;
-        stats.queries_by_task[row.task_id] = row.n;
+      switch (row.kind) {
+        case "query":
+          stats.queries += row.n;
+          stats.queries_by_task[row.task_id] = row.n;
+          break;
+        case "peak_open":
+          stats.peak_open_tasks = row.top;
+          break;
+        case "submit":
+          stats.submits += row.n;
+          break;
+        case "submit_accepted":
+          stats.submits_accepted += row.n;
+          break;
+        case "submit_refused":
+          stats.submits_refused += row.n;
+          break;
+        case "tasks_created":
+          stats.tasks_created += row.n;
+          break;
       }
     }
     return stats;
   }
 
+  /**
+   * Zero the counters of one key (or of all); the peak restarts from the tasks open now,
+   * since the number open only ever rises when a task is made.
+   */
+  resetStats(apiKey?: string): SimStats {
+    const keys =
+      apiKey === undefined
+        ? this.sql
+            .exec<{ api_key: string }>("SELECT DISTINCT api_key FROM tasks")
+            .toArray()
+            .map((row) => row.api_key)
+        : [apiKey];
+    if (apiKey === undefined) this.sql.exec("DELETE FROM stats");
+    else this.sql.exec("DELETE FROM stats WHERE api_key = ?", apiKey);
+    for (const key of keys) this.raisePeakOpen(key, this.openTaskCount(key));
+    return this.stats(apiKey);
+  }
+
   /** Forget everything, or everything about one key. */
   reset(apiKey?: string): void {
     if (apiKey === undefined) {
-      this.sql.exec("DELETE FROM tasks; DELETE FROM faults; DELETE FROM stats; DELETE FROM config;");
+      this.sql.exec(
+        "DELETE FROM tasks; DELETE FROM faults; DELETE FROM stats; DELETE FROM config; DELETE FROM forgotten_files;",
+      );
       return;
     }
     this.sql.exec("DELETE FROM tasks WHERE api_key = ?", apiKey);
+    this.sql.exec("DELETE FROM forgotten_files WHERE api_key = ?", apiKey);
     this.sql.exec("DELETE FROM stats WHERE api_key = ?", apiKey);
     this.sql.exec(
-      "DELETE FROM config WHERE name IN (?, ?)",
+      "DELETE FROM config WHERE name IN (?, ?, ?)",
       `time_scale:${apiKey}`,
       `clock_offset:${apiKey}`,
+      `video_bytes:${apiKey}`,
     );
     this.clearFaults(apiKey);
   }
@@ -582,6 +711,10 @@ export class SimulatorStore extends DurableObject<Env> {
     return row ? this.unlessExpired(toRecord(row)) : null;
   }
 
+  private filesForgotten(taskId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM forgotten_files WHERE task_id = ?", taskId).toArray().length > 0;
+  }
+
   private loadTaskByHash(jobHash: string): TaskRecord | null {
     const row = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE job_hash = ?", jobHash).toArray()[0];
     return row ? this.unlessExpired(toRecord(row)) : null;
@@ -619,6 +752,7 @@ export class SimulatorStore extends DurableObject<Env> {
       (candidate) => eligible(candidate) && faultMatches(candidate, facts),
     );
     if (!fault) return null;
+    if (fault.remaining === null) return fault;
     const remaining = fault.remaining - 1;
     if (remaining <= 0) this.sql.exec("DELETE FROM faults WHERE id = ?", fault.id);
     else {
@@ -628,15 +762,43 @@ export class SimulatorStore extends DurableObject<Env> {
     return { ...fault, remaining };
   }
 
-  private countCall(facts: RequestFacts): void {
-    const taskId = facts.on === "query" ? (facts.taskId ?? "") : "";
+  private bump(apiKey: string, kind: string, taskId = "", by = 1): void {
     this.sql.exec(
-      `INSERT INTO stats (api_key, kind, task_id, n) VALUES (?, ?, ?, 1)
-			 ON CONFLICT (api_key, kind, task_id) DO UPDATE SET n = n + 1`,
-      facts.key,
-      facts.on,
+      `INSERT INTO stats (api_key, kind, task_id, n) VALUES (?, ?, ?, ?)
+			 ON CONFLICT (api_key, kind, task_id) DO UPDATE SET n = n + excluded.n`,
+      apiKey,
+      kind,
       taskId,
+      by,
     );
+  }
+
+  private raisePeakOpen(apiKey: string, open: number): void {
+    this.sql.exec(
+      `INSERT INTO stats (api_key, kind, task_id, n) VALUES (?, 'peak_open', '', ?)
+			 ON CONFLICT (api_key, kind, task_id) DO UPDATE SET n = MAX(n, excluded.n)`,
+      apiKey,
+      open,
+    );
+  }
+
+  /**
+   * Tasks of one key (or of all) not terminal now. SQL only narrows the rows (a task
+   * whose working phase has ended is done); derivePhase decides, as for every read.
+   */
+  private openTaskCount(apiKey?: string): number {
+    const rows = this.sql
+      .exec<TaskRow>(
+        `SELECT * FROM tasks WHERE (run_start_ms IS NULL OR run_start_ms + run_ms > ?)
+         ${apiKey === undefined ? "" : "AND api_key = ?"}`,
+        Date.now() + this.clockOffsetFor(apiKey ?? ""),
+        ...(apiKey === undefined ? [] : [apiKey]),
+      )
+      .toArray();
+    return rows.filter((row) => {
+      const task = toRecord(row);
+      return !isTerminal(derivePhase(task, this.nowFor(task.apiKey)).status);
+    }).length;
   }
 
   // -------------------------------------------------------------------------
@@ -656,6 +818,12 @@ export class SimulatorStore extends DurableObject<Env> {
   private timeScaleFor(apiKey: string): number {
     const own = apiKey ? this.readConfig(`time_scale:${apiKey}`) : null;
     return own ?? this.readConfig("time_scale") ?? parseTimeScale(this.env.SIM_TIME_SCALE);
+  }
+
+  /** Key override, else global override, else DEFAULT_VIDEO_BYTES. */
+  private videoBytesFor(apiKey: string): number {
+    const own = apiKey ? this.readConfig(`video_bytes:${apiKey}`) : null;
+    return own ?? this.readConfig("video_bytes") ?? DEFAULT_VIDEO_BYTES;
   }
 
   private readConfig(name: string): number | null {

@@ -10,7 +10,7 @@ function expectGrid(view: any, action: string) {
   expect(view.status).toBe("SUCCESS");
   expect(view.action).toBe(action);
   expect(view.progress).toBe("100%");
-  expect(view.grid_image_url).toMatch(/^http:\/\/sim\.test\/cdn\/task_\w+\/grid\.svg$/);
+  expect(view.grid_image_url).toMatch(/^http:\/\/sim\.test\/cdn\/task_\w+\/grid\.png$/);
   expect(view.image_urls).toHaveLength(4);
   expect(view.buttons.map((b: any) => b.label)).toEqual([
     "U1",
@@ -123,7 +123,7 @@ describe("accepted submits", () => {
     const { upscale } = await upscaled(key, 2);
     const view = await task(key, upscale);
     expect(view).toMatchObject({ status: "SUCCESS", action: "UPSCALE", cost: 0.05504 });
-    expect(view.image_urls).toEqual([`http://sim.test/cdn/${upscale}/0.svg`]);
+    expect(view.image_urls).toEqual([`http://sim.test/cdn/${upscale}/0.png`]);
     expect(view.grid_image_url).toBeUndefined();
     expect(view.buttons.map((b: any) => b.label)).toEqual([
       "Vary (Subtle)",

@@ -208,8 +208,13 @@ describe("stats", () => {
     await query(key, b); // faulted calls still reach the upstream: counted
     expect((await control("GET", `/stats?key=${key}`)).body).toEqual({
       submits: 2,
+      submits_accepted: 2,
+      submits_refused: 0,
+      tasks_created: 2,
       queries: 4,
       queries_by_task: { [a]: 2, [b]: 2 },
+      open_tasks: 0,
+      peak_open_tasks: 0,
     });
     const global = (await control("GET", "/stats")).body;
     expect(global.submits).toBeGreaterThanOrEqual(2);

@@ -97,7 +97,7 @@ describe("status derived from time", () => {
   it("the control API reports config scoped to a key", async () => {
     const key = newKey();
     const before = await control("GET", `/config?key=${key}`);
-    expect(before.body).toEqual({ time_scale: 0, clock_offset_ms: 0, scope: key });
+    expect(before.body).toEqual({ time_scale: 0, clock_offset_ms: 0, video_bytes: 256 * 1024, scope: key });
     await control("POST", "/config", { time_scale: 2.5, key });
     expect((await control("GET", `/config?key=${key}`)).body.time_scale).toBe(2.5);
     await control("POST", "/config", { time_scale: null, key });
@@ -201,7 +201,7 @@ describe("GET /v1/tasks/{id}", () => {
         action: "IMAGINE",
         status: "completed",
         progress: 100,
-        result: { images: [{ url: [0, 1, 2, 3].map((i) => `http://sim.test/cdn/${grid}/${i}.svg`) }] },
+        result: { images: [{ url: [0, 1, 2, 3].map((i) => `http://sim.test/cdn/${grid}/${i}.png`) }] },
         error: null,
       },
     });
@@ -246,8 +246,13 @@ describe("retention and reset", () => {
     expect((await task(bystander, theirs)).status).toBe("SUCCESS");
     expect((await control("GET", `/stats?key=${key}`)).body).toEqual({
       submits: 0,
+      submits_accepted: 0,
+      submits_refused: 0,
+      tasks_created: 0,
       queries: 1,
       queries_by_task: { [mine]: 1 },
+      open_tasks: 0,
+      peak_open_tasks: 0,
     });
   });
 
