@@ -2,6 +2,7 @@ import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "./domain/errors";
 import { newRequestId } from "./domain/ids";
 import { type AppContext, createRouter, errorResponse, toApiError } from "./http";
+import { ConfigurationError, configFrom } from "./env";
 import { logEvent } from "./log";
 import { requireAdmin, tenantAuth } from "./middleware/auth";
 import { requireScopes } from "./middleware/scopes";
@@ -42,6 +43,22 @@ export function createApp() {
         task_id: c.get("taskId"),
       });
     }
+  });
+
+  // A gateway missing a secret answers every request with one clear error, never with "" as a key.
+  app.use("*", async (c, next) => {
+    try {
+      configFrom(c.env);
+    } catch (error) {
+      if (!(error instanceof ConfigurationError)) throw error;
+      logEvent("configuration_error", {
+        request_id: c.get("requestId"),
+        variable: error.variable,
+        message: error.message,
+      });
+      throw new ApiError(500, "configuration_error", error.message);
+    }
+    await next();
   });
 
   // Limits before money: the largest legal submit is four 12 MiB images as base64 data URIs
