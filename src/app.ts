@@ -1,8 +1,8 @@
 import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "./domain/errors";
 import { newRequestId } from "./domain/ids";
-import { type AppContext, createRouter, errorResponse, toApiError } from "./http";
 import { ConfigurationError, configFrom } from "./env";
+import { type AppContext, createRouter, errorResponse, toApiError } from "./http";
 import { logEvent } from "./log";
 import { requireAdmin, tenantAuth } from "./middleware/auth";
 import { requireScopes } from "./middleware/scopes";
