@@ -56,7 +56,7 @@ export function createApp() {
         variable: error.variable,
         message: error.message,
       });
-      throw new ApiError(500, "configuration_error", error.message);
+      throw new ApiError("configuration_error", error.message);
     }
     await next();
   });
@@ -64,7 +64,7 @@ export function createApp() {
   // Limits before money: the largest legal submit is four 12 MiB images as base64 data URIs
   // (16 MiB each) plus small fields; everything else is small JSON.
   const tooLarge = (limit: string) => () => {
-    throw new ApiError(413, "payload_too_large", `body: the request body is larger than ${limit}`, {
+    throw new ApiError("payload_too_large", `body: the request body is larger than ${limit}`, {
       field: "body",
     });
   };
@@ -126,7 +126,7 @@ export function createApp() {
   app.notFound((c) =>
     errorResponse(
       c as AppContext,
-      new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
+      new ApiError("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
     ),
   );
   app.onError((error, c) => {

@@ -20,7 +20,7 @@ export async function credit(
     return results[2]!.results[0] as Record<string, unknown>;
   } catch (error) {
     if (error instanceof Error && /balance_nonnegative/.test(error.message)) {
-      throw new ApiError(409, "insufficient_balance", "this adjustment would make the balance negative", {
+      throw new ApiError("adjustment_exceeds_balance", "this adjustment would make the balance negative", {
         field: "amount_micros",
       });
     }

@@ -99,8 +99,7 @@ async function capChange<T>(write: Promise<T>): Promise<T> {
     const refusal = refusalOf(error);
     if (refusal === "tenant_inflight_cap" || refusal === "key_inflight_cap") {
       throw new ApiError(
-        409,
-        "invalid_request",
+        "max_inflight_below_current",
         "max_inflight: lower than the tasks in flight now; wait for them to finish",
         {
           field: "max_inflight",

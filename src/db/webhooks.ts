@@ -79,7 +79,6 @@ export async function createEndpoint(
     .run();
   if (result.meta.changes !== 1) {
     throw new ApiError(
-      409,
       "webhook_endpoint_limit",
       `a tenant can have at most ${maxActive} active webhook endpoints; disable one first`,
     );

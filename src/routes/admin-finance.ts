@@ -181,7 +181,6 @@ adminFinance.openapi(
         !book.rows.some((r) => r.action === p.action && r.speed === p.speed && r.resolution === p.resolution)
       ) {
         throw new ApiError(
-          400,
           "invalid_request",
           `prices.${i}: no price row for ${p.action}/${p.speed}/${p.resolution}`,
           {
@@ -195,7 +194,6 @@ adminFinance.openapi(
       const list = p.list_micros ?? row.listMicros;
       if (p.override_micros != null && p.override_micros < list) {
         throw new ApiError(
-          400,
           "invalid_request",
           `prices.${i}.override_micros: ${p.override_micros} is below the upstream's list price ${list}; the reseller would pay for the difference`,
           { field: `prices.${i}.override_micros` },
@@ -370,7 +368,7 @@ export function parseGroupBy(value: string | undefined): UsageDimension[] {
     .filter(Boolean);
   for (const d of dims) {
     if (!(DIMENSIONS as readonly string[]).includes(d)) {
-      throw new ApiError(400, "invalid_request", `group_by: '${d}' is not one of ${DIMENSIONS.join(", ")}`, {
+      throw new ApiError("invalid_request", `group_by: '${d}' is not one of ${DIMENSIONS.join(", ")}`, {
         field: "group_by",
       });
     }

@@ -59,14 +59,9 @@ adminMargin.openapi(
       .filter(Boolean);
     for (const dimension of groupBy) {
       if (!(MARGIN_DIMENSIONS as readonly string[]).includes(dimension)) {
-        throw new ApiError(
-          400,
-          "invalid_request",
-          `group_by: '${dimension}' is not one of tenant, day, action`,
-          {
-            field: "group_by",
-          },
-        );
+        throw new ApiError("invalid_request", `group_by: '${dimension}' is not one of tenant, day, action`, {
+          field: "group_by",
+        });
       }
     }
     const range = boundedRange(query.from, query.to, Date.now());

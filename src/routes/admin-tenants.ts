@@ -324,8 +324,9 @@ adminTenants.openapi(
       dailyCapMicros: input.daily_cap_micros,
       monthlyCapMicros: input.monthly_cap_micros,
     });
-    if (!row) throw new ApiError(404, "not_found", `key ${key_id} not found`, { field: "key_id" });
-    if (row.status === "revoked") throw new ApiError(409, "key_revoked", "a revoked key cannot be changed");
+    if (!row) throw new ApiError("not_found", `key ${key_id} not found`, { field: "key_id" });
+    if (row.status === "revoked")
+      throw new ApiError("revoked_key_is_final", "a revoked key cannot be changed");
     forgetCachedKeys();
     return c.json(keyJson(row), 200);
   },
@@ -343,7 +344,7 @@ adminTenants.openapi(
   async (c) => {
     const { tenant_id, key_id } = c.req.valid("param");
     const row = await revokeKey(c.env.DB, tenant_id, key_id);
-    if (!row) throw new ApiError(404, "not_found", `key ${key_id} not found`, { field: "key_id" });
+    if (!row) throw new ApiError("not_found", `key ${key_id} not found`, { field: "key_id" });
     forgetCachedKeys();
     return c.json(keyJson(row), 200);
   },

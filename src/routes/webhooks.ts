@@ -67,9 +67,9 @@ const endpointJson = (row: EndpointRow) => ({
 
 async function registerEndpoint(c: AppContext, tenantId: string, input: z.infer<typeof EndpointCreate>) {
   const problem = webhookUrlProblem(input.url, c.env.ENVIRONMENT === "development");
-  if (problem) throw new ApiError(400, "invalid_request", `url: ${problem}`, { field: "url" });
+  if (problem) throw new ApiError("invalid_request", `url: ${problem}`, { field: "url" });
   if (input.key_id && !(await getKey(c.env.DB, tenantId, input.key_id))) {
-    throw new ApiError(400, "invalid_request", "key_id: no such key for this tenant", { field: "key_id" });
+    throw new ApiError("invalid_request", "key_id: no such key for this tenant", { field: "key_id" });
   }
   const row = await createEndpoint(c.env.DB, {
     tenantId,
@@ -151,7 +151,7 @@ webhooks.openapi(
   async (c) => {
     const { tenant_id, webhook_id } = c.req.valid("param");
     if (!(await deleteEndpoint(c.env.DB, tenant_id, webhook_id))) {
-      throw new ApiError(404, "not_found", `webhook ${webhook_id} not found`, { field: "webhook_id" });
+      throw new ApiError("not_found", `webhook ${webhook_id} not found`, { field: "webhook_id" });
     }
     return c.body(null, 204);
   },
@@ -196,7 +196,7 @@ webhooks.openapi(
   async (c) => {
     const { webhook_id } = c.req.valid("param");
     if (!(await deleteEndpoint(c.env.DB, c.get("principal").tenant.id, webhook_id))) {
-      throw new ApiError(404, "not_found", `webhook ${webhook_id} not found`, { field: "webhook_id" });
+      throw new ApiError("not_found", `webhook ${webhook_id} not found`, { field: "webhook_id" });
     }
     return c.body(null, 204);
   },
@@ -326,7 +326,7 @@ webhooks.openapi(
     const { delivery_id } = c.req.valid("param");
     const delivery = await getDelivery(c.env.DB, delivery_id);
     if (!delivery)
-      throw new ApiError(404, "not_found", `delivery ${delivery_id} not found`, { field: "delivery_id" });
+      throw new ApiError("not_found", `delivery ${delivery_id} not found`, { field: "delivery_id" });
     const result = await sendWebhook(delivery, { id: delivery.id, payload: delivery.payload });
     // A replay never revives the automatic retries of a delivery that gave up or succeeded.
     const status = delivered(result) ? "delivered" : delivery.status;
