@@ -1,6 +1,7 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { isDatabaseBusy } from "./db/constraints";
 import type { KeyPrincipal } from "./db/tenants";
 import { ERROR_CODES, type ErrorKind, WIRE_CODES, wireCodeOf } from "./domain/error-codes";
 import { ApiError } from "./domain/errors";
@@ -71,8 +72,7 @@ export function toApiError(error: unknown): ApiError {
     if (error.status >= 500) return new ApiError("internal_error", "the gateway hit an unexpected error");
     return new ApiError("invalid_request", error.message || "invalid request");
   }
-  const message = error instanceof Error ? error.message : String(error);
-  if (/D1 DB is overloaded|Too many requests queued/i.test(message)) {
+  if (isDatabaseBusy(error)) {
     return new ApiError("database_busy", "the gateway is busy; try again shortly", {
       headers: { "Retry-After": "1" },
     });

@@ -1,9 +1,8 @@
 import type { Action } from "../domain/actions";
-import { ApiError } from "../domain/errors";
 import { newKeyId, newTenantId } from "../domain/ids";
 import { mintKey, sha256Hex } from "../domain/keys";
 import { type Scope, storedScopes } from "../domain/scopes";
-import { refusalOf } from "./constraints";
+import { isRefused, type Refused, refusedOr } from "./constraints";
 
 export interface TenantRow {
   id: string;
@@ -91,31 +90,13 @@ export interface TenantPatch {
   corsOrigins?: string[];
 }
 
-/** A cap below what is in flight now would break the CHECK that admission relies on: say so clearly. */
-async function capChange<T>(write: Promise<T>): Promise<T> {
-  try {
-    return await write;
-  } catch (error) {
-    const refusal = refusalOf(error);
-    if (refusal === "tenant_inflight_cap" || refusal === "key_inflight_cap") {
-      throw new ApiError(
-        "max_inflight_below_current",
-        "max_inflight: lower than the tasks in flight now; wait for them to finish",
-        {
-          field: "max_inflight",
-        },
-      );
-    }
-    throw error;
-  }
-}
-
 export async function updateTenant(
   db: D1Database,
   id: string,
   patch: TenantPatch,
-): Promise<TenantRow | null> {
-  await capChange(
+): Promise<TenantRow | null | Refused<"tenant_inflight_cap">> {
+  // A cap below what is in flight now would break the CHECK that admission relies on.
+  const written = await refusedOr(
     db
       .prepare(
         `UPDATE tenants SET name = COALESCE(?2, name), status = COALESCE(?3, status),
@@ -132,8 +113,9 @@ export async function updateTenant(
         patch.corsOrigins ? JSON.stringify(patch.corsOrigins) : null,
       )
       .run(),
+    ["tenant_inflight_cap"],
   );
-  return getTenant(db, id);
+  return isRefused(written) ? written : getTenant(db, id);
 }
 
 export interface NewKey {
@@ -213,7 +195,7 @@ export async function updateKey(
   tenantId: string,
   keyId: string,
   patch: KeyPatch,
-): Promise<KeyRow | null> {
+): Promise<KeyRow | null | Refused<"key_inflight_cap">> {
   const sets: string[] = [];
   const values: unknown[] = [];
   const set = (column: string, value: unknown) => {
@@ -232,14 +214,16 @@ export async function updateKey(
   if (patch.monthlyCapMicros !== undefined) set("monthly_cap", patch.monthlyCapMicros);
   if (sets.length) {
     // A revoked key stays revoked: revocation is final.
-    await capChange(
+    const written = await refusedOr(
       db
         .prepare(
           `UPDATE api_keys SET ${sets.join(", ")} WHERE id = ?1 AND tenant_id = ?2 AND status != 'revoked'`,
         )
         .bind(keyId, tenantId, ...values)
         .run(),
+      ["key_inflight_cap"],
     );
+    if (isRefused(written)) return written;
   }
   return getKey(db, tenantId, keyId);
 }

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { isRefused } from "../db/constraints";
 import { credit } from "../db/credits";
 import {
   type LedgerEntry,
@@ -98,6 +99,11 @@ for (const kind of ["topup", "adjustment"] as const) {
       const { amount_micros, reason } = c.req.valid("json");
       const row = await credit(c.env.DB, tenant_id, kind, amount_micros, reason);
       if (!row) throw notFoundTenant(tenant_id);
+      if (isRefused(row)) {
+        throw new ApiError("adjustment_exceeds_balance", "this adjustment would make the balance negative", {
+          field: "amount_micros",
+        });
+      }
       return c.json(ledgerJson(row as unknown as LedgerEntry), 201);
     },
   );

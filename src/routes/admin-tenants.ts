@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { isRefused } from "../db/constraints";
 import {
   createKey,
   createTenant,
@@ -215,10 +216,19 @@ adminTenants.openapi(
       maxInflight: input.max_inflight,
       corsOrigins: input.cors_origins,
     });
+    if (isRefused(tenant)) throw inflightAboveNewCap();
     forgetCachedKeys();
     return c.json(tenantJson(tenant!), 200);
   },
 );
+
+/** A cap below what is in flight now would break the CHECK that admission relies on. */
+const inflightAboveNewCap = () =>
+  new ApiError(
+    "max_inflight_below_current",
+    "max_inflight: lower than the tasks in flight now; wait for them to finish",
+    { field: "max_inflight" },
+  );
 
 const keyLimits = {
   expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
@@ -325,6 +335,7 @@ adminTenants.openapi(
       monthlyCapMicros: input.monthly_cap_micros,
     });
     if (!row) throw new ApiError("not_found", `key ${key_id} not found`, { field: "key_id" });
+    if (isRefused(row)) throw inflightAboveNewCap();
     if (row.status === "revoked")
       throw new ApiError("revoked_key_is_final", "a revoked key cannot be changed");
     forgetCachedKeys();

@@ -78,6 +78,12 @@ async function registerEndpoint(c: AppContext, tenantId: string, input: z.infer<
     secret: input.secret,
     events: input.events,
   });
+  if (!row) {
+    throw new ApiError(
+      "webhook_endpoint_limit",
+      `a tenant can have at most ${MAX_WEBHOOK_ENDPOINTS_PER_TENANT} active webhook endpoints; disable one first`,
+    );
+  }
   // The secret is shown once, like a key.
   return c.json({ ...endpointJson(row), secret: row.secret }, 201);
 }
