@@ -6,16 +6,12 @@ import { type AppContext, createRouter, errorResponse, toApiError } from "./http
 import { logEvent } from "./log";
 import { requireAdmin, tenantAuth } from "./middleware/auth";
 import { requireScopes } from "./middleware/scopes";
-import { account } from "./routes/account";
-import { adminFinance } from "./routes/admin-finance";
-import { adminMargin } from "./routes/admin-margin";
+import { adminFinanceRoutes, adminTenantRoutes, adminWebhookRoutes } from "./routes/admin";
 import { adminTasks } from "./routes/admin-tasks";
-import { adminTenants } from "./routes/admin-tenants";
 import { docs, documentBuiltInRoutes } from "./routes/docs";
 import { generations } from "./routes/generations";
 import { streams } from "./routes/streams";
-import { tasks } from "./routes/tasks";
-import { webhooks } from "./routes/webhooks";
+import { accountRoutes, taskRoutes, webhookRoutes } from "./routes/v1";
 
 export const MAX_SUBMIT_BYTES = 72 * 1024 * 1024;
 export const MAX_OTHER_BYTES = 1024 * 1024;
@@ -84,15 +80,18 @@ export function createApp() {
   app.use("/admin/*", requireAdmin);
   app.use("/v1/*", tenantAuth, requireScopes);
 
-  app.route("/", generations);
-  app.route("/", streams);
-  app.route("/", tasks);
-  app.route("/", account);
-  app.route("/", adminTenants);
-  app.route("/", adminFinance);
-  app.route("/", adminMargin);
-  app.route("/", webhooks);
-  app.route("/", adminTasks);
+  const routers = [
+    generations,
+    streams,
+    ...taskRoutes,
+    ...accountRoutes,
+    ...adminTenantRoutes,
+    ...adminFinanceRoutes,
+    ...webhookRoutes,
+    ...adminWebhookRoutes,
+    adminTasks,
+  ];
+  for (const router of routers) app.route("/", router);
   // GET /docs (Swagger UI from the Worker's static assets) and GET /health.
   app.route("/", docs);
   documentBuiltInRoutes(app);

@@ -4,9 +4,9 @@ import { ACTIONS } from "../domain/actions";
 import { notFoundTask } from "../domain/errors";
 import { TASK_ID_PATTERN } from "../domain/ids";
 import { createRouter, errorResponses } from "../http";
-import { tenantOr404 } from "./admin-tenants";
+import { TaskObjectSchema } from "../schemas/task";
+import { tenantOr404 } from "./helpers";
 import { mintStreamToken, StreamTokenRequest, StreamTokenResponse } from "./streams";
-import { TaskObjectSchema } from "./tasks";
 
 /** Operators' view of tasks (the console's live task list) and stream tokens minted for a tenant. */
 export const adminTasks = createRouter();
