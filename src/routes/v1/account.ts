@@ -2,38 +2,47 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { spendOfKey } from "../../db/credits";
 import { getKey, getTenant } from "../../db/tenants";
 import { dayPeriod, monthPeriod } from "../../domain/periods";
-import { SCOPES, scopesOf } from "../../domain/scopes";
 import { createRouter, errorResponses } from "../../http";
-import { isoOrNull } from "../../schemas/time";
+import { KeySchema, keyJson } from "../../schemas/key";
+import { TenantSchema, tenantJson } from "../../schemas/tenant";
 import { AREAS, json } from "../helpers";
+
+/** What a tenant sees of its tenant and key: a subset of the operator's schemas, by name. */
+const TENANT_FIELDS = {
+  id: true,
+  name: true,
+  balance_micros: true,
+  inflight: true,
+  max_inflight: true,
+  price_multiplier_bps: true,
+} as const;
+const KEY_FIELDS = {
+  id: true,
+  name: true,
+  prefix: true,
+  rpm_limit: true,
+  inflight: true,
+  max_inflight: true,
+  allowed_actions: true,
+  scopes: true,
+  expires_at: true,
+  daily_cap_micros: true,
+  monthly_cap_micros: true,
+} as const;
 
 const AccountSchema = z
   .object({
-    tenant: z.object({
-      id: z.string(),
-      name: z.string(),
-      balance_micros: z.number().int(),
-      inflight: z.number().int(),
-      max_inflight: z.number().int(),
-      price_multiplier_bps: z.number().int(),
-    }),
-    key: z.object({
-      id: z.string(),
-      name: z.string(),
-      prefix: z.string(),
-      rpm_limit: z.number().int(),
-      inflight: z.number().int(),
-      max_inflight: z.number().int(),
-      allowed_actions: z.array(z.string()).nullable(),
-      scopes: z.array(z.enum(SCOPES)),
-      expires_at: z.string().nullable(),
-      daily_cap_micros: z.number().int().nullable(),
-      monthly_cap_micros: z.number().int().nullable(),
+    tenant: TenantSchema.pick(TENANT_FIELDS),
+    key: KeySchema.pick(KEY_FIELDS).extend({
       spent_today_micros: z.number().int(),
       spent_this_month_micros: z.number().int(),
     }),
   })
   .openapi("Account");
+
+function pick<T extends object, K extends keyof T>(value: T, fields: Record<K, true>): Pick<T, K> {
+  return Object.fromEntries(Object.keys(fields).map((field) => [field, value[field as K]])) as Pick<T, K>;
+}
 
 export const accountRoute = createRouter().openapi(
   createRoute({
@@ -54,26 +63,9 @@ export const accountRoute = createRouter().openapi(
     ]);
     return c.json(
       {
-        tenant: {
-          id: tenant!.id,
-          name: tenant!.name,
-          balance_micros: tenant!.balance,
-          inflight: tenant!.inflight,
-          max_inflight: tenant!.max_inflight,
-          price_multiplier_bps: tenant!.price_multiplier_bps,
-        },
+        tenant: pick(tenantJson(tenant!), TENANT_FIELDS),
         key: {
-          id: key!.id,
-          name: key!.name,
-          prefix: key!.prefix,
-          rpm_limit: key!.rpm_limit,
-          inflight: key!.inflight,
-          max_inflight: key!.max_inflight,
-          allowed_actions: key!.allowed_actions ? JSON.parse(key!.allowed_actions) : null,
-          scopes: [...scopesOf(key!.scopes)],
-          expires_at: isoOrNull(key!.expires_at),
-          daily_cap_micros: key!.daily_cap,
-          monthly_cap_micros: key!.monthly_cap,
+          ...pick(keyJson(key!), KEY_FIELDS),
           spent_today_micros: spend.day,
           spent_this_month_micros: spend.month,
         },
