@@ -65,7 +65,9 @@ function rewrite(text, file) {
     "ApiError.fromWire($1$2.status$3$2.code",
   );
   // Anything else still passing a status first.
-  for (const match of out.matchAll(/new ApiError\(\s*(\d{3}|[\w.]+\.status\s*,|[^,"]*\?\s*\d{3}\s*:)/g)) {
+  for (const match of out.matchAll(
+    /new ApiError\(\s*(\d{3}|[\w.]+\.status\s*,|[^,"]*\?\s*\d{3}\s*:|[A-Za-z_$][\w.$]*\s*,\s*"\w+"\s*,)/g,
+  )) {
     problems.push(`${file}:${lineOf(out, match.index)}: left as is: ${match[0].replace(/\s+/g, " ")}`);
   }
   return out;
