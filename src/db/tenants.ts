@@ -42,7 +42,7 @@ export interface KeyPrincipal {
   tenant: TenantRow;
 }
 
-const KEY_COLUMNS = `id, tenant_id, name, prefix, status, expires_at, allowed_actions, scopes, rpm_limit,
+const KEY_SELECT = `id, tenant_id, name, prefix, status, expires_at, allowed_actions, scopes, rpm_limit,
   inflight, max_inflight, daily_cap, monthly_cap, created_at, revoked_at`;
 
 /**
@@ -52,7 +52,7 @@ const KEY_COLUMNS = `id, tenant_id, name, prefix, status, expires_at, allowed_ac
  */
 type ColumnsOf<T> = { [F in keyof T]-?: { column: string; encode?: (value: NonNullable<T[F]>) => unknown } };
 
-const TENANT_COLUMNS: ColumnsOf<TenantChanges> = {
+const TENANT_FIELDS: ColumnsOf<TenantChanges> = {
   name: { column: "name" },
   status: { column: "status" },
   price_multiplier_bps: { column: "price_multiplier_bps" },
@@ -60,7 +60,7 @@ const TENANT_COLUMNS: ColumnsOf<TenantChanges> = {
   cors_origins: { column: "cors_origins", encode: (origins) => JSON.stringify(origins) },
 };
 
-const KEY_COLUMNS_BY_FIELD: ColumnsOf<KeyChanges> = {
+const KEY_FIELDS: ColumnsOf<KeyChanges> = {
   name: { column: "name" },
   status: { column: "status" },
   expires_at: { column: "expires_at", encode: (iso) => Date.parse(iso) },
@@ -109,7 +109,7 @@ function setClause(fields: Array<[string, unknown]>, offset: number) {
 
 export async function createTenant(db: D1Database, input: TenantInput, at = Date.now()): Promise<TenantRow> {
   const id = newTenantId();
-  await insertWith(db, "tenants", { id, created_at: at }, columnValues(TENANT_COLUMNS, input)).run();
+  await insertWith(db, "tenants", { id, created_at: at }, columnValues(TENANT_FIELDS, input)).run();
   return (await getTenant(db, id))!;
 }
 
@@ -131,7 +131,7 @@ export async function updateTenant(
   id: string,
   changes: TenantChanges,
 ): Promise<TenantRow | null | Refused<"tenant_inflight_cap">> {
-  const fields = columnValues(TENANT_COLUMNS, changes);
+  const fields = columnValues(TENANT_FIELDS, changes);
   if (fields.length) {
     const set = setClause(fields, 1);
     const written = await refusedOr(
@@ -155,20 +155,20 @@ export async function createKey(
   const id = newKeyId();
   const { secret, prefix } = mintKey();
   const fixed = { id, tenant_id: tenantId, prefix, secret_hash: await sha256Hex(secret), created_at: at };
-  await insertWith(db, "api_keys", fixed, columnValues(KEY_COLUMNS_BY_FIELD, input)).run();
+  await insertWith(db, "api_keys", fixed, columnValues(KEY_FIELDS, input)).run();
   return { row: (await getKey(db, tenantId, id))!, secret };
 }
 
 export async function getKey(db: D1Database, tenantId: string, keyId: string): Promise<KeyRow | null> {
   return db
-    .prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?1 AND tenant_id = ?2`)
+    .prepare(`SELECT ${KEY_SELECT} FROM api_keys WHERE id = ?1 AND tenant_id = ?2`)
     .bind(keyId, tenantId)
     .first<KeyRow>();
 }
 
 export async function listKeys(db: D1Database, tenantId: string): Promise<KeyRow[]> {
   const { results } = await db
-    .prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at, id`)
+    .prepare(`SELECT ${KEY_SELECT} FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at, id`)
     .bind(tenantId)
     .all<KeyRow>();
   return results;
@@ -184,7 +184,7 @@ export async function updateKey(
   keyId: string,
   changes: KeyChanges,
 ): Promise<KeyRow | null | Refused<"key_inflight_cap">> {
-  const fields = columnValues(KEY_COLUMNS_BY_FIELD, changes);
+  const fields = columnValues(KEY_FIELDS, changes);
   if (fields.length) {
     const set = setClause(fields, 2);
     const written = await refusedOr(
