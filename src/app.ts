@@ -1,21 +1,18 @@
 import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "./domain/errors";
 import { newRequestId } from "./domain/ids";
+import { ConfigurationError, configFrom } from "./env";
 import { type AppContext, createRouter, errorResponse, toApiError } from "./http";
 import { logEvent } from "./log";
 import { requireAdmin, tenantAuth } from "./middleware/auth";
 import { limitReads } from "./middleware/read-limit";
 import { requireScopes } from "./middleware/scopes";
-import { account } from "./routes/account";
-import { adminFinance } from "./routes/admin-finance";
-import { adminMargin } from "./routes/admin-margin";
+import { adminFinanceRoutes, adminTenantRoutes, adminWebhookRoutes } from "./routes/admin";
 import { adminTasks } from "./routes/admin-tasks";
-import { adminTenants } from "./routes/admin-tenants";
 import { docs, documentBuiltInRoutes } from "./routes/docs";
 import { generations } from "./routes/generations";
 import { streams } from "./routes/streams";
-import { tasks } from "./routes/tasks";
-import { webhooks } from "./routes/webhooks";
+import { accountRoutes, taskRoutes, webhookRoutes } from "./routes/v1";
 
 export const MAX_SUBMIT_BYTES = 72 * 1024 * 1024;
 export const MAX_OTHER_BYTES = 1024 * 1024;
@@ -45,10 +42,26 @@ export function createApp() {
     }
   });
 
+  // A gateway missing a secret answers every request with one clear error, never with "" as a key.
+  app.use("*", async (c, next) => {
+    try {
+      configFrom(c.env);
+    } catch (error) {
+      if (!(error instanceof ConfigurationError)) throw error;
+      logEvent("configuration_error", {
+        request_id: c.get("requestId"),
+        variable: error.variable,
+        message: error.message,
+      });
+      throw new ApiError("configuration_error", error.message);
+    }
+    await next();
+  });
+
   // Limits before money: the largest legal submit is four 12 MiB images as base64 data URIs
   // (16 MiB each) plus small fields; everything else is small JSON.
   const tooLarge = (limit: string) => () => {
-    throw new ApiError(413, "payload_too_large", `body: the request body is larger than ${limit}`, {
+    throw new ApiError("payload_too_large", `body: the request body is larger than ${limit}`, {
       field: "body",
     });
   };
@@ -68,15 +81,18 @@ export function createApp() {
   app.use("/admin/*", requireAdmin);
   app.use("/v1/*", tenantAuth, requireScopes, limitReads);
 
-  app.route("/", generations);
-  app.route("/", streams);
-  app.route("/", tasks);
-  app.route("/", account);
-  app.route("/", adminTenants);
-  app.route("/", adminFinance);
-  app.route("/", adminMargin);
-  app.route("/", webhooks);
-  app.route("/", adminTasks);
+  const routers = [
+    generations,
+    streams,
+    ...taskRoutes,
+    ...accountRoutes,
+    ...adminTenantRoutes,
+    ...adminFinanceRoutes,
+    ...webhookRoutes,
+    ...adminWebhookRoutes,
+    adminTasks,
+  ];
+  for (const router of routers) app.route("/", router);
   // GET /docs (Swagger UI from the Worker's static assets) and GET /health.
   app.route("/", docs);
   documentBuiltInRoutes(app);
@@ -110,7 +126,7 @@ export function createApp() {
   app.notFound((c) =>
     errorResponse(
       c as AppContext,
-      new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
+      new ApiError("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
     ),
   );
   app.onError((error, c) => {

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import type { TaskObject } from "./durable/task-object";
 import type { TenantHub } from "./durable/tenant-hub";
 
@@ -37,23 +38,84 @@ export interface GatewayConfig {
   webhookRetentionMs: number;
 }
 
-function numberVar(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined || value === "") return fallback;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed < 0)
-    throw new Error(`configuration ${name} must be a non-negative number`);
-  return parsed;
+/** A secret that must be set: an empty string is as missing as no binding at all. */
+const secret = (name: string) =>
+  z
+    .string({ error: `${name} is not set` })
+    .trim()
+    .min(1, { error: `${name} is not set` });
+
+/** A non-negative number given as a string; unset or "" takes the default (the one place defaults live). */
+const numberVar = (fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === "") return fallback;
+      const parsed = Number(value);
+      if (Number.isFinite(parsed) && parsed >= 0) return parsed;
+      ctx.addIssue({ code: "custom", message: "must be a non-negative number" });
+      return z.NEVER;
+    });
+
+const ConfigSchema = z.object({
+  UPSTREAM_BASE_URL: secret("UPSTREAM_BASE_URL").transform((url) => url.replace(/\/+$/, "")),
+  UPSTREAM_API_KEY: secret("UPSTREAM_API_KEY"),
+  // Not read through the config, but a gateway without it cannot be operated: refuse to start.
+  ADMIN_TOKEN: secret("ADMIN_TOKEN"),
+  UPSTREAM_TIMEOUT_MS: numberVar(20_000),
+  MODAL_TIMEOUT_SECONDS: numberVar(1800),
+  TASK_MAX_LIFETIME_SECONDS: numberVar(7200),
+  TASK_RETENTION_SECONDS: numberVar(3 * 86_400),
+  KEY_CACHE_SECONDS: numberVar(10),
+  WEBHOOK_RETENTION_DAYS: numberVar(30),
+});
+
+/** The configuration is unusable: names the variable, never its value. */
+export class ConfigurationError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`the gateway is misconfigured: ${variable}: ${message}`);
+    this.name = "ConfigurationError";
+  }
 }
 
-export function configFrom(env: Env): GatewayConfig {
+function parseConfig(env: Env): GatewayConfig {
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigurationError(String(issue?.path[0] ?? "configuration"), issue?.message ?? "invalid");
+  }
+  const vars = parsed.data;
   return {
-    upstreamBaseUrl: (env.UPSTREAM_BASE_URL ?? "").replace(/\/+$/, ""),
-    upstreamApiKey: env.UPSTREAM_API_KEY ?? "",
-    upstreamTimeoutMs: numberVar(env.UPSTREAM_TIMEOUT_MS, 20_000, "UPSTREAM_TIMEOUT_MS"),
-    modalTimeoutMs: numberVar(env.MODAL_TIMEOUT_SECONDS, 1800, "MODAL_TIMEOUT_SECONDS") * 1000,
-    maxLifetimeMs: numberVar(env.TASK_MAX_LIFETIME_SECONDS, 7200, "TASK_MAX_LIFETIME_SECONDS") * 1000,
-    retentionMs: numberVar(env.TASK_RETENTION_SECONDS, 3 * 86_400, "TASK_RETENTION_SECONDS") * 1000,
-    keyCacheMs: numberVar(env.KEY_CACHE_SECONDS, 10, "KEY_CACHE_SECONDS") * 1000,
-    webhookRetentionMs: numberVar(env.WEBHOOK_RETENTION_DAYS, 30, "WEBHOOK_RETENTION_DAYS") * 86_400_000,
+    upstreamBaseUrl: vars.UPSTREAM_BASE_URL,
+    upstreamApiKey: vars.UPSTREAM_API_KEY,
+    upstreamTimeoutMs: vars.UPSTREAM_TIMEOUT_MS,
+    modalTimeoutMs: vars.MODAL_TIMEOUT_SECONDS * 1000,
+    maxLifetimeMs: vars.TASK_MAX_LIFETIME_SECONDS * 1000,
+    retentionMs: vars.TASK_RETENTION_SECONDS * 1000,
+    keyCacheMs: vars.KEY_CACHE_SECONDS * 1000,
+    webhookRetentionMs: vars.WEBHOOK_RETENTION_DAYS * 86_400_000,
   };
+}
+
+/** The env object lives as long as its isolate (or its test's override): parse it once. */
+const parsedConfigs = new WeakMap<Env, GatewayConfig | ConfigurationError>();
+
+/** The gateway's configuration; throws ConfigurationError (the same one on every call) when unusable. */
+export function configFrom(env: Env): GatewayConfig {
+  let config = parsedConfigs.get(env);
+  if (!config) {
+    try {
+      config = parseConfig(env);
+    } catch (error) {
+      if (!(error instanceof ConfigurationError)) throw error;
+      config = error;
+    }
+    parsedConfigs.set(env, config);
+  }
+  if (config instanceof ConfigurationError) throw config;
+  return config;
 }

@@ -1,7 +1,9 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { isDatabaseBusy } from "./db/constraints";
 import type { KeyPrincipal } from "./db/tenants";
+import { ERROR_CODES, type ErrorKind, WIRE_CODES, wireCodeOf } from "./domain/error-codes";
 import { ApiError } from "./domain/errors";
 import type { Env } from "./env";
 
@@ -32,12 +34,12 @@ export function validationError(error: z.ZodError): ApiError {
   let message = issue?.message ?? "invalid request";
   if (issue?.code === "unrecognized_keys") {
     const keys = (issue as { keys?: string[] }).keys ?? [];
-    return new ApiError(400, "invalid_request", `unknown field ${keys.map((k) => `'${k}'`).join(", ")}`, {
+    return new ApiError("invalid_request", `unknown field ${keys.map((k) => `'${k}'`).join(", ")}`, {
       field: keys[0],
     });
   }
   if (issue?.code === "invalid_type" && /received undefined/.test(message)) message = "is required";
-  return new ApiError(400, "invalid_request", field ? `${field}: ${message}` : message, { field });
+  return new ApiError("invalid_request", field ? `${field}: ${message}` : message, { field });
 }
 
 export function createRouter() {
@@ -58,35 +60,38 @@ export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof z.ZodError) return validationError(error);
   if (error instanceof HTTPException) {
-    if (error.status === 400) return new ApiError(400, "invalid_json", "the request body must be valid JSON");
+    if (error.status === 400) return new ApiError("invalid_json", "the request body must be valid JSON");
     if (error.status === 413)
-      return new ApiError(413, "payload_too_large", "body: the request body is too large", { field: "body" });
+      return new ApiError("payload_too_large", "body: the request body is too large", { field: "body" });
     // @hono/zod-openapi answers a body under another (or no) Content-Type with a 415, which
     // has no place in the one error shape (no `type`): it is a 400 that names the header.
     if (error.status === 415) {
-      return new ApiError(400, "invalid_request", "content-type: the request body must be application/json", {
+      return new ApiError("invalid_request", "content-type: the request body must be application/json", {
         field: "content-type",
       });
     }
     // Any other status would fall outside the one error shape too.
-    if (error.status >= 500)
-      return new ApiError(500, "internal_error", "the gateway hit an unexpected error");
-    return new ApiError(400, "invalid_request", error.message || "invalid request");
+    if (error.status >= 500) return new ApiError("internal_error", "the gateway hit an unexpected error");
+    return new ApiError("invalid_request", error.message || "invalid request");
   }
-  const message = error instanceof Error ? error.message : String(error);
-  if (/D1 DB is overloaded|Too many requests queued/i.test(message)) {
-    return new ApiError(503, "database_busy", "the gateway is busy; try again shortly", {
+  if (isDatabaseBusy(error)) {
+    return new ApiError("database_busy", "the gateway is busy; try again shortly", {
       headers: { "Retry-After": "1" },
     });
   }
-  return new ApiError(500, "internal_error", "the gateway hit an unexpected error");
+  return new ApiError("internal_error", "the gateway hit an unexpected error");
 }
+
+/** Every code with its status and meaning, generated from the one table (markdown in the spec). */
+const CODE_DESCRIPTIONS = Object.entries(ERROR_CODES)
+  .map(([kind, entry]) => `- \`${wireCodeOf(kind as ErrorKind)}\` (${entry.status}): ${entry.description}`)
+  .join("\n");
 
 /** The error shape as an OpenAPI schema, shared by every route's error responses. */
 export const ErrorSchema = z
   .object({
     error: z.object({
-      code: z.string().openapi({ example: "insufficient_balance" }),
+      code: z.enum(WIRE_CODES).openapi({ example: "insufficient_balance", description: CODE_DESCRIPTIONS }),
       message: z.string(),
       type: z.string(),
       request_id: z.string(),

@@ -46,9 +46,9 @@ export function admissionError(refusal: DbRefusal, request: AdmissionRequest): A
   const resetSeconds = Math.max(1, Math.ceil((windowStart(request.at) + RATE_WINDOW_MS - request.at) / 1000));
   switch (refusal) {
     case "balance_nonnegative":
-      return new ApiError(402, "insufficient_balance", "the tenant's balance does not cover this action");
+      return new ApiError("insufficient_balance", "the tenant's balance does not cover this action");
     case "rate_limit":
-      return new ApiError(429, "rate_limited", "this key's requests-per-minute limit is reached", {
+      return new ApiError("rate_limited", "this key's requests-per-minute limit is reached", {
         headers: {
           "Retry-After": String(resetSeconds),
           ...(request.rpmLimitHint ? { "RateLimit-Limit": String(request.rpmLimitHint) } : {}),
@@ -57,25 +57,21 @@ export function admissionError(refusal: DbRefusal, request: AdmissionRequest): A
         },
       });
     case "key_inflight_cap":
-      return new ApiError(429, "too_many_tasks", "this key has too many tasks in flight", {
+      return new ApiError("too_many_tasks", "this key has too many tasks in flight", {
         headers: { "Retry-After": "5" },
       });
     case "tenant_inflight_cap":
-      return new ApiError(429, "too_many_tasks", "this tenant has too many tasks in flight", {
+      return new ApiError("too_many_tasks", "this tenant has too many tasks in flight", {
         headers: { "Retry-After": "5" },
       });
     case "key_budget":
-      return new ApiError(
-        402,
-        "key_budget_exceeded",
-        "this key's daily or monthly spend cap would be exceeded",
-      );
+      return new ApiError("key_budget_exceeded", "this key's daily or monthly spend cap would be exceeded");
     case "task_already_settled":
-      return new ApiError(409, "modal_not_available", "the task has already ended; start a new inpaint", {
+      return new ApiError("modal_not_available", "the task has already ended; start a new inpaint", {
         field: "task_id",
       });
     case "charge_step_exists":
-      return new ApiError(409, "modal_not_available", "this step of the task has already been charged", {
+      return new ApiError("modal_not_available", "this step of the task has already been charged", {
         field: "task_id",
       });
     default:

@@ -1,7 +1,10 @@
-import { ApiError } from "../domain/errors";
+import { type Refused, refusedOr } from "./constraints";
 import { insertCredit } from "./ledger-writes";
 
-/** Top-ups and adjustments: the balance and its ledger row change together or not at all. */
+/**
+ * Top-ups and adjustments: the balance and its ledger row change together or not at all.
+ * Null when the tenant does not exist; refused when an adjustment would make the balance negative.
+ */
 export async function credit(
   db: D1Database,
   tenantId: string,
@@ -9,23 +12,18 @@ export async function credit(
   amountMicros: number,
   reason: string,
   at = Date.now(),
-) {
-  try {
-    const results = await db.batch([
+): Promise<Record<string, unknown> | null | Refused<"balance_nonnegative">> {
+  const results = await refusedOr(
+    db.batch([
       db.prepare("UPDATE tenants SET balance = balance + ?2 WHERE id = ?1").bind(tenantId, amountMicros),
       insertCredit(db, { tenantId, kind, amountMicros, reason, at }),
       db.prepare("SELECT * FROM ledger WHERE id = last_insert_rowid()"),
-    ]);
-    if (results[0]!.meta.changes !== 1) return null;
-    return results[2]!.results[0] as Record<string, unknown>;
-  } catch (error) {
-    if (error instanceof Error && /balance_nonnegative/.test(error.message)) {
-      throw new ApiError(409, "insufficient_balance", "this adjustment would make the balance negative", {
-        field: "amount_micros",
-      });
-    }
-    throw error;
-  }
+    ]),
+    ["balance_nonnegative"],
+  );
+  if (!Array.isArray(results)) return results;
+  if (results[0]!.meta.changes !== 1) return null;
+  return results[2]!.results[0] as Record<string, unknown>;
 }
 
 export async function spendOfKey(db: D1Database, keyId: string, day: string, month: string) {

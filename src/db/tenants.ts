@@ -1,9 +1,9 @@
-import type { Action } from "../domain/actions";
-import { ApiError } from "../domain/errors";
 import { newKeyId, newTenantId } from "../domain/ids";
 import { mintKey, sha256Hex } from "../domain/keys";
-import { type Scope, storedScopes } from "../domain/scopes";
-import { refusalOf } from "./constraints";
+import { storedScopes } from "../domain/scopes";
+import type { KeyChanges, KeyInput } from "../schemas/key";
+import type { TenantChanges, TenantInput } from "../schemas/tenant";
+import { isRefused, type Refused, refusedOr } from "./constraints";
 
 export interface TenantRow {
   id: string;
@@ -42,32 +42,74 @@ export interface KeyPrincipal {
   tenant: TenantRow;
 }
 
-const KEY_COLUMNS = `id, tenant_id, name, prefix, status, expires_at, allowed_actions, scopes, rpm_limit,
+const KEY_SELECT = `id, tenant_id, name, prefix, status, expires_at, allowed_actions, scopes, rpm_limit,
   inflight, max_inflight, daily_cap, monthly_cap, created_at, revoked_at`;
 
-export interface NewTenant {
-  name: string;
-  priceMultiplierBps?: number;
-  maxInflight?: number;
-  corsOrigins?: string[];
+/**
+ * How each API field of a tenant or key is stored: its column and encoding. The one field
+ * list between the request schemas (src/schemas/) and the tables; an omitted field keeps the
+ * column's value (or default), and null clears a nullable column.
+ */
+type ColumnsOf<T> = { [F in keyof T]-?: { column: string; encode?: (value: NonNullable<T[F]>) => unknown } };
+
+const TENANT_FIELDS: ColumnsOf<TenantChanges> = {
+  name: { column: "name" },
+  status: { column: "status" },
+  price_multiplier_bps: { column: "price_multiplier_bps" },
+  max_inflight: { column: "max_inflight" },
+  cors_origins: { column: "cors_origins", encode: (origins) => JSON.stringify(origins) },
+};
+
+const KEY_FIELDS: ColumnsOf<KeyChanges> = {
+  name: { column: "name" },
+  status: { column: "status" },
+  expires_at: { column: "expires_at", encode: (iso) => Date.parse(iso) },
+  allowed_actions: { column: "allowed_actions", encode: (actions) => JSON.stringify(actions) },
+  scopes: { column: "scopes", encode: (scopes) => storedScopes(scopes) },
+  rpm_limit: { column: "rpm_limit" },
+  max_inflight: { column: "max_inflight" },
+  daily_cap_micros: { column: "daily_cap" },
+  monthly_cap_micros: { column: "monthly_cap" },
+};
+
+/** The given fields as (column, stored value) pairs. */
+function columnValues<T extends object>(columns: ColumnsOf<T>, input: T): Array<[string, unknown]> {
+  const pairs: Array<[string, unknown]> = [];
+  for (const field of Object.keys(columns) as Array<keyof T>) {
+    const value = input[field];
+    if (value === undefined) continue;
+    const { column, encode } = columns[field];
+    pairs.push([column, value === null || !encode ? value : encode(value as NonNullable<T[keyof T]>)]);
+  }
+  return pairs;
 }
 
-export async function createTenant(db: D1Database, input: NewTenant, at = Date.now()): Promise<TenantRow> {
+/** INSERT of fixed columns plus the given fields (the others take their defaults). */
+function insertWith(
+  db: D1Database,
+  table: string,
+  fixed: Record<string, unknown>,
+  fields: Array<[string, unknown]>,
+) {
+  const pairs = [...Object.entries(fixed), ...fields];
+  const columns = pairs.map(([column]) => column).join(", ");
+  const placeholders = pairs.map((_, i) => `?${i + 1}`).join(", ");
+  return db
+    .prepare(`INSERT INTO ${table} (${columns}) VALUES (${placeholders})`)
+    .bind(...pairs.map(([, value]) => value));
+}
+
+/** `col = ?n, …` for the given fields, numbered after `offset` bound parameters. */
+function setClause(fields: Array<[string, unknown]>, offset: number) {
+  return {
+    sql: fields.map(([column], i) => `${column} = ?${i + offset + 1}`).join(", "),
+    values: fields.map(([, value]) => value),
+  };
+}
+
+export async function createTenant(db: D1Database, input: TenantInput, at = Date.now()): Promise<TenantRow> {
   const id = newTenantId();
-  await db
-    .prepare(
-      `INSERT INTO tenants (id, name, price_multiplier_bps, max_inflight, cors_origins, created_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6)`,
-    )
-    .bind(
-      id,
-      input.name,
-      input.priceMultiplierBps ?? 10_000,
-      input.maxInflight ?? 200,
-      JSON.stringify(input.corsOrigins ?? []),
-      at,
-    )
-    .run();
+  await insertWith(db, "tenants", { id, created_at: at }, columnValues(TENANT_FIELDS, input)).run();
   return (await getTenant(db, id))!;
 }
 
@@ -83,164 +125,76 @@ export async function listTenants(db: D1Database, limit: number, after?: string)
   return results;
 }
 
-export interface TenantPatch {
-  name?: string;
-  status?: "active" | "suspended";
-  priceMultiplierBps?: number;
-  maxInflight?: number;
-  corsOrigins?: string[];
-}
-
-/** A cap below what is in flight now would break the CHECK that admission relies on: say so clearly. */
-async function capChange<T>(write: Promise<T>): Promise<T> {
-  try {
-    return await write;
-  } catch (error) {
-    const refusal = refusalOf(error);
-    if (refusal === "tenant_inflight_cap" || refusal === "key_inflight_cap") {
-      throw new ApiError(
-        409,
-        "invalid_request",
-        "max_inflight: lower than the tasks in flight now; wait for them to finish",
-        {
-          field: "max_inflight",
-        },
-      );
-    }
-    throw error;
-  }
-}
-
+/** Null when there is no such tenant; refused when max_inflight would fall below what is in flight. */
 export async function updateTenant(
   db: D1Database,
   id: string,
-  patch: TenantPatch,
-): Promise<TenantRow | null> {
-  await capChange(
-    db
-      .prepare(
-        `UPDATE tenants SET name = COALESCE(?2, name), status = COALESCE(?3, status),
-         price_multiplier_bps = COALESCE(?4, price_multiplier_bps), max_inflight = COALESCE(?5, max_inflight),
-         cors_origins = COALESCE(?6, cors_origins)
-       WHERE id = ?1`,
-      )
-      .bind(
-        id,
-        patch.name ?? null,
-        patch.status ?? null,
-        patch.priceMultiplierBps ?? null,
-        patch.maxInflight ?? null,
-        patch.corsOrigins ? JSON.stringify(patch.corsOrigins) : null,
-      )
-      .run(),
-  );
+  changes: TenantChanges,
+): Promise<TenantRow | null | Refused<"tenant_inflight_cap">> {
+  const fields = columnValues(TENANT_FIELDS, changes);
+  if (fields.length) {
+    const set = setClause(fields, 1);
+    const written = await refusedOr(
+      db
+        .prepare(`UPDATE tenants SET ${set.sql} WHERE id = ?1`)
+        .bind(id, ...set.values)
+        .run(),
+      ["tenant_inflight_cap"],
+    );
+    if (isRefused(written)) return written;
+  }
   return getTenant(db, id);
-}
-
-export interface NewKey {
-  name: string;
-  expiresAt?: number | null;
-  allowedActions?: Action[] | null;
-  scopes?: Scope[] | null;
-  rpmLimit?: number;
-  maxInflight?: number;
-  dailyCapMicros?: number | null;
-  monthlyCapMicros?: number | null;
 }
 
 export async function createKey(
   db: D1Database,
   tenantId: string,
-  input: NewKey,
+  input: KeyInput,
   at = Date.now(),
 ): Promise<{ row: KeyRow; secret: string }> {
   const id = newKeyId();
   const { secret, prefix } = mintKey();
-  await db
-    .prepare(
-      `INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, expires_at, allowed_actions, rpm_limit,
-         max_inflight, daily_cap, monthly_cap, created_at, scopes)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)`,
-    )
-    .bind(
-      id,
-      tenantId,
-      input.name,
-      prefix,
-      await sha256Hex(secret),
-      input.expiresAt ?? null,
-      input.allowedActions ? JSON.stringify(input.allowedActions) : null,
-      input.rpmLimit ?? 60,
-      input.maxInflight ?? 50,
-      input.dailyCapMicros ?? null,
-      input.monthlyCapMicros ?? null,
-      at,
-      storedScopes(input.scopes),
-    )
-    .run();
+  const fixed = { id, tenant_id: tenantId, prefix, secret_hash: await sha256Hex(secret), created_at: at };
+  await insertWith(db, "api_keys", fixed, columnValues(KEY_FIELDS, input)).run();
   return { row: (await getKey(db, tenantId, id))!, secret };
 }
 
 export async function getKey(db: D1Database, tenantId: string, keyId: string): Promise<KeyRow | null> {
   return db
-    .prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?1 AND tenant_id = ?2`)
+    .prepare(`SELECT ${KEY_SELECT} FROM api_keys WHERE id = ?1 AND tenant_id = ?2`)
     .bind(keyId, tenantId)
     .first<KeyRow>();
 }
 
 export async function listKeys(db: D1Database, tenantId: string): Promise<KeyRow[]> {
   const { results } = await db
-    .prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at, id`)
+    .prepare(`SELECT ${KEY_SELECT} FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at, id`)
     .bind(tenantId)
     .all<KeyRow>();
   return results;
 }
 
-export interface KeyPatch {
-  name?: string;
-  status?: "active" | "disabled";
-  expiresAt?: number | null;
-  allowedActions?: Action[] | null;
-  scopes?: Scope[] | null;
-  rpmLimit?: number;
-  maxInflight?: number;
-  dailyCapMicros?: number | null;
-  monthlyCapMicros?: number | null;
-}
-
-/** Nullable fields distinguish "leave as is" (undefined) from "clear" (null). */
+/**
+ * Null when there is no such key; refused when max_inflight would fall below what is in
+ * flight. A revoked key stays revoked: revocation is final, the row comes back unchanged.
+ */
 export async function updateKey(
   db: D1Database,
   tenantId: string,
   keyId: string,
-  patch: KeyPatch,
-): Promise<KeyRow | null> {
-  const sets: string[] = [];
-  const values: unknown[] = [];
-  const set = (column: string, value: unknown) => {
-    values.push(value);
-    sets.push(`${column} = ?${values.length + 2}`);
-  };
-  if (patch.name !== undefined) set("name", patch.name);
-  if (patch.status !== undefined) set("status", patch.status);
-  if (patch.expiresAt !== undefined) set("expires_at", patch.expiresAt);
-  if (patch.allowedActions !== undefined)
-    set("allowed_actions", patch.allowedActions ? JSON.stringify(patch.allowedActions) : null);
-  if (patch.scopes !== undefined) set("scopes", storedScopes(patch.scopes));
-  if (patch.rpmLimit !== undefined) set("rpm_limit", patch.rpmLimit);
-  if (patch.maxInflight !== undefined) set("max_inflight", patch.maxInflight);
-  if (patch.dailyCapMicros !== undefined) set("daily_cap", patch.dailyCapMicros);
-  if (patch.monthlyCapMicros !== undefined) set("monthly_cap", patch.monthlyCapMicros);
-  if (sets.length) {
-    // A revoked key stays revoked: revocation is final.
-    await capChange(
+  changes: KeyChanges,
+): Promise<KeyRow | null | Refused<"key_inflight_cap">> {
+  const fields = columnValues(KEY_FIELDS, changes);
+  if (fields.length) {
+    const set = setClause(fields, 2);
+    const written = await refusedOr(
       db
-        .prepare(
-          `UPDATE api_keys SET ${sets.join(", ")} WHERE id = ?1 AND tenant_id = ?2 AND status != 'revoked'`,
-        )
-        .bind(keyId, tenantId, ...values)
+        .prepare(`UPDATE api_keys SET ${set.sql} WHERE id = ?1 AND tenant_id = ?2 AND status != 'revoked'`)
+        .bind(keyId, tenantId, ...set.values)
         .run(),
+      ["key_inflight_cap"],
     );
+    if (isRefused(written)) return written;
   }
   return getKey(db, tenantId, keyId);
 }

@@ -1,4 +1,3 @@
-import { ApiError } from "../domain/errors";
 import { MAX_WEBHOOK_ENDPOINTS_PER_TENANT, newEndpointId, newWebhookSecret } from "../domain/webhooks";
 
 export interface EndpointRow {
@@ -39,16 +38,15 @@ export interface AttemptRow {
 }
 
 /**
- * Creates an endpoint unless the tenant already has `maxActive` active ones (then a 409
- * webhook_endpoint_limit). The count and the insert are one statement, so concurrent
- * creates cannot pass the cap.
+ * Creates an endpoint unless the tenant already has `maxActive` active ones (then null).
+ * The count and the insert are one statement, so concurrent creates cannot pass the cap.
  */
 export async function createEndpoint(
   db: D1Database,
   input: { tenantId: string; keyId: string | null; url: string; secret?: string; events: "terminal" | "all" },
   at = Date.now(),
   maxActive = MAX_WEBHOOK_ENDPOINTS_PER_TENANT,
-): Promise<EndpointRow> {
+): Promise<EndpointRow | null> {
   const row: EndpointRow = {
     id: newEndpointId(),
     tenant_id: input.tenantId,
@@ -77,14 +75,7 @@ export async function createEndpoint(
       maxActive,
     )
     .run();
-  if (result.meta.changes !== 1) {
-    throw new ApiError(
-      409,
-      "webhook_endpoint_limit",
-      `a tenant can have at most ${maxActive} active webhook endpoints; disable one first`,
-    );
-  }
-  return row;
+  return result.meta.changes === 1 ? row : null;
 }
 
 export async function listEndpoints(db: D1Database, tenantId: string): Promise<EndpointRow[]> {

@@ -26,12 +26,11 @@ export function boundedRange(
   const end = toMs ?? now;
   const fromMs = from === undefined ? end - DEFAULT_RANGE_DAYS * DAY_MS : Date.parse(from);
   if (toMs !== undefined && toMs < fromMs) {
-    throw new ApiError(400, "invalid_request", "to: must not be before from", { field: "to" });
+    throw new ApiError("invalid_request", "to: must not be before from", { field: "to" });
   }
   const days = (end - fromMs) / DAY_MS;
   if (days > MAX_RANGE_DAYS) {
     throw new ApiError(
-      400,
       "invalid_request",
       `from: must be at most ${MAX_RANGE_DAYS} days before ${to === undefined ? "now" : "to"} (this range spans ${Math.ceil(days)} days); split longer periods into several requests`,
       { field: "from" },

@@ -100,7 +100,6 @@ export function streamTokenSecret(env: {
       "set it with `wrangler secret put STREAM_TOKEN_SECRET` (required unless ENVIRONMENT=development)",
   });
   throw new ApiError(
-    500,
     "configuration_error",
     "the gateway is misconfigured: the STREAM_TOKEN_SECRET secret is not set",
   );

@@ -117,7 +117,7 @@ export const serializeError = (error: ApiError): SerializedError => ({
 });
 
 export const deserializeError = (error: SerializedError): ApiError =>
-  new ApiError(error.status, error.code, error.message, { field: error.field, headers: error.headers });
+  ApiError.fromWire(error.status, error.code, error.message, { field: error.field, headers: error.headers });
 
 /**
  * One Durable Object per task: the single owner of the task's state. A thin shell over
@@ -271,7 +271,7 @@ export class TaskObject extends DurableObject<Env> {
     if (this.forwarding || !record.submitOutcome) return null;
     return {
       ok: false,
-      error: serializeError(new ApiError(504, "upstream_timeout", "the upstream did not confirm the task")),
+      error: serializeError(new ApiError("upstream_timeout", "the upstream did not confirm the task")),
       reason: "upstream did not confirm the task",
     };
   }
@@ -314,7 +314,7 @@ export class TaskObject extends DurableObject<Env> {
     if (!record || record.meta.tenantId !== input.tenantId) {
       return {
         ok: false,
-        error: serializeError(new ApiError(404, "task_not_found", "task not found", { field: "task_id" })),
+        error: serializeError(new ApiError("task_not_found", "task not found", { field: "task_id" })),
       };
     }
     const requested = this.apply({ type: "modal_requested", at: Date.now() });
@@ -336,9 +336,9 @@ export class TaskObject extends DurableObject<Env> {
       this.apply({ type: "modal_released", at: Date.now() });
       const refusal =
         error instanceof KeyNotUsable
-          ? new ApiError(403, "key_disabled", "the API key or its tenant is no longer active")
+          ? new ApiError("key_disabled", "the API key or its tenant is no longer active")
           : error instanceof IdempotencyKeyTaken
-            ? new ApiError(409, "idempotency_in_progress", "a request with this Idempotency-Key is running", {
+            ? new ApiError("idempotency_in_progress", "a request with this Idempotency-Key is running", {
                 headers: { "Retry-After": "1" },
               })
             : error;
@@ -366,7 +366,7 @@ export class TaskObject extends DurableObject<Env> {
       this.logTransition("modal_failed", input.requestId, { failure: result.failure.kind, ambiguous });
       // An ambiguous failure keeps its charge until polling tells whether the upstream ran it.
       const told = ambiguous
-        ? new ApiError(
+        ? ApiError.fromWire(
             error.status,
             error.code,
             `${error.message}; the upstream may still run this /modal: the task's status will show it, and its charge is refunded if it did not run`,
@@ -445,7 +445,7 @@ export class TaskObject extends DurableObject<Env> {
       // whether the upstream took it, so the tenant gets its money back.
       const outcome: SubmitOutcome = {
         ok: false,
-        error: serializeError(new ApiError(504, "upstream_timeout", "the upstream did not confirm the task")),
+        error: serializeError(new ApiError("upstream_timeout", "the upstream did not confirm the task")),
       };
       this.updateRecord((r) => ({ ...r, submitOutcome: outcome }));
       await this.observe({ type: "rejected", at: now, reason: "upstream did not confirm the task" });
@@ -595,7 +595,7 @@ export class TaskObject extends DurableObject<Env> {
         : {
             ok: false,
             error: serializeError(
-              new ApiError(502, "upstream_bad_response", "the upstream made fewer jobs than requested"),
+              new ApiError("upstream_bad_response", "the upstream made fewer jobs than requested"),
             ),
             reason: "the upstream made fewer jobs than requested",
           };
@@ -859,14 +859,14 @@ export class TaskObject extends DurableObject<Env> {
     const record = this.load();
     if (!record) return error;
     const message = translateIds(error.message, record.meta);
-    return new ApiError(error.status, error.code, message, error.options);
+    return ApiError.fromWire(error.status, error.code, message, error.options);
   }
 
   private orphanedOutcome(): SubmitOutcome {
     return {
       ok: false,
       error: serializeError(
-        new ApiError(504, "upstream_timeout", "the task was not started in time; its charge was refunded"),
+        new ApiError("upstream_timeout", "the task was not started in time; its charge was refunded"),
       ),
     };
   }
@@ -874,9 +874,7 @@ export class TaskObject extends DurableObject<Env> {
   private unknownOutcome(): SubmitOutcome {
     return {
       ok: false,
-      error: serializeError(
-        new ApiError(409, "idempotency_in_progress", "the original request is still running"),
-      ),
+      error: serializeError(new ApiError("idempotency_in_progress", "the original request is still running")),
     };
   }
 
@@ -916,7 +914,6 @@ function modalRefusalError(refusal: "modal_not_available" | "modal_expired" | "m
   switch (refusal) {
     case "modal_expired":
       return new ApiError(
-        409,
         "modal_expired",
         "the task waited in MODAL too long and was cancelled; start a new inpaint",
         {
@@ -924,11 +921,11 @@ function modalRefusalError(refusal: "modal_not_available" | "modal_expired" | "m
         },
       );
     case "modal_in_progress":
-      return new ApiError(409, "modal_not_available", "a /modal for this task is already being processed", {
+      return new ApiError("modal_not_available", "a /modal for this task is already being processed", {
         field: "task_id",
       });
     case "modal_not_available":
-      return new ApiError(409, "modal_not_available", "the task is not waiting in MODAL", {
+      return new ApiError("modal_not_available", "the task is not waiting in MODAL", {
         field: "task_id",
       });
   }

@@ -122,7 +122,6 @@ export function forgetAuthFailures(): void {
 function tooManyFailures(untilMs: number, now: number): ApiError {
   const seconds = Math.max(1, Math.ceil((untilMs - now) / 1000));
   return new ApiError(
-    429,
     "too_many_auth_failures",
     `too many failed authentication attempts from this address; retry in ${seconds} s`,
     { headers: { "Retry-After": String(seconds) } },
@@ -162,13 +161,13 @@ async function throttled(c: Context<AppEnv>, authenticate: () => Promise<void>):
 }
 
 export function checkPrincipal(principal: KeyPrincipal | null, now = Date.now()): KeyPrincipal {
-  if (!principal) throw new ApiError(401, "invalid_api_key", "the API key is not valid");
+  if (!principal) throw new ApiError("invalid_api_key", "the API key is not valid");
   const { key, tenant } = principal;
-  if (key.status === "revoked") throw new ApiError(401, "key_revoked", "the API key has been revoked");
+  if (key.status === "revoked") throw new ApiError("key_revoked", "the API key has been revoked");
   if (key.expires_at !== null && key.expires_at <= now)
-    throw new ApiError(401, "key_expired", "the API key has expired");
-  if (key.status === "disabled") throw new ApiError(403, "key_disabled", "the API key is disabled");
-  if (tenant.status !== "active") throw new ApiError(403, "tenant_suspended", "the tenant is suspended");
+    throw new ApiError("key_expired", "the API key has expired");
+  if (key.status === "disabled") throw new ApiError("key_disabled", "the API key is disabled");
+  if (tenant.status !== "active") throw new ApiError("tenant_suspended", "the tenant is suspended");
   return principal;
 }
 
@@ -177,14 +176,14 @@ export function checkActionAllowed(principal: KeyPrincipal, action: Action): voi
     ? (JSON.parse(principal.key.allowed_actions) as string[])
     : null;
   if (allowed && !allowed.includes(action)) {
-    throw new ApiError(403, "action_not_allowed", `this key may not use the '${action}' action`);
+    throw new ApiError("action_not_allowed", `this key may not use the '${action}' action`);
   }
 }
 
 /** The sub-key of the request, or the 401 that says why not. */
 async function authenticateSubKey(c: Context<AppEnv>): Promise<void> {
   const secret = bearerToken(c.req.header("authorization"));
-  if (!secret) throw new ApiError(401, "missing_api_key", "send your key as 'Authorization: Bearer <key>'");
+  if (!secret) throw new ApiError("missing_api_key", "send your key as 'Authorization: Bearer <key>'");
   const principal = checkPrincipal(await principalForSecret(c.env.DB, secret, configFrom(c.env).keyCacheMs));
   c.set("principal", principal);
   c.set("scope", {
@@ -221,12 +220,8 @@ async function authenticateTenant(c: Context<AppEnv>): Promise<void> {
   const check = await verifyStreamToken(token, streamTokenSecret(c.env), Math.floor(Date.now() / 1000));
   if (!check.ok) {
     throw check.reason === "expired"
-      ? new ApiError(
-          401,
-          "stream_token_expired",
-          "the stream token has expired; ask your server for a new one",
-        )
-      : new ApiError(401, "stream_token_invalid", "the stream token is not valid", { field: "token" });
+      ? new ApiError("stream_token_expired", "the stream token has expired; ask your server for a new one")
+      : new ApiError("stream_token_invalid", "the stream token is not valid", { field: "token" });
   }
   // A token minted with a sub-key lives only as long as that key: revoked, disabled or
   // expired (or its tenant suspended) ends it, read fresh from D1 at every stream opening.
@@ -235,8 +230,8 @@ async function authenticateTenant(c: Context<AppEnv>): Promise<void> {
     ? checkPrincipal(await findPrincipalByKeyId(c.env.DB, keyId)).tenant
     : await getTenant(c.env.DB, check.claims.tenantId);
   if (!tenant || tenant.id !== check.claims.tenantId)
-    throw new ApiError(401, "stream_token_invalid", "the stream token is not valid", { field: "token" });
-  if (tenant.status !== "active") throw new ApiError(403, "tenant_suspended", "the tenant is suspended");
+    throw new ApiError("stream_token_invalid", "the stream token is not valid", { field: "token" });
+  if (tenant.status !== "active") throw new ApiError("tenant_suspended", "the tenant is suspended");
   c.set("scope", {
     tenantId: tenant.id,
     taskIds: check.claims.taskIds,
@@ -252,7 +247,6 @@ export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
     const expected = c.env.ADMIN_TOKEN;
     if (!expected || !token || !timingSafeEqual(token, expected)) {
       throw new ApiError(
-        401,
         "admin_unauthorized",
         "send the operator token as 'Authorization: Bearer <ADMIN_TOKEN>'",
       );

@@ -29,7 +29,6 @@ export const limitReads: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (await reads.over(c.env.READ_LIMITER, who)) {
     const seconds = reads.retryAfterSeconds(who);
     throw new ApiError(
-      429,
       "read_rate_limited",
       `this key made more than ${READ_LIMIT} reads in ${READ_PERIOD_SECONDS} s; retry in ${seconds} s, or follow tasks over SSE instead of polling`,
       { headers: { "Retry-After": String(seconds) } },

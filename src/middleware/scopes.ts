@@ -17,7 +17,7 @@ export const requireScopes: MiddlewareHandler<AppEnv> = async (c, next) => {
     const needed = scopeFor(c.req.method, c.req.path);
     const granted = scopesOf(principal.key.scopes);
     const missing = (needed ? [needed] : SCOPES).find((scope) => !granted.includes(scope));
-    if (missing) throw new ApiError(403, "insufficient_scope", `this key lacks the '${missing}' scope`);
+    if (missing) throw new ApiError("insufficient_scope", `this key lacks the '${missing}' scope`);
   }
   await next();
 };

@@ -8,9 +8,9 @@ import type { LiveTask } from "../durable/tenant-hub";
 import type { Env } from "../env";
 import { createRouter, errorResponses } from "../http";
 import { logEvent } from "../log";
-import { tenantOr404 } from "./admin-tenants";
+import { TaskObjectSchema } from "../schemas/task";
+import { tenantOr404 } from "./helpers";
 import { mintStreamToken, StreamTokenRequest, StreamTokenResponse } from "./streams";
-import { TaskObjectSchema } from "./tasks";
 
 /** Operators' view of tasks (the console's live task list) and stream tokens minted for a tenant. */
 export const adminTasks = createRouter();

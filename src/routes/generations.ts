@@ -146,7 +146,7 @@ function billableOrRefuse(action: Action, body: GenerationBody): BillableParams 
     return billableParams(action, body);
   } catch (error) {
     if (error instanceof UnbillableRequest) {
-      throw new ApiError(400, "invalid_request", error.message, { field: error.field });
+      throw new ApiError("invalid_request", error.message, { field: error.field });
     }
     throw error;
   }
@@ -167,7 +167,7 @@ function pricedRequest(action: Action, billable: BillableParams) {
  */
 async function refuseStaleKey(c: AppContext, principal: KeyPrincipal): Promise<never> {
   checkPrincipal(await findPrincipalByKeyId(c.env.DB, principal.key.id));
-  throw new ApiError(403, "key_disabled", "the API key is not usable");
+  throw new ApiError("key_disabled", "the API key is not usable");
 }
 
 async function submitModal(
@@ -225,14 +225,14 @@ async function resolveParent(c: AppContext, principal: KeyPrincipal, parentId: s
   const info = await c.env.TASKS.get(c.env.TASKS.idFromName(parentId)).parentInfo(principal.tenant.id);
   if (!info) throw notFoundTask(parentId);
   if (info.status !== "SUCCESS" || !info.upstreamTaskId) {
-    throw new ApiError(400, "parent_not_ready", `task ${parentId} is not in SUCCESS state`, {
+    throw new ApiError("parent_not_ready", `task ${parentId} is not in SUCCESS state`, {
       field: "task_id",
     });
   }
   // All tenants share one upstream key, so a customId must be one of this parent's own
   // buttons: an upstream that resolves customIds by themselves must never see another tenant's.
   if (customId !== undefined && !info.customIds.includes(customId)) {
-    throw new ApiError(400, "invalid_request", `custom_id: not one of task ${parentId}'s buttons`, {
+    throw new ApiError("invalid_request", `custom_id: not one of task ${parentId}'s buttons`, {
       field: "custom_id",
     });
   }
@@ -255,21 +255,12 @@ async function replay(
 ) {
   const record = await findIdempotencyRecord(c.env.DB, principal.tenant.id, idempotencyKey);
   if (!record) {
-    throw new ApiError(
-      409,
-      "idempotency_in_progress",
-      "a request with this Idempotency-Key just failed; retry",
-      {
-        headers: { "Retry-After": "1" },
-      },
-    );
+    throw new ApiError("idempotency_in_progress", "a request with this Idempotency-Key just failed; retry", {
+      headers: { "Retry-After": "1" },
+    });
   }
   if (record.request_hash !== requestHash) {
-    throw new ApiError(
-      422,
-      "idempotency_key_reused",
-      "this Idempotency-Key was used with a different request",
-    );
+    throw new ApiError("idempotency_key_reused", "this Idempotency-Key was used with a different request");
   }
   c.set("taskId", record.task_id);
   const outcome = await c.env.TASKS.get(c.env.TASKS.idFromName(record.task_id)).submitOutcome(

@@ -17,11 +17,7 @@ function applyCors(c: AppContext): void {
   const origin = c.req.header("origin");
   if (!origin) return;
   if (!c.get("scope").corsOrigins.includes(origin)) {
-    throw new ApiError(
-      403,
-      "origin_not_allowed",
-      `origin ${origin} is not allowed for this tenant's streams`,
-    );
+    throw new ApiError("origin_not_allowed", `origin ${origin} is not allowed for this tenant's streams`);
   }
   c.header("Access-Control-Allow-Origin", origin);
   c.header("Vary", "Origin");
@@ -94,7 +90,7 @@ streams.openapi(
     const scope = c.get("scope");
     if (!TASK_ID_PATTERN.test(task_id)) throw notFoundTask(task_id);
     if (scope.taskIds && !scope.taskIds.includes(task_id)) {
-      throw new ApiError(403, "stream_token_scope", "this stream token does not cover that task", {
+      throw new ApiError("stream_token_scope", "this stream token does not cover that task", {
         field: "task_id",
       });
     }
@@ -180,7 +176,7 @@ streams.openapi(
   }),
   async (c) => {
     const principal = c.get("principal");
-    if (!principal) throw new ApiError(401, "missing_api_key", "stream tokens are minted with the sub-key");
+    if (!principal) throw new ApiError("missing_api_key", "stream tokens are minted with the sub-key");
     return mintStreamToken(c, principal.tenant.id, c.req.valid("json"), principal.key.id);
   },
 );

@@ -241,26 +241,28 @@ export function parseTask(json: unknown): UpstreamTask | null {
 export function apiErrorForUpstream(failure: UpstreamFailure): ApiError {
   switch (failure.kind) {
     case "rejected":
-      return new ApiError(failure.status === 422 ? 422 : 400, "upstream_rejected", failure.message);
+      return new ApiError(
+        failure.status === 422 ? "upstream_unprocessable" : "upstream_rejected",
+        failure.message,
+      );
     case "not_found":
-      return new ApiError(404, "task_not_found", failure.message);
+      return new ApiError("task_not_found", failure.message);
     case "rate_limited":
-      return new ApiError(429, "upstream_rate_limited", "the upstream is busy; try again shortly", {
+      return new ApiError("upstream_rate_limited", "the upstream is busy; try again shortly", {
         headers: { "Retry-After": String(failure.retryAfterSeconds ?? 5) },
       });
     case "auth":
-      return new ApiError(502, "upstream_error", "the upstream refused the gateway's credentials");
+      return new ApiError("upstream_error", "the upstream refused the gateway's credentials");
     case "server_error":
-      return new ApiError(502, "upstream_error", `the upstream failed: ${failure.message}`);
+      return new ApiError("upstream_error", `the upstream failed: ${failure.message}`);
     case "bad_response":
       return new ApiError(
-        502,
         "upstream_bad_response",
         `the upstream sent an unreadable answer: ${failure.message}`,
       );
     case "timeout":
-      return new ApiError(504, "upstream_timeout", failure.message);
+      return new ApiError("upstream_timeout", failure.message);
     case "network":
-      return new ApiError(502, "upstream_error", failure.message);
+      return new ApiError("upstream_error", failure.message);
   }
 }

@@ -134,18 +134,18 @@ describe("a disabled endpoint's retries stop", () => {
 
   it("settledDeliveryIds: pending of an active endpoint is not settled, of a disabled one it is (and failed)", async () => {
     const t = await tenantWithKey();
-    const active = await createEndpoint(env.DB, {
+    const active = (await createEndpoint(env.DB, {
       tenantId: t.tenantId,
       keyId: null,
       url: "https://hooks.test/a",
       events: "terminal",
-    });
-    const doomed = await createEndpoint(env.DB, {
+    }))!;
+    const doomed = (await createEndpoint(env.DB, {
       tenantId: t.tenantId,
       keyId: null,
       url: "https://hooks.test/b",
       events: "terminal",
-    });
+    }))!;
     const [a, b] = await createDeliveries(
       env.DB,
       [active, doomed],
@@ -215,12 +215,12 @@ describe("purge after WEBHOOK_RETENTION_DAYS, by the hourly cron", () => {
 
   it("deletes settled deliveries and their attempts older than 30 days, keeps the rest", async () => {
     const t = await tenantWithKey();
-    const endpoint = await createEndpoint(env.DB, {
+    const endpoint = (await createEndpoint(env.DB, {
       tenantId: t.tenantId,
       keyId: null,
       url: "https://hooks.test/purge",
       events: "terminal",
-    });
+    }))!;
     const oldDelivered = await delivery(endpoint, 31, "delivered");
     const oldFailed = await delivery(endpoint, 45, "failed");
     const oldPending = await delivery(endpoint, 31, "pending");
@@ -244,12 +244,12 @@ describe("purge after WEBHOOK_RETENTION_DAYS, by the hourly cron", () => {
 
   it("purges in bounded batches", async () => {
     const t = await tenantWithKey();
-    const endpoint = await createEndpoint(env.DB, {
+    const endpoint = (await createEndpoint(env.DB, {
       tenantId: t.tenantId,
       keyId: null,
       url: "https://hooks.test/batches",
       events: "terminal",
-    });
+    }))!;
     const ids = [];
     for (let i = 0; i < 5; i++) ids.push(await delivery(endpoint, 400 + i, "delivered"));
     expect(await purgeWebhookHistory(env.DB, Date.now() - 399 * DAY, 2)).toBe(2);

@@ -136,12 +136,12 @@ describe("webhook retries", () => {
 describe("recording attempts", () => {
   it("an attempt that lands after the message was delivered does not undo it", async () => {
     const t = await tenantWithKey();
-    const endpoint = await createEndpoint(env.DB, {
+    const endpoint = (await createEndpoint(env.DB, {
       tenantId: t.tenantId,
       keyId: null,
       url: "https://hooks.test/x",
       events: "terminal",
-    });
+    }))!;
     const [row] = await createDeliveries(
       env.DB,
       [endpoint],
