@@ -74,7 +74,11 @@ async function openApiDocument() {
   console.log = () => {}; // the app logs one line per request
   try {
     // The app refuses every request while its required secrets are missing: placeholders here.
-    const placeholders = { ADMIN_TOKEN: "build", UPSTREAM_API_KEY: "build", UPSTREAM_BASE_URL: "http://build.invalid" };
+    const placeholders = {
+      ADMIN_TOKEN: "build",
+      UPSTREAM_API_KEY: "build",
+      UPSTREAM_BASE_URL: "http://build.invalid",
+    };
     const response = await createApp().request("/openapi.json", {}, placeholders);
     if (!response.ok) throw new Error(`GET /openapi.json answered ${response.status}`);
     return await response.json();
