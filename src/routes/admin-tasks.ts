@@ -8,9 +8,10 @@ import type { LiveTask } from "../durable/tenant-hub";
 import type { Env } from "../env";
 import { createRouter, errorResponses } from "../http";
 import { logEvent } from "../log";
+import { StreamTokenRequest, StreamTokenResponse } from "../schemas/stream-token";
 import { TaskObjectSchema } from "../schemas/task";
+import { mintStreamToken } from "../services/stream-tokens";
 import { tenantOr404 } from "./helpers";
-import { mintStreamToken, StreamTokenRequest, StreamTokenResponse } from "./streams";
 
 /** Operators' view of tasks (the console's live task list) and stream tokens minted for a tenant. */
 export const adminTasks = createRouter();
@@ -220,6 +221,6 @@ adminTasks.openapi(
   async (c) => {
     const { tenant_id } = c.req.valid("param");
     await tenantOr404(c.env.DB, tenant_id);
-    return mintStreamToken(c, tenant_id, c.req.valid("json"));
+    return c.json(await mintStreamToken(c.env, tenant_id, c.req.valid("json")), 201);
   },
 );

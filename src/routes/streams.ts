@@ -1,11 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, notFoundTask } from "../domain/errors";
 import { TASK_ID_PATTERN } from "../domain/ids";
-import { MAX_TTL_SECONDS, signStreamToken, streamTokenSecret } from "../domain/stream-token";
 import { configFrom } from "../env";
 import { type AppContext, createRouter, errorResponses } from "../http";
 import { streamCheckMs, streamStillAuthorized } from "../middleware/auth";
 import { guardStream } from "../middleware/stream-guard";
+import { StreamTokenRequest, StreamTokenResponse } from "../schemas/stream-token";
+import { mintStreamToken } from "../services/stream-tokens";
 
 export const streams = createRouter();
 
@@ -131,35 +132,6 @@ for (const path of ["/v1/events", "/v1/midjourney/:task_id/events"]) {
   });
 }
 
-export const StreamTokenRequest = z
-  .strictObject({
-    task_ids: z
-      .array(z.string().regex(TASK_ID_PATTERN, "must be a task id"))
-      .min(1)
-      .max(100)
-      .optional()
-      .openapi({ description: "limit the token to these tasks; omit for all the tenant's tasks" }),
-    ttl_seconds: z.number().int().min(10).max(MAX_TTL_SECONDS).default(600),
-  })
-  .openapi("StreamTokenRequest");
-
-export const StreamTokenResponse = z
-  .object({ token: z.string(), expires_at: z.string(), task_ids: z.array(z.string()).nullable() })
-  .openapi("StreamToken");
-
-/** Mints a stream token for a tenant: the one place both the sub-key and the operator route go through. */
-export async function mintStreamToken(
-  c: AppContext,
-  tenantId: string,
-  input: z.infer<typeof StreamTokenRequest>,
-  keyId: string | null = null,
-) {
-  const exp = Math.floor(Date.now() / 1000) + input.ttl_seconds;
-  const taskIds = input.task_ids ?? null;
-  const token = await signStreamToken({ tenantId, taskIds, exp, keyId }, streamTokenSecret(c.env));
-  return c.json({ token, expires_at: new Date(exp * 1000).toISOString(), task_ids: taskIds }, 201);
-}
-
 streams.openapi(
   createRoute({
     method: "post",
@@ -177,6 +149,9 @@ streams.openapi(
   async (c) => {
     const principal = c.get("principal");
     if (!principal) throw new ApiError("missing_api_key", "stream tokens are minted with the sub-key");
-    return mintStreamToken(c, principal.tenant.id, c.req.valid("json"), principal.key.id);
+    return c.json(
+      await mintStreamToken(c.env, principal.tenant.id, c.req.valid("json"), principal.key.id),
+      201,
+    );
   },
 );
