@@ -1,16 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
-import {
-  type AdmissionRequest,
-  admit,
-  IdempotencyKeyTaken,
-  KeyNotUsable,
-  recordLateUpstreamStatus,
-  refundStep,
-  settleTask,
-} from "../db/admission";
 import { createDeliveries, endpointsFor, recordAttempt, settledDeliveryIds } from "../db/webhooks";
 import { type Action, QUICK_ACTIONS } from "../domain/actions";
-import { ApiError, type ErrorCode, type ErrorStatus } from "../domain/errors";
+import { ApiError } from "../domain/errors";
 import {
   type Effect,
   initialState,
@@ -32,63 +23,19 @@ import {
 import { eventTypeFor, nextAttemptDelayMs, webhookPayload } from "../domain/webhooks";
 import { configFrom, type Env, type GatewayConfig } from "../env";
 import { logEvent } from "../log";
+import { admitModalStep, recordLateUpstreamStatus, refundStep, settle } from "../services/billing";
 import { apiErrorForUpstream, isAmbiguous, type RequestBody, UpstreamClient } from "../upstream/client";
 import { delivered, sendWebhook } from "../webhooks/sender";
 import { lastEventId, SSE_HEADERS, SseBroadcaster } from "./sse-broadcaster";
-
-export interface StartInput {
-  meta: TaskMeta;
-  requestId: string;
-  /**
-   * The other tasks of a request that makes several upstream jobs (`repeat`), in order. They
-   * are recorded (`awaitLead`) before this lead object forwards, which then hands each its
-   * upstream task id in the order of the upstream's answer.
-   */
-  siblings?: string[];
-}
-
-/** What the lead hands a sibling: its upstream task, or why there is none. */
-export type SiblingAttachment =
-  | { ok: true; upstreamTaskId: string; status: "submitted" | "modal" }
-  | { ok: false; error: SerializedError; reason: string };
-
-export interface SerializedError {
-  status: ErrorStatus;
-  code: ErrorCode;
-  message: string;
-  field?: string;
-  headers?: Record<string, string>;
-}
-
-export type SubmitOutcome =
-  | {
-      ok: true;
-      status: "submitted" | "modal" /** every task of the answer, lead first */;
-      taskIds?: string[];
-    }
-  | { ok: false; error: SerializedError };
-
-export interface ParentInfo {
-  status: TaskState["status"];
-  action: string;
-  upstreamTaskId: string | null;
-  /** The customIds of the task's buttons, as tenants see them. */
-  customIds: string[];
-}
-
-export interface ModalInput {
-  tenantId: string;
-  keyId: string;
-  body: Record<string, unknown>;
-  admission: Omit<AdmissionRequest, "taskId" | "parentTaskId" | "kind">;
-  requestId: string;
-}
-
-export interface StoredEvent {
-  seq: number;
-  at: number;
-  data: Record<string, unknown>;
-}
+import {
+  type ModalInput,
+  type ParentInfo,
+  type SiblingAttachment,
+  type StartInput,
+  type StoredEvent,
+  type SubmitOutcome,
+  serializeError,
+} from "./task/contract";
 
 interface TaskRecord {
   meta: TaskMeta;
@@ -107,17 +54,6 @@ interface TaskRecord {
 
 /** A sibling waits this long past the upstream timeout for its lead before asking it, then refunds. */
 const SIBLING_GRACE_MS = 30_000;
-
-export const serializeError = (error: ApiError): SerializedError => ({
-  status: error.status,
-  code: error.code,
-  message: error.message,
-  field: error.options.field,
-  headers: error.options.headers,
-});
-
-export const deserializeError = (error: SerializedError): ApiError =>
-  new ApiError(error.status, error.code, error.message, { field: error.field, headers: error.headers });
 
 /**
  * One Durable Object per task: the single owner of the task's state. A thin shell over
@@ -324,26 +260,15 @@ export class TaskObject extends DurableObject<Env> {
     }
     // Each /modal is its own charged step, so a refused one can be refunded alone and retried.
     const step = pendingModalStep(requested.state)!;
-    try {
-      await admit(this.env.DB, {
-        ...input.admission,
-        taskId: record.meta.taskId,
-        parentTaskId: record.meta.parentTaskId,
-        kind: "modal",
-        step,
-      });
-    } catch (error) {
+    const refusal = await admitModalStep(this.env.DB, {
+      ...input.admission,
+      taskId: record.meta.taskId,
+      parentTaskId: record.meta.parentTaskId,
+      step,
+    });
+    if (refusal) {
       this.apply({ type: "modal_released", at: Date.now() });
-      const refusal =
-        error instanceof KeyNotUsable
-          ? new ApiError(403, "key_disabled", "the API key or its tenant is no longer active")
-          : error instanceof IdempotencyKeyTaken
-            ? new ApiError(409, "idempotency_in_progress", "a request with this Idempotency-Key is running", {
-                headers: { "Retry-After": "1" },
-              })
-            : error;
-      if (refusal instanceof ApiError) return { ok: false, error: serializeError(refusal) };
-      throw error;
+      return { ok: false, error: serializeError(refusal) };
     }
     this.updateMeta((meta) => ({
       ...meta,
@@ -676,7 +601,7 @@ export class TaskObject extends DurableObject<Env> {
         return;
       }
       case "settle": {
-        const settled = await settleTask(this.env.DB, {
+        const settled = await settle(this.env.DB, {
           taskId: record.meta.taskId,
           status: effect.status,
           refund: effect.outcome === "refund",
