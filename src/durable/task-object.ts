@@ -27,6 +27,7 @@ import { admitModalStep, recordLateUpstreamStatus, refundStep, settle } from "..
 import { apiErrorForUpstream, isAmbiguous, type RequestBody, UpstreamClient } from "../upstream/client";
 import { delivered, sendWebhook } from "../webhooks/sender";
 import { lastEventId, SSE_HEADERS, SseBroadcaster } from "./sse-broadcaster";
+import { TaskClock } from "./task/clock";
 import {
   type ModalInput,
   type ParentInfo,
@@ -36,6 +37,7 @@ import {
   type SubmitOutcome,
   serializeError,
 } from "./task/contract";
+import { Scheduler } from "./task/scheduler";
 
 interface TaskRecord {
   meta: TaskMeta;
@@ -64,8 +66,9 @@ export class TaskObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly config: GatewayConfig;
   private forwarding: Promise<SubmitOutcome> | null = null;
-  /** After an alarm run failed, the next one waits at least this long instead of spinning. */
-  private retryNotBefore = 0;
+  /** The task's time: every timestamp below comes from it (tests move it with runInDurableObject). */
+  readonly clock = new TaskClock();
+  private readonly scheduler: Scheduler;
   private readonly subscribers = new SseBroadcaster();
   /** Changes go to the tenant's hub one after another, so the tenant stream keeps their order. */
   private hubQueue: Promise<void> = Promise.resolve();
@@ -76,6 +79,7 @@ export class TaskObject extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.config = configFrom(env);
+    this.scheduler = new Scheduler(ctx.storage, this.clock);
     this.createSchema();
   }
 
@@ -116,7 +120,7 @@ export class TaskObject extends DurableObject<Env> {
    */
   async claimIfOrphan(): Promise<"recorded" | "orphan"> {
     if (this.load()) return "recorded";
-    if (!this.tombstoned()) this.sql.exec("INSERT INTO tombstone (id, at) VALUES (1, ?1)", Date.now());
+    if (!this.tombstoned()) this.sql.exec("INSERT INTO tombstone (id, at) VALUES (1, ?1)", this.clock.now());
     return "orphan";
   }
 
@@ -142,7 +146,7 @@ export class TaskObject extends DurableObject<Env> {
       if (!existing) return this.orphanedOutcome();
       return existing.submitOutcome ?? (await this.forwarding) ?? this.unknownOutcome();
     }
-    const now = Date.now();
+    const now = this.clock.now();
     const state = initialState(now, this.machineConfig(input.meta.action));
     // A watchdog: if this object is evicted mid-forward, the alarm finds no upstream id and refunds.
     state.timers.pollAt = now + this.config.upstreamTimeoutMs + 5_000;
@@ -171,7 +175,7 @@ export class TaskObject extends DurableObject<Env> {
    */
   async awaitLead(input: { meta: TaskMeta; leadTaskId: string; requestId: string }): Promise<void> {
     if (this.load() || this.tombstoned()) return;
-    const now = Date.now();
+    const now = this.clock.now();
     const state = initialState(now, this.machineConfig(input.meta.action));
     state.timers.pollAt = now + this.config.upstreamTimeoutMs + SIBLING_GRACE_MS;
     this.save({ meta: input.meta, state, submitOutcome: null, leadTaskId: input.leadTaskId });
@@ -183,7 +187,7 @@ export class TaskObject extends DurableObject<Env> {
   async attach(attachment: SiblingAttachment): Promise<void> {
     const record = this.load();
     if (!record || record.submitOutcome) return;
-    const at = Date.now();
+    const at = this.clock.now();
     if (!attachment.ok) {
       const outcome: SubmitOutcome = { ok: false, error: attachment.error };
       this.updateRecord((r) => ({ ...r, submitOutcome: outcome }));
@@ -253,7 +257,7 @@ export class TaskObject extends DurableObject<Env> {
         error: serializeError(new ApiError(404, "task_not_found", "task not found", { field: "task_id" })),
       };
     }
-    const requested = this.apply({ type: "modal_requested", at: Date.now() });
+    const requested = this.apply({ type: "modal_requested", at: this.clock.now() });
     if (requested.modalRefusal) {
       await this.settleNow(requested.effects); // a MODAL that just expired is cancelled here
       return { ok: false, error: serializeError(modalRefusalError(requested.modalRefusal)) };
@@ -267,7 +271,7 @@ export class TaskObject extends DurableObject<Env> {
       step,
     });
     if (refusal) {
-      this.apply({ type: "modal_released", at: Date.now() });
+      this.apply({ type: "modal_released", at: this.clock.now() });
       return { ok: false, error: serializeError(refusal) };
     }
     this.updateMeta((meta) => ({
@@ -282,7 +286,7 @@ export class TaskObject extends DurableObject<Env> {
       const ambiguous = isAmbiguous(result.failure);
       const failed = this.apply({
         type: "modal_failed",
-        at: Date.now(),
+        at: this.clock.now(),
         step,
         ambiguous,
         reason: `modal refused upstream: ${error.message}`,
@@ -302,7 +306,7 @@ export class TaskObject extends DurableObject<Env> {
       this.updateRecord((r) => ({ ...r, modalOutcome: outcome }));
       return outcome;
     }
-    this.apply({ type: "modal_accepted", at: Date.now(), step });
+    this.apply({ type: "modal_accepted", at: this.clock.now(), step });
     const outcome: SubmitOutcome = { ok: true, status: "submitted" };
     this.updateRecord((r) => ({ ...r, modalOutcome: outcome }));
     return outcome;
@@ -318,30 +322,20 @@ export class TaskObject extends DurableObject<Env> {
   }
 
   override async alarm(alarmInfo?: AlarmInvocationInfo): Promise<void> {
-    try {
-      // Only the test helpers call alarm() without alarmInfo: they mean "time has come".
-      await this.runDueWork(alarmInfo === undefined);
-    } catch (error) {
-      this.retryNotBefore = Date.now() + 5_000;
-      logEvent("task_alarm_error", { task_id: this.load()?.meta.taskId, error: String(error) });
-    } finally {
-      // Never rely on the runtime's alarm retries (they are dropped after ~7 tries): re-arm ourselves.
-      this.arm();
-    }
+    await this.scheduler.run(
+      alarmInfo,
+      (now) => this.runDueWork(now),
+      () => this.arm(),
+      { task_id: this.load()?.meta.taskId },
+    );
   }
 
-  private async runDueWork(jumpToArmedTime: boolean): Promise<void> {
+  private async runDueWork(now: number): Promise<void> {
     const record = this.load();
     if (!record) return;
-    // A test-driven alarm (runDurableObjectAlarm) means its time has come: due work is judged
-    // against the time it was armed for. A runtime alarm uses the clock: it is delivered at
-    // least once, and a duplicate running after we re-armed (say, for retention 3 days out)
-    // must not act as if that time had come.
-    const armedFor = this.sql.exec<{ at: number }>("SELECT at FROM wake WHERE id = 1").toArray()[0]?.at ?? 0;
-    const now = jumpToArmedTime ? Math.max(Date.now(), armedFor) : Date.now();
     if (this.retentionDue(record, now)) {
       logEvent("task_expired", { task_id: record.meta.taskId });
-      await this.ctx.storage.deleteAlarm();
+      await this.scheduler.cancel();
       await this.ctx.storage.deleteAll();
       this.createSchema();
       return;
@@ -383,9 +377,9 @@ export class TaskObject extends DurableObject<Env> {
   /** Fans new messages out to the tenant's endpoints and attempts every due delivery. */
   private pumpWebhooks(now?: number): Promise<void> {
     this.webhookPump = this.webhookPump
-      .then(() => this.runWebhookWork(now ?? Date.now()))
+      .then(() => this.runWebhookWork(now ?? this.clock.now()))
       .catch((error) => {
-        this.retryNotBefore = Date.now() + 5_000;
+        this.scheduler.backOff();
         logEvent("webhook_pump_failed", { task_id: this.load()?.meta.taskId, error: String(error) });
       })
       .finally(() => this.arm());
@@ -449,7 +443,11 @@ export class TaskObject extends DurableObject<Env> {
     payload: string;
     attempts: number;
   }) {
-    const result = await sendWebhook(delivery, { id: delivery.id, payload: delivery.payload });
+    const result = await sendWebhook(
+      delivery,
+      { id: delivery.id, payload: delivery.payload },
+      { now: () => this.clock.now() },
+    );
     const attempts = delivery.attempts + 1;
     const retryIn = delivered(result) ? null : nextAttemptDelayMs(attempts);
     const status = delivered(result) ? "delivered" : retryIn === null ? "failed" : "pending";
@@ -486,7 +484,7 @@ export class TaskObject extends DurableObject<Env> {
 
   private async forward(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
     const result = await this.upstream().submit(input.meta.action, body);
-    const at = Date.now();
+    const at = this.clock.now();
     const siblings = input.siblings ?? [];
     if (!result.ok) {
       const error = this.translated(apiErrorForUpstream(result.failure));
@@ -589,7 +587,7 @@ export class TaskObject extends DurableObject<Env> {
           taskId: record.meta.taskId,
           step: effect.step,
           reason: effect.reason,
-          at: Date.now(),
+          at: this.clock.now(),
         });
         logEvent("task_step_refunded", {
           task_id: record.meta.taskId,
@@ -597,7 +595,7 @@ export class TaskObject extends DurableObject<Env> {
           reason: effect.reason,
           first_time: refunded,
         });
-        this.apply({ type: "step_refund_recorded", at: Date.now(), step: effect.step });
+        this.apply({ type: "step_refund_recorded", at: this.clock.now(), step: effect.step });
         return;
       }
       case "settle": {
@@ -613,7 +611,7 @@ export class TaskObject extends DurableObject<Env> {
             effect.reason === "upstream_failure" ? (record.state.failReason ?? effect.reason) : effect.reason,
           failReason: record.state.failReason,
           upstreamTaskId: record.meta.upstreamTaskId,
-          at: Date.now(),
+          at: this.clock.now(),
         });
         logEvent("task_settled", {
           task_id: record.meta.taskId,
@@ -622,7 +620,7 @@ export class TaskObject extends DurableObject<Env> {
           reason: effect.reason,
           first_time: settled,
         });
-        this.apply({ type: "settlement_recorded", at: Date.now() });
+        this.apply({ type: "settlement_recorded", at: this.clock.now() });
         return;
       }
       case "late_upstream_report":
@@ -639,7 +637,7 @@ export class TaskObject extends DurableObject<Env> {
     const upstreamId = record.meta.upstreamTaskId;
     if (!upstreamId) return;
     const result = await this.upstream().query(upstreamId);
-    const at = Date.now();
+    const at = this.clock.now();
     if (!result.ok) {
       logEvent("task_poll_error", { task_id: record.meta.taskId, failure: result.failure.kind });
       await this.observe({ type: "upstream_error", at, error: result.failure.kind });
@@ -752,24 +750,19 @@ export class TaskObject extends DurableObject<Env> {
     };
   }
 
-  /** Arms the single alarm for the earliest due timer (or retention). */
+  /** Arms the single alarm for the earliest due timer: the machine's, a webhook retry, or retention. */
   private arm(): void {
     const record = this.load();
     if (!record) return;
-    let wake = nextWakeAt(record.state);
     const nextDelivery = this.sql
       .exec<{ at: number | null }>("SELECT MIN(next_at) AS at FROM deliveries")
       .one().at;
-    if (nextDelivery !== null) wake = wake === null ? nextDelivery : Math.min(wake, nextDelivery);
-    if (wake === null && record.state.finishedAt !== null)
-      wake = record.state.finishedAt + this.config.retentionMs;
-    if (wake === null) return;
-    const at = Math.max(wake, Date.now() + 10, this.retryNotBefore);
-    this.sql.exec(
-      "INSERT INTO wake (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-      at,
-    );
-    void this.ctx.storage.setAlarm(at);
+    const machineWake = nextWakeAt(record.state);
+    const retention =
+      machineWake === null && nextDelivery === null && record.state.finishedAt !== null
+        ? record.state.finishedAt + this.config.retentionMs
+        : null;
+    this.scheduler.armAtEarliest([machineWake, nextDelivery, retention]);
   }
 
   private upstream(): UpstreamClient {

@@ -3,14 +3,19 @@ import { signWebhook } from "../domain/webhooks";
 
 const TIMEOUT_MS = 10_000;
 
-/** One signed POST of a webhook message. Any 2xx counts as delivered. */
+/**
+ * One signed POST of a webhook message. Any 2xx counts as delivered. The attempt's `at` is
+ * read from the caller's clock (a task's own), so it and the retry due after it share one
+ * timeline; the signature's timestamp is wall time, which the receiver checks against its own.
+ */
 export async function sendWebhook(
   target: { url: string; secret: string },
   message: { id: string; payload: string },
-  fetcher: typeof fetch = fetch,
+  { fetcher = fetch, now = Date.now }: { fetcher?: typeof fetch; now?: () => number } = {},
 ): Promise<AttemptResult> {
-  const at = Date.now();
-  const timestamp = Math.floor(at / 1000);
+  const at = now();
+  const started = Date.now();
+  const timestamp = Math.floor(started / 1000);
   try {
     const response = await fetcher(target.url, {
       method: "POST",
@@ -30,13 +35,13 @@ export async function sendWebhook(
     return {
       status: response.status,
       error: ok ? null : `HTTP ${response.status}`,
-      durationMs: Date.now() - at,
+      durationMs: Date.now() - started,
       at,
     };
   } catch (error) {
     const name = error instanceof Error ? error.name : "";
     const reason = name === "TimeoutError" || name === "AbortError" ? "timeout" : "connection failed";
-    return { status: null, error: reason, durationMs: Date.now() - at, at };
+    return { status: null, error: reason, durationMs: Date.now() - started, at };
   }
 }
 
