@@ -7,7 +7,6 @@ import { balanceOf, taskStub, tenantWithKey } from "../helpers";
 import { runAlarmWhenDue } from "./clock-helpers";
 import {
   advanceTo,
-  alarm,
   alarmNow,
   driveTask,
   expectReconciled,
