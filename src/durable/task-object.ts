@@ -38,6 +38,7 @@ import {
   serializeError,
 } from "./task/contract";
 import { Scheduler } from "./task/scheduler";
+import { migrate } from "./task/storage-schema";
 
 interface TaskRecord {
   meta: TaskMeta;
@@ -80,33 +81,7 @@ export class TaskObject extends DurableObject<Env> {
     this.sql = ctx.storage.sql;
     this.config = configFrom(env);
     this.scheduler = new Scheduler(ctx.storage, this.clock);
-    this.createSchema();
-  }
-
-  /** The object's tables; again after retention wiped them, so later calls find no task (404) instead of failing. */
-  private createSchema(): void {
-    this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)`,
-    );
-    this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS wake (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)`,
-    );
-    this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, data TEXT NOT NULL)`,
-    );
-    // Webhook messages waiting to be fanned out to endpoints, then each pending delivery.
-    this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, status TEXT NOT NULL, at INTEGER NOT NULL, payload TEXT NOT NULL)`,
-    );
-    this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,
-        payload TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL)`,
-    );
-    // Set by the orphan sweep when it refunded a charge whose task never reached this object:
-    // a start that arrives later must not forward (the money is already back).
-    this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS tombstone (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)`,
-    );
+    migrate(ctx.storage);
   }
 
   private tombstoned(): boolean {
@@ -337,7 +312,7 @@ export class TaskObject extends DurableObject<Env> {
       logEvent("task_expired", { task_id: record.meta.taskId });
       await this.scheduler.cancel();
       await this.ctx.storage.deleteAll();
-      this.createSchema();
+      migrate(this.ctx.storage);
       return;
     }
     if (record.leadTaskId && !record.meta.upstreamTaskId && !record.submitOutcome) {
