@@ -26,7 +26,7 @@ import { logEvent } from "../log";
 import { admitModalStep, recordLateUpstreamStatus, refundStep, settle } from "../services/billing";
 import { apiErrorForUpstream, isAmbiguous, type RequestBody, UpstreamClient } from "../upstream/client";
 import { delivered, sendWebhook } from "../webhooks/sender";
-import { lastEventId, SSE_HEADERS, SseBroadcaster } from "./sse-broadcaster";
+import { SseBroadcaster } from "./sse-broadcaster";
 import { TaskClock } from "./task/clock";
 import {
   type ModalInput,
@@ -37,6 +37,7 @@ import {
   type SubmitOutcome,
   serializeError,
 } from "./task/contract";
+import { EventLog } from "./task/event-log";
 import { Scheduler } from "./task/scheduler";
 import { migrate } from "./task/storage-schema";
 
@@ -71,8 +72,7 @@ export class TaskObject extends DurableObject<Env> {
   readonly clock = new TaskClock();
   private readonly scheduler: Scheduler;
   private readonly subscribers = new SseBroadcaster();
-  /** Changes go to the tenant's hub one after another, so the tenant stream keeps their order. */
-  private hubQueue: Promise<void> = Promise.resolve();
+  private readonly events: EventLog;
   /** Webhook work runs one pump at a time, so no delivery is attempted twice at once. */
   private webhookPump: Promise<void> = Promise.resolve();
 
@@ -81,6 +81,7 @@ export class TaskObject extends DurableObject<Env> {
     this.sql = ctx.storage.sql;
     this.config = configFrom(env);
     this.scheduler = new Scheduler(ctx.storage, this.clock);
+    this.events = new EventLog(this.sql, this.subscribers);
     migrate(ctx.storage);
   }
 
@@ -214,13 +215,7 @@ export class TaskObject extends DurableObject<Env> {
   async eventsAfter(tenantId: string, afterSeq: number): Promise<StoredEvent[] | null> {
     const record = this.load();
     if (!record || record.meta.tenantId !== tenantId) return null;
-    return this.sql
-      .exec<{ seq: number; at: number; data: string }>(
-        "SELECT seq, at, data FROM events WHERE seq > ?1 ORDER BY seq",
-        afterSeq,
-      )
-      .toArray()
-      .map((row) => ({ seq: row.seq, at: row.at, data: JSON.parse(row.data) }));
+    return this.events.after(afterSeq);
   }
 
   /** POST /generations/modal on this (inpaint) task: charge the modal price, forward, go on to SUBMITTED. */
@@ -630,19 +625,13 @@ export class TaskObject extends DurableObject<Env> {
     });
   }
 
-  /** Appends the current view to the durable event log and pushes it to every subscriber. */
+  /** Appends the current view to the event log (SSE, tenant hub) and the webhook outbox. */
   private publish(at: number): void {
     const record = this.load();
     if (!record) return;
     const data = taskView(record.meta, record.state);
-    const seq = this.sql
-      .exec<{ seq: number }>(
-        "INSERT INTO events (at, data) VALUES (?1, ?2) RETURNING seq",
-        at,
-        JSON.stringify(data),
-      )
-      .one().seq;
-    this.subscribers.broadcast({ id: seq, event: "status", data });
+    const hub = this.env.TENANT_HUB.get(this.env.TENANT_HUB.idFromName(record.meta.tenantId));
+    const seq = this.events.append(at, data, record.meta.taskId, hub);
     this.sql.exec(
       "INSERT INTO outbox (seq, status, at, payload) VALUES (?1, ?2, ?3, ?4)",
       seq,
@@ -651,12 +640,6 @@ export class TaskObject extends DurableObject<Env> {
       webhookPayload(eventTypeFor(record.state.status), data, at),
     );
     this.pumpWebhooks();
-    const hub = this.env.TENANT_HUB.get(this.env.TENANT_HUB.idFromName(record.meta.tenantId));
-    this.hubQueue = this.hubQueue
-      .then(() => hub.publish(record.meta.taskId, at, data))
-      .catch((error) =>
-        logEvent("tenant_hub_publish_failed", { task_id: record.meta.taskId, error: String(error) }),
-      );
   }
 
   /**
@@ -668,35 +651,15 @@ export class TaskObject extends DurableObject<Env> {
     if (!record || record.meta.tenantId !== request.headers.get("x-gateway-tenant")) {
       return new Response(null, { status: 404 });
     }
-    const after = lastEventId(request);
-    const rows = (
-      after >= 0
-        ? this.sql.exec<{ seq: number; data: string }>(
-            "SELECT seq, data FROM events WHERE seq > ?1 ORDER BY seq",
-            after,
-          )
-        : this.sql.exec<{ seq: number; data: string }>(
-            "SELECT seq, data FROM events ORDER BY seq DESC LIMIT 1",
-          )
-    ).toArray();
-    // A reconnect to a finished task that has seen everything gets 204: the only answer that
-    // makes an EventSource stop reconnecting.
-    if (after >= 0 && rows.length === 0 && isTerminal(record.state.status)) {
-      return new Response(null, { status: 204 });
-    }
-    // A new subscriber gets the current state first; a resuming one gets what it missed.
-    const backlog =
-      after >= 0
-        ? rows.map((row) => ({ id: row.seq, event: "status", data: JSON.parse(row.data) }))
-        : rows.map((row) => ({ id: row.seq, event: "status", data: taskView(record.meta, record.state) }));
-    const stream = this.subscribers.subscribe(backlog, {
-      closeAfterBacklog: isTerminal(record.state.status),
-    });
-    return new Response(stream, { headers: SSE_HEADERS });
+    return this.events.subscribe(
+      request,
+      taskView(record.meta, record.state),
+      isTerminal(record.state.status),
+    );
   }
 
   async subscriberCount(): Promise<number> {
-    return this.subscribers.size;
+    return this.events.subscriberCount;
   }
 
   /** Synchronous load → transition → save, so no await can interleave with it. */
@@ -710,7 +673,7 @@ export class TaskObject extends DurableObject<Env> {
       this.publish(observation.at);
       this.logTransition("task_transition", requestId, { status: change.status, progress: change.progress });
     }
-    if (isTerminal(next.state.status) && result.changes.length) this.subscribers.closeAll();
+    if (isTerminal(next.state.status) && result.changes.length) this.events.closeSubscribers();
     if (result.changes.length || observation.type !== "timer") this.arm();
     return result;
   }
