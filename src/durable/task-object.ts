@@ -1,5 +1,4 @@
 import { DurableObject } from "cloudflare:workers";
-import { createDeliveries, endpointsFor, recordAttempt, settledDeliveryIds } from "../db/webhooks";
 import { type Action, QUICK_ACTIONS } from "../domain/actions";
 import { ApiError } from "../domain/errors";
 import {
@@ -20,12 +19,10 @@ import {
   translateIds,
   unifiedTaskView,
 } from "../domain/task-view";
-import { eventTypeFor, nextAttemptDelayMs, webhookPayload } from "../domain/webhooks";
 import { configFrom, type Env, type GatewayConfig } from "../env";
 import { logEvent } from "../log";
 import { admitModalStep, recordLateUpstreamStatus, refundStep, settle } from "../services/billing";
 import { apiErrorForUpstream, isAmbiguous, type RequestBody, UpstreamClient } from "../upstream/client";
-import { delivered, sendWebhook } from "../webhooks/sender";
 import { SseBroadcaster } from "./sse-broadcaster";
 import { TaskClock } from "./task/clock";
 import {
@@ -40,6 +37,7 @@ import {
 import { EventLog } from "./task/event-log";
 import { Scheduler } from "./task/scheduler";
 import { migrate } from "./task/storage-schema";
+import { WebhookOutbox } from "./task/webhook-outbox";
 
 interface TaskRecord {
   meta: TaskMeta;
@@ -73,8 +71,7 @@ export class TaskObject extends DurableObject<Env> {
   private readonly scheduler: Scheduler;
   private readonly subscribers = new SseBroadcaster();
   private readonly events: EventLog;
-  /** Webhook work runs one pump at a time, so no delivery is attempted twice at once. */
-  private webhookPump: Promise<void> = Promise.resolve();
+  private readonly outbox: WebhookOutbox;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -82,6 +79,10 @@ export class TaskObject extends DurableObject<Env> {
     this.config = configFrom(env);
     this.scheduler = new Scheduler(ctx.storage, this.clock);
     this.events = new EventLog(this.sql, this.subscribers);
+    this.outbox = new WebhookOutbox(ctx.storage, env.DB, this.clock, {
+      backOff: () => this.scheduler.backOff(),
+      rearm: () => this.arm(),
+    });
     migrate(ctx.storage);
   }
 
@@ -344,100 +345,9 @@ export class TaskObject extends DurableObject<Env> {
     await this.pumpWebhooks(now);
   }
 
-  /** Fans new messages out to the tenant's endpoints and attempts every due delivery. */
+  /** Fans new webhook messages out and attempts due deliveries (one pump at a time). */
   private pumpWebhooks(now?: number): Promise<void> {
-    this.webhookPump = this.webhookPump
-      .then(() => this.runWebhookWork(now ?? this.clock.now()))
-      .catch((error) => {
-        this.scheduler.backOff();
-        logEvent("webhook_pump_failed", { task_id: this.load()?.meta.taskId, error: String(error) });
-      })
-      .finally(() => this.arm());
-    return this.webhookPump;
-  }
-
-  private async runWebhookWork(now: number): Promise<void> {
-    const record = this.load();
-    if (!record) return;
-    const messages = this.sql
-      .exec<{ seq: number; status: string; at: number; payload: string }>("SELECT * FROM outbox ORDER BY seq")
-      .toArray();
-    for (const message of messages) {
-      const terminal = isTerminal(message.status as TaskState["status"]);
-      const endpoints = await endpointsFor(this.env.DB, record.meta.tenantId, record.meta.keyId, terminal);
-      const rows = await createDeliveries(
-        this.env.DB,
-        endpoints,
-        {
-          // Zero-padded so delivery ids sort in event order (the delivery log lists by id).
-          messageKey: `${record.meta.taskId.replace(/^task_/, "")}_${String(message.seq).padStart(6, "0")}`,
-          taskId: record.meta.taskId,
-          eventType: eventTypeFor(message.status),
-          payload: message.payload,
-        },
-        message.at,
-      );
-      this.ctx.storage.transactionSync(() => {
-        for (const [i, row] of rows.entries()) {
-          this.sql.exec(
-            "INSERT OR IGNORE INTO deliveries (id, url, secret, payload, attempts, next_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-            row.id,
-            endpoints[i]!.url,
-            endpoints[i]!.secret,
-            row.payload,
-            message.at,
-          );
-        }
-        this.sql.exec("DELETE FROM outbox WHERE seq = ?1", message.seq);
-      });
-    }
-    const due = this.sql
-      .exec<{ id: string; url: string; secret: string; payload: string; attempts: number }>(
-        "SELECT id, url, secret, payload, attempts FROM deliveries WHERE next_at <= ?1 ORDER BY next_at",
-        now,
-      )
-      .toArray();
-    // A retry whose message an operator's replay has delivered meanwhile is dropped, not resent.
-    const retries = due.filter((delivery) => delivery.attempts > 0).map((delivery) => delivery.id);
-    const settled = retries.length ? await settledDeliveryIds(this.env.DB, retries) : new Set<string>();
-    for (const id of settled) this.sql.exec("DELETE FROM deliveries WHERE id = ?1", id);
-    await Promise.all(
-      due.filter((delivery) => !settled.has(delivery.id)).map((delivery) => this.attemptDelivery(delivery)),
-    );
-  }
-
-  private async attemptDelivery(delivery: {
-    id: string;
-    url: string;
-    secret: string;
-    payload: string;
-    attempts: number;
-  }) {
-    const result = await sendWebhook(
-      delivery,
-      { id: delivery.id, payload: delivery.payload },
-      { now: () => this.clock.now() },
-    );
-    const attempts = delivery.attempts + 1;
-    const retryIn = delivered(result) ? null : nextAttemptDelayMs(attempts);
-    const status = delivered(result) ? "delivered" : retryIn === null ? "failed" : "pending";
-    const nextAttemptAt = retryIn === null ? null : result.at + retryIn;
-    await recordAttempt(this.env.DB, delivery.id, result, { status, nextAttemptAt });
-    if (nextAttemptAt === null) this.sql.exec("DELETE FROM deliveries WHERE id = ?1", delivery.id);
-    else
-      this.sql.exec(
-        "UPDATE deliveries SET attempts = ?2, next_at = ?3 WHERE id = ?1",
-        delivery.id,
-        attempts,
-        nextAttemptAt,
-      );
-    logEvent("webhook_attempt", {
-      task_id: this.load()?.meta.taskId,
-      delivery_id: delivery.id,
-      status: result.status,
-      outcome: status,
-      attempt: attempts,
-    });
+    return this.outbox.pump(() => this.load()?.meta ?? null, now);
   }
 
   private retentionDue(record: TaskRecord, now: number): boolean {
@@ -446,7 +356,7 @@ export class TaskObject extends DurableObject<Env> {
       isTerminal(state.status) &&
       state.settlement?.recorded === true &&
       state.timers.pollAt === null &&
-      this.sql.exec("SELECT 1 FROM deliveries UNION ALL SELECT 1 FROM outbox").toArray().length === 0 &&
+      this.outbox.isEmpty() &&
       state.finishedAt !== null &&
       now >= state.finishedAt + this.config.retentionMs
     );
@@ -632,13 +542,7 @@ export class TaskObject extends DurableObject<Env> {
     const data = taskView(record.meta, record.state);
     const hub = this.env.TENANT_HUB.get(this.env.TENANT_HUB.idFromName(record.meta.tenantId));
     const seq = this.events.append(at, data, record.meta.taskId, hub);
-    this.sql.exec(
-      "INSERT INTO outbox (seq, status, at, payload) VALUES (?1, ?2, ?3, ?4)",
-      seq,
-      record.state.status,
-      at,
-      webhookPayload(eventTypeFor(record.state.status), data, at),
-    );
+    this.outbox.enqueue(seq, record.state.status, at, data);
     this.pumpWebhooks();
   }
 
@@ -692,9 +596,7 @@ export class TaskObject extends DurableObject<Env> {
   private arm(): void {
     const record = this.load();
     if (!record) return;
-    const nextDelivery = this.sql
-      .exec<{ at: number | null }>("SELECT MIN(next_at) AS at FROM deliveries")
-      .one().at;
+    const nextDelivery = this.outbox.nextAttemptAt();
     const machineWake = nextWakeAt(record.state);
     const retention =
       machineWake === null && nextDelivery === null && record.state.finishedAt !== null

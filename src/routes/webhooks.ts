@@ -15,11 +15,10 @@ import { ApiError } from "../domain/errors";
 import {
   MAX_WEBHOOK_ENDPOINTS_PER_TENANT,
   MAX_WEBHOOK_PAYLOAD_BYTES,
-  nextAttemptDelayMs,
   webhookUrlProblem,
 } from "../domain/webhooks";
 import { type AppContext, createRouter, errorResponses } from "../http";
-import { delivered, sendWebhook } from "../webhooks/sender";
+import { afterReplay, sendWebhook } from "../webhooks/sender";
 import { tenantOr404 } from "./admin-tenants";
 
 export const webhooks = createRouter();
@@ -328,11 +327,7 @@ webhooks.openapi(
     if (!delivery)
       throw new ApiError(404, "not_found", `delivery ${delivery_id} not found`, { field: "delivery_id" });
     const result = await sendWebhook(delivery, { id: delivery.id, payload: delivery.payload });
-    // A replay never revives the automatic retries of a delivery that gave up or succeeded.
-    const status = delivered(result) ? "delivered" : delivery.status;
-    const nextAttemptAt =
-      status === "pending" ? (delivery.next_attempt_at ?? result.at + (nextAttemptDelayMs(1) ?? 0)) : null;
-    await recordAttempt(c.env.DB, delivery.id, result, { status, nextAttemptAt }, true);
+    await recordAttempt(c.env.DB, delivery.id, result, afterReplay(result, delivery), true);
     const [json] = await deliveriesJson(c.env.DB, [(await getDelivery(c.env.DB, delivery_id))!]);
     return c.json(json!, 200);
   },

@@ -1,5 +1,5 @@
-import type { AttemptResult } from "../db/webhooks";
-import { signWebhook } from "../domain/webhooks";
+import type { AttemptResult, DeliveryRow } from "../db/webhooks";
+import { nextAttemptDelayMs, signWebhook } from "../domain/webhooks";
 
 const TIMEOUT_MS = 10_000;
 
@@ -47,3 +47,38 @@ export async function sendWebhook(
 
 export const delivered = (result: AttemptResult) =>
   result.status !== null && result.status >= 200 && result.status < 300;
+
+/** What a delivery becomes after an attempt: its status and when the next attempt is due. */
+export interface DeliveryProgress {
+  status: DeliveryRow["status"];
+  nextAttemptAt: number | null;
+}
+
+/**
+ * The retry policy, for the task's automatic attempts: delivered on a 2xx; otherwise the
+ * next attempt follows the schedule (RETRY_SCHEDULE_SECONDS) from this one, until it ends.
+ */
+export function afterAttempt(result: AttemptResult, attemptsMade: number): DeliveryProgress {
+  if (delivered(result)) return { status: "delivered", nextAttemptAt: null };
+  const retryIn = nextAttemptDelayMs(attemptsMade);
+  return retryIn === null
+    ? { status: "failed", nextAttemptAt: null }
+    : { status: "pending", nextAttemptAt: result.at + retryIn };
+}
+
+/**
+ * The same policy for an operator's replay: it may deliver, but never revives a delivery
+ * that gave up or succeeded, and a pending one keeps its scheduled retry (the first of the
+ * schedule if it had none yet).
+ */
+export function afterReplay(
+  result: AttemptResult,
+  delivery: Pick<DeliveryRow, "status" | "next_attempt_at">,
+): DeliveryProgress {
+  if (delivered(result)) return { status: "delivered", nextAttemptAt: null };
+  if (delivery.status !== "pending") return { status: delivery.status, nextAttemptAt: null };
+  return {
+    status: "pending",
+    nextAttemptAt: delivery.next_attempt_at ?? afterAttempt(result, 1).nextAttemptAt,
+  };
+}

@@ -13,6 +13,7 @@ import {
   settledDeliveryIds,
 } from "../../src/db/webhooks";
 import { RETRY_SCHEDULE_SECONDS } from "../../src/domain/webhooks";
+import { afterAttempt, afterReplay } from "../../src/webhooks/sender";
 import { runAlarmWhenDue } from "../durable/clock-helpers";
 import { call, driveToEnd, submit, taskStub, tenantWithKey } from "../helpers";
 import { taskIdOf } from "../streams/sse";
@@ -288,5 +289,47 @@ describe("replay", () => {
     const missing = await call("POST", "/admin/webhook-deliveries/msg_nope/replay", { admin: true });
     expect(missing.status).toBe(404);
     expect(missing.body.error.code).toBe("not_found");
+  });
+});
+
+describe("the retry policy (shared by the task's attempts and the operator's replay)", () => {
+  const failedAt = (at: number) => ({ status: 503, error: "HTTP 503", durationMs: 5, at });
+  const okAt = (at: number) => ({ status: 204, error: null, durationMs: 5, at });
+
+  it("an automatic attempt: delivered on a 2xx, else the next on the schedule, then failed", () => {
+    expect(afterAttempt(okAt(1_000), 1)).toEqual({ status: "delivered", nextAttemptAt: null });
+    RETRY_SCHEDULE_SECONDS.forEach((seconds, i) => {
+      expect(afterAttempt(failedAt(1_000), i + 1)).toEqual({
+        status: "pending",
+        nextAttemptAt: 1_000 + seconds * 1000,
+      });
+    });
+    expect(afterAttempt(failedAt(1_000), RETRY_SCHEDULE_SECONDS.length + 1)).toEqual({
+      status: "failed",
+      nextAttemptAt: null,
+    });
+  });
+
+  it("a replay delivers, or leaves the schedule as it was; it never revives a finished delivery", () => {
+    expect(afterReplay(okAt(5), { status: "failed", next_attempt_at: null })).toEqual({
+      status: "delivered",
+      nextAttemptAt: null,
+    });
+    expect(afterReplay(failedAt(5), { status: "failed", next_attempt_at: null })).toEqual({
+      status: "failed",
+      nextAttemptAt: null,
+    });
+    expect(afterReplay(failedAt(5), { status: "delivered", next_attempt_at: null })).toEqual({
+      status: "delivered",
+      nextAttemptAt: null,
+    });
+    expect(afterReplay(failedAt(5), { status: "pending", next_attempt_at: 777 })).toEqual({
+      status: "pending",
+      nextAttemptAt: 777,
+    });
+    expect(afterReplay(failedAt(5), { status: "pending", next_attempt_at: null })).toEqual({
+      status: "pending",
+      nextAttemptAt: 5 + RETRY_SCHEDULE_SECONDS[0]! * 1000,
+    });
   });
 });
