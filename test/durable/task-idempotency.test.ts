@@ -25,10 +25,12 @@ import {
 
 /** The object's private entry points, to replay what alarms and polls would feed it. */
 interface Internals {
-  observe(observation: Observation): Promise<void>;
-  perform(effect: Effect): Promise<void>;
+  lifecycle: {
+    observe(observation: Observation): Promise<void>;
+    perform(effect: Effect): Promise<void>;
+  };
 }
-const internals = (o: TaskObject) => o as unknown as Internals;
+const internals = (o: TaskObject) => (o as unknown as Internals).lifecycle;
 
 const runtimeAlarm = (taskId: string, retryCount = 0) =>
   runInDurableObject(taskStub(taskId), (o: TaskObject) =>

@@ -261,7 +261,8 @@ describe("MODAL timeout", () => {
     const charge = (await ledgerOfTask(taskId))[0];
     // The upstream reports CANCEL (several times, as duplicated polls would).
     await runInDurableObject(taskStub(taskId), async (o: TaskObject) => {
-      const observe = (o as unknown as { observe(x: unknown): Promise<void> }).observe.bind(o);
+      const { lifecycle } = o as unknown as { lifecycle: { observe(x: unknown): Promise<void> } };
+      const observe = lifecycle.observe.bind(lifecycle);
       for (let i = 0; i < 3; i++) {
         await observe({
           type: "upstream",

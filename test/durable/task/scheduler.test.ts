@@ -69,8 +69,10 @@ describe("Scheduler", () => {
 
   it("every run (with alarmInfo or without) judges due work against the clock now, never a jumped time", async () => {
     await withScheduler(async (scheduler, clock) => {
+      clock.advanceBy(86_400_000);
       const seen: number[] = [];
       const info = { retryCount: 1, isRetry: true, scheduledTime: Date.now() };
+      const before = clock.now();
       for (const alarmInfo of [undefined, info]) {
         await scheduler.run(
           alarmInfo,
@@ -79,7 +81,11 @@ describe("Scheduler", () => {
           {},
         );
       }
-      expect(seen).toEqual([clock.now(), clock.now()]);
+      expect(seen).toHaveLength(2);
+      for (const now of seen) {
+        expect(now).toBeGreaterThanOrEqual(before);
+        expect(now).toBeLessThanOrEqual(clock.now());
+      }
     });
   });
 });
