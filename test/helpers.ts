@@ -1,4 +1,5 @@
-import { env, runDurableObjectAlarm, SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
+import { runAlarmWhenDue } from "./durable/clock-helpers";
 
 export const ADMIN = { authorization: "Bearer test-admin-token", "content-type": "application/json" };
 const BASE = "http://gateway.test";
@@ -79,7 +80,7 @@ export async function driveToEnd(taskId: string, key: string, maxAlarms = 20) {
   for (let ran = 0, tries = 0; ran < maxAlarms && tries < maxAlarms * 20; tries++) {
     const view = await call("GET", `/v1/midjourney/${taskId}`, { key });
     if (["SUCCESS", "FAILURE", "CANCEL"].includes(view.body.status)) return view.body;
-    if (await runDurableObjectAlarm(taskStub(taskId))) ran++;
+    if (await runAlarmWhenDue(taskStub(taskId))) ran++;
     else await new Promise((resolve) => setTimeout(resolve, 25));
   }
   throw new Error(`task ${taskId} did not finish after ${maxAlarms} alarms`);
@@ -97,7 +98,7 @@ export async function driveUntilStepRefunded(taskId: string, step: string, maxAl
       .bind(taskId, step)
       .first();
     if (refund) return;
-    if (await runDurableObjectAlarm(taskStub(taskId))) ran++;
+    if (await runAlarmWhenDue(taskStub(taskId))) ran++;
     else await new Promise((resolve) => setTimeout(resolve, 25));
   }
   throw new Error(`task ${taskId}'s step ${step} was not refunded after ${maxAlarms} alarms`);

@@ -1,4 +1,3 @@
-import { ApiError } from "../domain/errors";
 import { dayPeriod, monthPeriod } from "../domain/periods";
 import { type DbRefusal, refusalOf } from "./constraints";
 import { insertCharge, insertRefundOfStep, UNREFUNDED_CHARGE } from "./ledger-writes";
@@ -32,78 +31,35 @@ export interface AdmissionRequest {
   rpmLimitHint?: number;
 }
 
-export interface Admitted {
-  rateLimit: { limit: number; remaining: number; resetSeconds: number };
+export interface RateLimitState {
+  limit: number;
+  remaining: number;
+  resetSeconds: number;
 }
+
+/**
+ * What the admission batch answers: admitted with the key's rate-limit state, or refused by
+ * a named constraint (the refusal, never an HTTP error: services decide what a client sees).
+ */
+export type AdmissionResult = { ok: true; rateLimit: RateLimitState } | { ok: false; refusal: DbRefusal };
 
 const KEY_STATE = `CASE WHEN t.status != 'active' THEN 'tenant_suspended'
   WHEN k.status != 'active' THEN k.status
   WHEN k.expires_at IS NOT NULL AND k.expires_at <= ?3 THEN 'expired'
   ELSE 'active' END`;
 
-/** Maps a refusal of the admission batch to what the client sees. */
-export function admissionError(refusal: DbRefusal, request: AdmissionRequest): ApiError | null {
-  const resetSeconds = Math.max(1, Math.ceil((windowStart(request.at) + RATE_WINDOW_MS - request.at) / 1000));
-  switch (refusal) {
-    case "balance_nonnegative":
-      return new ApiError("insufficient_balance", "the tenant's balance does not cover this action");
-    case "rate_limit":
-      return new ApiError("rate_limited", "this key's requests-per-minute limit is reached", {
-        headers: {
-          "Retry-After": String(resetSeconds),
-          ...(request.rpmLimitHint ? { "RateLimit-Limit": String(request.rpmLimitHint) } : {}),
-          "RateLimit-Remaining": "0",
-          "RateLimit-Reset": String(resetSeconds),
-        },
-      });
-    case "key_inflight_cap":
-      return new ApiError("too_many_tasks", "this key has too many tasks in flight", {
-        headers: { "Retry-After": "5" },
-      });
-    case "tenant_inflight_cap":
-      return new ApiError("too_many_tasks", "this tenant has too many tasks in flight", {
-        headers: { "Retry-After": "5" },
-      });
-    case "key_budget":
-      return new ApiError("key_budget_exceeded", "this key's daily or monthly spend cap would be exceeded");
-    case "task_already_settled":
-      return new ApiError("modal_not_available", "the task has already ended; start a new inpaint", {
-        field: "task_id",
-      });
-    case "charge_step_exists":
-      return new ApiError("modal_not_available", "this step of the task has already been charged", {
-        field: "task_id",
-      });
-    default:
-      return null;
-  }
-}
-
 export function windowStart(at: number): number {
   return at - (at % RATE_WINDOW_MS);
-}
-
-/** Thrown when the key or its tenant was not usable at admission time (read from D1). */
-export class KeyNotUsable extends Error {
-  constructor() {
-    super("key_usable");
-  }
-}
-
-/** Thrown when another request holds the same Idempotency-Key. */
-export class IdempotencyKeyTaken extends Error {
-  constructor() {
-    super("idempotency_taken");
-  }
 }
 
 /**
  * Admission in ONE D1 batch (one transaction): the key's and tenant's status and the rate
  * window (both read from D1 here, never from a cache), in-flight slots, balance, key spend
  * (caps read from D1), a charge row and a task row per job, and the idempotency row. Any
- * named CHECK that fails rolls all of it back, so a refused request writes nothing.
+ * named CHECK that fails rolls all of it back, so a refused request writes nothing, and the
+ * constraint's name comes back as the refusal. Errors that are no refusal are thrown.
  */
-export async function admit(db: D1Database, request: AdmissionRequest): Promise<Admitted> {
+export async function admit(db: D1Database, request: AdmissionRequest): Promise<AdmissionResult> {
   const { tenantId, keyId, at } = request;
   const jobs: AdmittedTask[] = [
     { taskId: request.taskId, costMicros: request.costMicros },
@@ -177,6 +133,7 @@ export async function admit(db: D1Database, request: AdmissionRequest): Promise<
     const window = results[0]?.results[0];
     const limit = window?.lim ?? request.rpmLimitHint ?? 0;
     return {
+      ok: true,
       rateLimit: {
         limit,
         remaining: Math.max(0, limit - (window?.count ?? 1)),
@@ -185,10 +142,7 @@ export async function admit(db: D1Database, request: AdmissionRequest): Promise<
     };
   } catch (error) {
     const refusal = refusalOf(error);
-    if (refusal === "key_usable") throw new KeyNotUsable();
-    if (refusal === "idempotency_taken") throw new IdempotencyKeyTaken();
-    const apiError = refusal ? admissionError(refusal, request) : null;
-    if (apiError) throw apiError;
+    if (refusal) return { ok: false, refusal };
     throw error;
   }
 }

@@ -1,192 +1,76 @@
 import { DurableObject } from "cloudflare:workers";
-import {
-  type AdmissionRequest,
-  admit,
-  IdempotencyKeyTaken,
-  KeyNotUsable,
-  recordLateUpstreamStatus,
-  refundStep,
-  settleTask,
-} from "../db/admission";
-import { createDeliveries, endpointsFor, recordAttempt, settledDeliveryIds } from "../db/webhooks";
-import { type Action, QUICK_ACTIONS } from "../domain/actions";
-import { ApiError, type ErrorCode, type ErrorStatus } from "../domain/errors";
-import {
-  type Effect,
-  initialState,
-  isTerminal,
-  type MachineConfig,
-  nextWakeAt,
-  type Observation,
-  pendingModalStep,
-  type TaskState,
-  transition,
-} from "../domain/task-machine";
-import {
-  compactUpstreamResult,
-  type TaskMeta,
-  taskView,
-  translateIds,
-  unifiedTaskView,
-} from "../domain/task-view";
-import { eventTypeFor, nextAttemptDelayMs, webhookPayload } from "../domain/webhooks";
-import { configFrom, type Env, type GatewayConfig } from "../env";
+import { ApiError } from "../domain/errors";
+import { isTerminal, nextWakeAt } from "../domain/task-machine";
+import { type TaskMeta, taskView, unifiedTaskView } from "../domain/task-view";
+import { configFrom, type Env } from "../env";
 import { logEvent } from "../log";
-import { apiErrorForUpstream, isAmbiguous, type RequestBody, UpstreamClient } from "../upstream/client";
-import { delivered, sendWebhook } from "../webhooks/sender";
-import { lastEventId, SSE_HEADERS, SseBroadcaster } from "./sse-broadcaster";
-
-export interface StartInput {
-  meta: TaskMeta;
-  requestId: string;
-  /**
-   * The other tasks of a request that makes several upstream jobs (`repeat`), in order. They
-   * are recorded (`awaitLead`) before this lead object forwards, which then hands each its
-   * upstream task id in the order of the upstream's answer.
-   */
-  siblings?: string[];
-}
-
-/** What the lead hands a sibling: its upstream task, or why there is none. */
-export type SiblingAttachment =
-  | { ok: true; upstreamTaskId: string; status: "submitted" | "modal" }
-  | { ok: false; error: SerializedError; reason: string };
-
-export interface SerializedError {
-  status: ErrorStatus;
-  code: ErrorCode;
-  message: string;
-  field?: string;
-  headers?: Record<string, string>;
-}
-
-export type SubmitOutcome =
-  | {
-      ok: true;
-      status: "submitted" | "modal" /** every task of the answer, lead first */;
-      taskIds?: string[];
-    }
-  | { ok: false; error: SerializedError };
-
-export interface ParentInfo {
-  status: TaskState["status"];
-  action: string;
-  upstreamTaskId: string | null;
-  /** The customIds of the task's buttons, as tenants see them. */
-  customIds: string[];
-}
-
-export interface ModalInput {
-  tenantId: string;
-  keyId: string;
-  body: Record<string, unknown>;
-  admission: Omit<AdmissionRequest, "taskId" | "parentTaskId" | "kind">;
-  requestId: string;
-}
-
-export interface StoredEvent {
-  seq: number;
-  at: number;
-  data: Record<string, unknown>;
-}
-
-interface TaskRecord {
-  meta: TaskMeta;
-  state: TaskState;
-  submitOutcome: SubmitOutcome | null;
-  /** The answer to the /modal that continued this task, for idempotent replays of it. */
-  modalOutcome?: SubmitOutcome | null;
-  /** Lead of a `repeat` request: its siblings and, once the upstream answered, what each got. */
-  siblings?: string[];
-  attachments?: Array<{ taskId: string; attachment: SiblingAttachment; delivered: boolean }>;
-  /** Sibling: the task whose object forwards for it. */
-  leadTaskId?: string;
-  /** Upstream jobs the answer carried beyond the tasks we charged for (flagged in reconciliation). */
-  unpricedUpstreamJobs?: number;
-}
-
-/** A sibling waits this long past the upstream timeout for its lead before asking it, then refunds. */
-const SIBLING_GRACE_MS = 30_000;
-
-export const serializeError = (error: ApiError): SerializedError => ({
-  status: error.status,
-  code: error.code,
-  message: error.message,
-  field: error.options.field,
-  headers: error.options.headers,
-});
-
-export const deserializeError = (error: SerializedError): ApiError =>
-  ApiError.fromWire(error.status, error.code, error.message, { field: error.field, headers: error.headers });
+import type { RequestBody } from "../upstream/client";
+import { SseBroadcaster } from "./sse-broadcaster";
+import { TaskClock } from "./task/clock";
+import {
+  type ModalInput,
+  type ParentInfo,
+  refusedOutcome,
+  type SiblingAttachment,
+  type StartInput,
+  type StoredEvent,
+  type SubmitOutcome,
+} from "./task/contract";
+import { EventLog } from "./task/event-log";
+import { Forwarding } from "./task/forwarding";
+import { TaskLifecycle } from "./task/lifecycle";
+import { Scheduler } from "./task/scheduler";
+import { migrate } from "./task/storage-schema";
+import { WebhookOutbox } from "./task/webhook-outbox";
 
 /**
- * One Durable Object per task: the single owner of the task's state. A thin shell over
- * the pure state machine: it feeds observations in, persists what comes out, publishes
- * changes and carries out the money effects through D1.
+ * One Durable Object per task: the single owner of the task's state, as a list of parts.
+ * Each RPC method reads the record once (`lifecycle.refresh()`) and hands the work to:
+ * - `lifecycle`: the record and the pure state machine, money effects via the billing service;
+ * - `forwarding`: the submit, a /modal and polls to the upstream, and the hand-over watchdogs;
+ * - `events`: the durable event log, SSE subscribers and the tenant hub;
+ * - `outbox`: webhook messages and deliveries;
+ * - `scheduler`: the single alarm over every stored timer, on `clock`.
  */
 export class TaskObject extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
-  private readonly config: GatewayConfig;
-  private forwarding: Promise<SubmitOutcome> | null = null;
-  /** After an alarm run failed, the next one waits at least this long instead of spinning. */
-  private retryNotBefore = 0;
+  /** The task's time: every timestamp comes from it (tests move it with runInDurableObject). */
+  readonly clock = new TaskClock();
   private readonly subscribers = new SseBroadcaster();
-  /** Changes go to the tenant's hub one after another, so the tenant stream keeps their order. */
-  private hubQueue: Promise<void> = Promise.resolve();
-  /** Webhook work runs one pump at a time, so no delivery is attempted twice at once. */
-  private webhookPump: Promise<void> = Promise.resolve();
+  private readonly scheduler: Scheduler;
+  private readonly events: EventLog;
+  private readonly outbox: WebhookOutbox;
+  private readonly lifecycle: TaskLifecycle;
+  private readonly forwarding: Forwarding;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
-    this.config = configFrom(env);
-    this.createSchema();
+    migrate(ctx.storage);
+    const config = configFrom(env);
+    this.scheduler = new Scheduler(ctx.storage, this.clock);
+    this.events = new EventLog(ctx.storage.sql, this.subscribers);
+    this.outbox = new WebhookOutbox(ctx.storage, env.DB, this.clock, {
+      backOff: () => this.scheduler.backOff(),
+      rearm: () => this.arm(),
+    });
+    this.lifecycle = new TaskLifecycle(ctx.storage.sql, env.DB, this.clock, config, {
+      changed: (at) => this.publish(at),
+      ended: () => this.events.closeSubscribers(),
+      arm: () => this.arm(),
+      poll: (record) => this.forwarding.poll(record),
+    });
+    this.forwarding = new Forwarding(env, config, this.clock, this.lifecycle);
   }
 
-  /** The object's tables; again after retention wiped them, so later calls find no task (404) instead of failing. */
-  private createSchema(): void {
-    this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)`,
-    );
-    this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS wake (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)`,
-    );
-    this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, data TEXT NOT NULL)`,
-    );
-    // Webhook messages waiting to be fanned out to endpoints, then each pending delivery.
-    this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, status TEXT NOT NULL, at INTEGER NOT NULL, payload TEXT NOT NULL)`,
-    );
-    this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,
-        payload TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL)`,
-    );
-    // Set by the orphan sweep when it refunded a charge whose task never reached this object:
-    // a start that arrives later must not forward (the money is already back).
-    this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS tombstone (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)`,
-    );
-  }
-
-  private tombstoned(): boolean {
-    return this.sql.exec("SELECT 1 FROM tombstone").toArray().length > 0;
-  }
-
-  /**
-   * The orphan sweep's question: does this object hold the task D1 charged for? If it never
-   * recorded it, a tombstone is written in the same synchronous step, so a late `start` can
-   * no longer forward, and the sweep may refund. Returns what it found.
-   */
+  /** The orphan sweep's question; an unrecorded task is tombstoned in the same step, so a late start cannot forward. */
   async claimIfOrphan(): Promise<"recorded" | "orphan"> {
-    if (this.load()) return "recorded";
-    if (!this.tombstoned()) this.sql.exec("INSERT INTO tombstone (id, at) VALUES (1, ?1)", Date.now());
+    if (this.lifecycle.refresh()) return "recorded";
+    this.lifecycle.tombstone();
     return "orphan";
   }
 
   /** For reconciliation: whether the task is recorded here and has a confirmed upstream id. */
   async custody(): Promise<{ recorded: boolean; upstreamConfirmed: boolean; status: string | null }> {
-    const record = this.load();
+    const record = this.lifecycle.refresh();
     return {
       recorded: record !== null,
       upstreamConfirmed: Boolean(record?.meta.upstreamTaskId),
@@ -194,99 +78,42 @@ export class TaskObject extends DurableObject<Env> {
     };
   }
 
-  /**
-   * Creates the task and forwards it upstream. The body arrives as a stream (or a string),
-   * never inside the RPC argument, so requests at the upstream's own size limits pass.
-   * Safe to call again: the first outcome stands.
-   */
+  /** Creates the task and forwards it; the body is a stream (never inside the RPC argument). Idempotent. */
   async start(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
-    const existing = this.load();
-    if (existing || this.tombstoned()) {
-      if (typeof body !== "string") void body.cancel().catch(() => {});
-      if (!existing) return this.orphanedOutcome();
-      return existing.submitOutcome ?? (await this.forwarding) ?? this.unknownOutcome();
-    }
-    const now = Date.now();
-    const state = initialState(now, this.machineConfig(input.meta.action));
-    // A watchdog: if this object is evicted mid-forward, the alarm finds no upstream id and refunds.
-    state.timers.pollAt = now + this.config.upstreamTimeoutMs + 5_000;
-    this.save({ meta: input.meta, state, submitOutcome: null, siblings: input.siblings ?? [] });
-    this.publish(now);
-    this.arm();
-    this.forwarding = this.forward(input, body);
-    try {
-      return await this.forwarding;
-    } finally {
-      this.forwarding = null;
-    }
+    this.lifecycle.refresh();
+    return this.forwarding.start(input, body);
   }
 
-  /** The outcome of the submit that created this task, for idempotent replays. */
+  /** The outcome of the submit (or /modal) this task answered, for idempotent replays. */
   async submitOutcome(tenantId: string, step: "submit" | "modal" = "submit"): Promise<SubmitOutcome | null> {
-    const record = this.load();
-    if (!record || record.meta.tenantId !== tenantId) return null;
-    if (step === "modal") return record.modalOutcome ?? this.unknownOutcome();
-    return record.submitOutcome ?? (await this.forwarding) ?? this.unknownOutcome();
+    const record = this.lifecycle.refresh() && this.lifecycle.recordOf(tenantId);
+    return record ? this.forwarding.outcome(record, step) : null;
   }
 
-  /**
-   * Records a sibling task of a `repeat` request before its lead forwards. Its watchdog asks
-   * the lead after the upstream timeout and refunds if the lead cannot say what it got.
-   */
   async awaitLead(input: { meta: TaskMeta; leadTaskId: string; requestId: string }): Promise<void> {
-    if (this.load() || this.tombstoned()) return;
-    const now = Date.now();
-    const state = initialState(now, this.machineConfig(input.meta.action));
-    state.timers.pollAt = now + this.config.upstreamTimeoutMs + SIBLING_GRACE_MS;
-    this.save({ meta: input.meta, state, submitOutcome: null, leadTaskId: input.leadTaskId });
-    this.publish(now);
-    this.arm();
+    this.lifecycle.refresh();
+    this.forwarding.awaitLead(input);
   }
 
-  /** The lead hands this sibling its upstream task (or the reason it has none). Idempotent. */
   async attach(attachment: SiblingAttachment): Promise<void> {
-    const record = this.load();
-    if (!record || record.submitOutcome) return;
-    const at = Date.now();
-    if (!attachment.ok) {
-      const outcome: SubmitOutcome = { ok: false, error: attachment.error };
-      this.updateRecord((r) => ({ ...r, submitOutcome: outcome }));
-      await this.observe({ type: "rejected", at, reason: attachment.reason });
-      return;
-    }
-    this.updateRecord((r) => ({
-      ...r,
-      meta: { ...r.meta, upstreamTaskId: attachment.upstreamTaskId },
-      submitOutcome: { ok: true, status: attachment.status },
-    }));
-    await this.observe({ type: "accepted", at, upstreamStatus: attachment.status });
+    this.lifecycle.refresh();
+    await this.forwarding.attach(attachment);
   }
 
-  /** A sibling's question to its lead: what did the upstream give me? null while still forwarding. */
   async attachmentFor(siblingId: string): Promise<SiblingAttachment | null> {
-    const record = this.load();
-    if (!record) return null;
-    const found = record.attachments?.find((a) => a.taskId === siblingId);
-    if (found) return found.attachment;
-    if (this.forwarding || !record.submitOutcome) return null;
-    return {
-      ok: false,
-      error: serializeError(new ApiError("upstream_timeout", "the upstream did not confirm the task")),
-      reason: "upstream did not confirm the task",
-    };
+    this.lifecycle.refresh();
+    return this.forwarding.attachmentFor(siblingId);
   }
 
   async view(tenantId: string, shape: "task" | "unified" = "task"): Promise<Record<string, unknown> | null> {
-    const record = this.load();
-    if (!record || record.meta.tenantId !== tenantId) return null;
-    return shape === "task"
-      ? taskView(record.meta, record.state)
-      : unifiedTaskView(record.meta, record.state);
+    const record = this.lifecycle.refresh() && this.lifecycle.recordOf(tenantId);
+    if (!record) return null;
+    return (shape === "task" ? taskView : unifiedTaskView)(record.meta, record.state);
   }
 
   async parentInfo(tenantId: string): Promise<ParentInfo | null> {
-    const record = this.load();
-    if (!record || record.meta.tenantId !== tenantId) return null;
+    const record = this.lifecycle.refresh() && this.lifecycle.recordOf(tenantId);
+    if (!record) return null;
     const buttons = taskView(record.meta, record.state).buttons;
     return {
       status: record.state.status,
@@ -297,636 +124,82 @@ export class TaskObject extends DurableObject<Env> {
   }
 
   async eventsAfter(tenantId: string, afterSeq: number): Promise<StoredEvent[] | null> {
-    const record = this.load();
-    if (!record || record.meta.tenantId !== tenantId) return null;
-    return this.sql
-      .exec<{ seq: number; at: number; data: string }>(
-        "SELECT seq, at, data FROM events WHERE seq > ?1 ORDER BY seq",
-        afterSeq,
-      )
-      .toArray()
-      .map((row) => ({ seq: row.seq, at: row.at, data: JSON.parse(row.data) }));
+    return this.lifecycle.refresh() && this.lifecycle.recordOf(tenantId) ? this.events.after(afterSeq) : null;
   }
 
-  /** POST /generations/modal on this (inpaint) task: charge the modal price, forward, go on to SUBMITTED. */
+  /** POST /generations/modal on this (inpaint) task. */
   async modal(input: ModalInput): Promise<SubmitOutcome> {
-    const record = this.load();
-    if (!record || record.meta.tenantId !== input.tenantId) {
-      return {
-        ok: false,
-        error: serializeError(new ApiError("task_not_found", "task not found", { field: "task_id" })),
-      };
-    }
-    const requested = this.apply({ type: "modal_requested", at: Date.now() });
-    if (requested.modalRefusal) {
-      await this.settleNow(requested.effects); // a MODAL that just expired is cancelled here
-      return { ok: false, error: serializeError(modalRefusalError(requested.modalRefusal)) };
-    }
-    // Each /modal is its own charged step, so a refused one can be refunded alone and retried.
-    const step = pendingModalStep(requested.state)!;
-    try {
-      await admit(this.env.DB, {
-        ...input.admission,
-        taskId: record.meta.taskId,
-        parentTaskId: record.meta.parentTaskId,
-        kind: "modal",
-        step,
-      });
-    } catch (error) {
-      this.apply({ type: "modal_released", at: Date.now() });
-      const refusal =
-        error instanceof KeyNotUsable
-          ? new ApiError("key_disabled", "the API key or its tenant is no longer active")
-          : error instanceof IdempotencyKeyTaken
-            ? new ApiError("idempotency_in_progress", "a request with this Idempotency-Key is running", {
-                headers: { "Retry-After": "1" },
-              })
-            : error;
-      if (refusal instanceof ApiError) return { ok: false, error: serializeError(refusal) };
-      throw error;
-    }
-    this.updateMeta((meta) => ({
-      ...meta,
-      stepCosts: { ...meta.stepCosts, [step]: input.admission.costMicros },
-    }));
-    const upstream = this.upstream();
-    const body = { ...input.body, task_id: record.meta.upstreamTaskId };
-    const result = await upstream.submit("modal", body);
-    if (!result.ok) {
-      const error = apiErrorForUpstream(result.failure);
-      const ambiguous = isAmbiguous(result.failure);
-      const failed = this.apply({
-        type: "modal_failed",
-        at: Date.now(),
-        step,
-        ambiguous,
-        reason: `modal refused upstream: ${error.message}`,
-      });
-      await this.settleNow(failed.effects); // refund before answering, not at the next alarm
-      this.logTransition("modal_failed", input.requestId, { failure: result.failure.kind, ambiguous });
-      // An ambiguous failure keeps its charge until polling tells whether the upstream ran it.
-      const told = ambiguous
-        ? ApiError.fromWire(
-            error.status,
-            error.code,
-            `${error.message}; the upstream may still run this /modal: the task's status will show it, and its charge is refunded if it did not run`,
-            error.options,
-          )
-        : error;
-      const outcome: SubmitOutcome = { ok: false, error: serializeError(this.translated(told)) };
-      this.updateRecord((r) => ({ ...r, modalOutcome: outcome }));
-      return outcome;
-    }
-    this.apply({ type: "modal_accepted", at: Date.now(), step });
-    const outcome: SubmitOutcome = { ok: true, status: "submitted" };
-    this.updateRecord((r) => ({ ...r, modalOutcome: outcome }));
-    return outcome;
+    const record = this.lifecycle.refresh() && this.lifecycle.recordOf(input.tenantId);
+    if (!record)
+      return refusedOutcome(new ApiError("task_not_found", "task not found", { field: "task_id" }));
+    return this.forwarding.modal(record, input);
   }
 
-  /** Carries out effects at once; if D1 fails, the unrecorded settlement is retried by the alarm. */
-  private async settleNow(effects: Effect[]): Promise<void> {
-    try {
-      for (const effect of effects) await this.perform(effect);
-    } catch (error) {
-      logEvent("task_settle_deferred", { task_id: this.load()?.meta.taskId, error: String(error) });
-    }
-  }
-
-  override async alarm(alarmInfo?: AlarmInvocationInfo): Promise<void> {
-    try {
-      // Only the test helpers call alarm() without alarmInfo: they mean "time has come".
-      await this.runDueWork(alarmInfo === undefined);
-    } catch (error) {
-      this.retryNotBefore = Date.now() + 5_000;
-      logEvent("task_alarm_error", { task_id: this.load()?.meta.taskId, error: String(error) });
-    } finally {
-      // Never rely on the runtime's alarm retries (they are dropped after ~7 tries): re-arm ourselves.
-      this.arm();
-    }
-  }
-
-  private async runDueWork(jumpToArmedTime: boolean): Promise<void> {
-    const record = this.load();
-    if (!record) return;
-    // A test-driven alarm (runDurableObjectAlarm) means its time has come: due work is judged
-    // against the time it was armed for. A runtime alarm uses the clock: it is delivered at
-    // least once, and a duplicate running after we re-armed (say, for retention 3 days out)
-    // must not act as if that time had come.
-    const armedFor = this.sql.exec<{ at: number }>("SELECT at FROM wake WHERE id = 1").toArray()[0]?.at ?? 0;
-    const now = jumpToArmedTime ? Math.max(Date.now(), armedFor) : Date.now();
-    if (this.retentionDue(record, now)) {
-      logEvent("task_expired", { task_id: record.meta.taskId });
-      await this.ctx.storage.deleteAlarm();
-      await this.ctx.storage.deleteAll();
-      this.createSchema();
-      return;
-    }
-    if (record.leadTaskId && !record.meta.upstreamTaskId && !record.submitOutcome) {
-      // A sibling whose lead never handed it an upstream task: ask the lead, else refund.
-      const lead = this.env.TASKS.get(this.env.TASKS.idFromName(record.leadTaskId));
-      const attachment = await lead.attachmentFor(record.meta.taskId).catch(() => null);
-      if (attachment) return this.attach(attachment);
-      // The lead is still forwarding (or unreachable): wait a while longer, then give up.
-      const giveUpAt = record.state.createdAt + 2 * (this.config.upstreamTimeoutMs + SIBLING_GRACE_MS);
-      if (now < giveUpAt) {
-        this.updateRecord((r) => ({
-          ...r,
-          state: {
-            ...r.state,
-            timers: { ...r.state.timers, pollAt: Math.min(giveUpAt, now + SIBLING_GRACE_MS) },
-          },
-        }));
-        return;
-      }
-    }
-    if (record.attachments?.some((a) => !a.delivered)) await this.deliverAttachments();
-    if (!record.meta.upstreamTaskId && !record.submitOutcome && !this.forwarding) {
-      // The forward never reported back (the object was evicted mid-call): we cannot know
-      // whether the upstream took it, so the tenant gets its money back.
-      const outcome: SubmitOutcome = {
-        ok: false,
-        error: serializeError(new ApiError("upstream_timeout", "the upstream did not confirm the task")),
-      };
-      this.updateRecord((r) => ({ ...r, submitOutcome: outcome }));
-      await this.observe({ type: "rejected", at: now, reason: "upstream did not confirm the task" });
-      return;
-    }
-    await this.observe({ type: "timer", at: now });
-    await this.pumpWebhooks(now);
-  }
-
-  /** Fans new messages out to the tenant's endpoints and attempts every due delivery. */
-  private pumpWebhooks(now?: number): Promise<void> {
-    this.webhookPump = this.webhookPump
-      .then(() => this.runWebhookWork(now ?? Date.now()))
-      .catch((error) => {
-        this.retryNotBefore = Date.now() + 5_000;
-        logEvent("webhook_pump_failed", { task_id: this.load()?.meta.taskId, error: String(error) });
-      })
-      .finally(() => this.arm());
-    return this.webhookPump;
-  }
-
-  private async runWebhookWork(now: number): Promise<void> {
-    const record = this.load();
-    if (!record) return;
-    const messages = this.sql
-      .exec<{ seq: number; status: string; at: number; payload: string }>("SELECT * FROM outbox ORDER BY seq")
-      .toArray();
-    for (const message of messages) {
-      const terminal = isTerminal(message.status as TaskState["status"]);
-      const endpoints = await endpointsFor(this.env.DB, record.meta.tenantId, record.meta.keyId, terminal);
-      const rows = await createDeliveries(
-        this.env.DB,
-        endpoints,
-        {
-          // Zero-padded so delivery ids sort in event order (the delivery log lists by id).
-          messageKey: `${record.meta.taskId.replace(/^task_/, "")}_${String(message.seq).padStart(6, "0")}`,
-          taskId: record.meta.taskId,
-          eventType: eventTypeFor(message.status),
-          payload: message.payload,
-        },
-        message.at,
-      );
-      this.ctx.storage.transactionSync(() => {
-        for (const [i, row] of rows.entries()) {
-          this.sql.exec(
-            "INSERT OR IGNORE INTO deliveries (id, url, secret, payload, attempts, next_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-            row.id,
-            endpoints[i]!.url,
-            endpoints[i]!.secret,
-            row.payload,
-            message.at,
-          );
-        }
-        this.sql.exec("DELETE FROM outbox WHERE seq = ?1", message.seq);
-      });
-    }
-    const due = this.sql
-      .exec<{ id: string; url: string; secret: string; payload: string; attempts: number }>(
-        "SELECT id, url, secret, payload, attempts FROM deliveries WHERE next_at <= ?1 ORDER BY next_at",
-        now,
-      )
-      .toArray();
-    // A retry whose message an operator's replay has delivered meanwhile is dropped, not resent.
-    const retries = due.filter((delivery) => delivery.attempts > 0).map((delivery) => delivery.id);
-    const settled = retries.length ? await settledDeliveryIds(this.env.DB, retries) : new Set<string>();
-    for (const id of settled) this.sql.exec("DELETE FROM deliveries WHERE id = ?1", id);
-    await Promise.all(
-      due.filter((delivery) => !settled.has(delivery.id)).map((delivery) => this.attemptDelivery(delivery)),
-    );
-  }
-
-  private async attemptDelivery(delivery: {
-    id: string;
-    url: string;
-    secret: string;
-    payload: string;
-    attempts: number;
-  }) {
-    const result = await sendWebhook(delivery, { id: delivery.id, payload: delivery.payload });
-    const attempts = delivery.attempts + 1;
-    const retryIn = delivered(result) ? null : nextAttemptDelayMs(attempts);
-    const status = delivered(result) ? "delivered" : retryIn === null ? "failed" : "pending";
-    const nextAttemptAt = retryIn === null ? null : result.at + retryIn;
-    await recordAttempt(this.env.DB, delivery.id, result, { status, nextAttemptAt });
-    if (nextAttemptAt === null) this.sql.exec("DELETE FROM deliveries WHERE id = ?1", delivery.id);
-    else
-      this.sql.exec(
-        "UPDATE deliveries SET attempts = ?2, next_at = ?3 WHERE id = ?1",
-        delivery.id,
-        attempts,
-        nextAttemptAt,
-      );
-    logEvent("webhook_attempt", {
-      task_id: this.load()?.meta.taskId,
-      delivery_id: delivery.id,
-      status: result.status,
-      outcome: status,
-      attempt: attempts,
-    });
-  }
-
-  private retentionDue(record: TaskRecord, now: number): boolean {
-    const { state } = record;
-    return (
-      isTerminal(state.status) &&
-      state.settlement?.recorded === true &&
-      state.timers.pollAt === null &&
-      this.sql.exec("SELECT 1 FROM deliveries UNION ALL SELECT 1 FROM outbox").toArray().length === 0 &&
-      state.finishedAt !== null &&
-      now >= state.finishedAt + this.config.retentionMs
-    );
-  }
-
-  private async forward(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
-    const result = await this.upstream().submit(input.meta.action, body);
-    const at = Date.now();
-    const siblings = input.siblings ?? [];
-    if (!result.ok) {
-      const error = this.translated(apiErrorForUpstream(result.failure));
-      const outcome: SubmitOutcome = { ok: false, error: serializeError(error) };
-      const reason = `upstream refused the submit: ${error.message}`;
-      this.updateRecord((r) => ({
-        ...r,
-        submitOutcome: outcome,
-        attachments: siblings.map((taskId) => ({
-          taskId,
-          attachment: { ok: false, error: outcome.error, reason },
-          delivered: false,
-        })),
-      }));
-      this.logTransition("submit_failed", input.requestId, {
-        failure: result.failure.kind,
-        status: error.status,
-      });
-      await this.observe({ type: "rejected", at, reason });
-      await this.deliverAttachments();
-      return outcome;
-    }
-    // The upstream's answer lists one task per job, in its order: the first is ours, the
-    // others go to the siblings in turn. Fewer jobs than charged: the rest are refunded;
-    // more: unpaid upstream work, recorded for reconciliation.
-    const [mine, ...others] = result.value.tasks;
-    const attachments = siblings.map((taskId, i) => {
-      const upstream = others[i];
-      const attachment: SiblingAttachment = upstream
-        ? { ok: true, upstreamTaskId: upstream.taskId, status: upstream.status }
-        : {
-            ok: false,
-            error: serializeError(
-              new ApiError("upstream_bad_response", "the upstream made fewer jobs than requested"),
-            ),
-            reason: "the upstream made fewer jobs than requested",
-          };
-      return { taskId, attachment, delivered: false };
-    });
-    const unpricedUpstreamJobs = Math.max(0, others.length - siblings.length);
-    if (unpricedUpstreamJobs) {
-      logEvent("upstream_unpriced_jobs", { task_id: input.meta.taskId, jobs: unpricedUpstreamJobs });
-    }
-    const outcome: SubmitOutcome = {
-      ok: true,
-      status: mine!.status,
-      taskIds: [input.meta.taskId, ...attachments.filter((a) => a.attachment.ok).map((a) => a.taskId)],
-    };
-    this.updateRecord((r) => ({
-      ...r,
-      meta: { ...r.meta, upstreamTaskId: mine!.taskId },
-      submitOutcome: outcome,
-      attachments,
-      unpricedUpstreamJobs,
-    }));
-    await this.observe({ type: "accepted", at, upstreamStatus: mine!.status }, input.requestId);
-    await this.deliverAttachments();
-    return outcome;
-  }
-
-  /** Hands each sibling what the upstream gave it; what fails is retried by the alarm. */
-  private async deliverAttachments(): Promise<void> {
-    const record = this.load();
-    const pending = record?.attachments?.filter((a) => !a.delivered) ?? [];
-    const delivered = await Promise.all(
-      pending.map((a) =>
-        this.env.TASKS.get(this.env.TASKS.idFromName(a.taskId))
-          .attach(a.attachment)
-          .then(
-            () => a.taskId,
-            (error) => {
-              logEvent("sibling_attach_failed", { task_id: a.taskId, error: String(error) });
-              return null;
-            },
-          ),
-      ),
-    );
-    const done = new Set(delivered.filter((id): id is string => id !== null));
-    if (!done.size) return;
-    this.updateRecord((r) => ({
-      ...r,
-      attachments: r.attachments?.map((a) => (done.has(a.taskId) ? { ...a, delivered: true } : a)),
-    }));
-  }
-
-  /** Feeds one observation through the machine and carries out what it asks for. */
-  private async observe(observation: Observation, requestId?: string): Promise<void> {
-    const { effects } = this.apply(observation, requestId);
-    for (const effect of effects) await this.perform(effect);
-  }
-
-  private async perform(effect: Effect): Promise<void> {
-    const record = this.load();
-    if (!record) return;
-    switch (effect.type) {
-      case "poll":
-        return this.poll(record);
-      case "refund_step": {
-        const refunded = await refundStep(this.env.DB, {
-          taskId: record.meta.taskId,
-          step: effect.step,
-          reason: effect.reason,
-          at: Date.now(),
-        });
-        logEvent("task_step_refunded", {
-          task_id: record.meta.taskId,
-          step: effect.step,
-          reason: effect.reason,
-          first_time: refunded,
-        });
-        this.apply({ type: "step_refund_recorded", at: Date.now(), step: effect.step });
-        return;
-      }
-      case "settle": {
-        const settled = await settleTask(this.env.DB, {
-          taskId: record.meta.taskId,
-          status: effect.status,
-          refund: effect.outcome === "refund",
-          refundSteps: effect.refundSteps,
-          upstreamCostMicros: record.state.upstreamCostMicros,
-          unpricedUpstreamJobs: record.unpricedUpstreamJobs ?? 0,
-          // The ledger says why: the upstream's own fail_reason when it failed the task.
-          reason:
-            effect.reason === "upstream_failure" ? (record.state.failReason ?? effect.reason) : effect.reason,
-          failReason: record.state.failReason,
-          upstreamTaskId: record.meta.upstreamTaskId,
-          at: Date.now(),
-        });
-        logEvent("task_settled", {
-          task_id: record.meta.taskId,
-          status: effect.status,
-          outcome: effect.outcome,
-          reason: effect.reason,
-          first_time: settled,
-        });
-        this.apply({ type: "settlement_recorded", at: Date.now() });
-        return;
-      }
-      case "late_upstream_report":
-        await recordLateUpstreamStatus(this.env.DB, record.meta.taskId, effect.status);
-        logEvent("task_late_upstream_report", {
-          task_id: record.meta.taskId,
-          upstream_status: effect.status,
-        });
-        return;
-    }
-  }
-
-  private async poll(record: TaskRecord): Promise<void> {
-    const upstreamId = record.meta.upstreamTaskId;
-    if (!upstreamId) return;
-    const result = await this.upstream().query(upstreamId);
-    const at = Date.now();
-    if (!result.ok) {
-      logEvent("task_poll_error", { task_id: record.meta.taskId, failure: result.failure.kind });
-      await this.observe({ type: "upstream_error", at, error: result.failure.kind });
-      return;
-    }
-    const task = result.value;
-    await this.observe({
-      type: "upstream",
-      at,
-      status: task.status,
-      progress: task.progress,
-      failReason: task.failReason,
-      result: compactUpstreamResult(task.raw),
-      upstreamCostMicros: task.costMicros,
-    });
-  }
-
-  /** Appends the current view to the durable event log and pushes it to every subscriber. */
-  private publish(at: number): void {
-    const record = this.load();
-    if (!record) return;
-    const data = taskView(record.meta, record.state);
-    const seq = this.sql
-      .exec<{ seq: number }>(
-        "INSERT INTO events (at, data) VALUES (?1, ?2) RETURNING seq",
-        at,
-        JSON.stringify(data),
-      )
-      .one().seq;
-    this.subscribers.broadcast({ id: seq, event: "status", data });
-    this.sql.exec(
-      "INSERT INTO outbox (seq, status, at, payload) VALUES (?1, ?2, ?3, ?4)",
-      seq,
-      record.state.status,
-      at,
-      webhookPayload(eventTypeFor(record.state.status), data, at),
-    );
-    this.pumpWebhooks();
-    const hub = this.env.TENANT_HUB.get(this.env.TENANT_HUB.idFromName(record.meta.tenantId));
-    this.hubQueue = this.hubQueue
-      .then(() => hub.publish(record.meta.taskId, at, data))
-      .catch((error) =>
-        logEvent("tenant_hub_publish_failed", { task_id: record.meta.taskId, error: String(error) }),
-      );
-  }
-
-  /**
-   * GET …/events: the task's SSE stream. The Worker has authenticated the caller and
-   * passes the tenant in a header only it can set (this object is not reachable otherwise).
-   */
+  /** GET …/events: the Worker authenticated the caller and names the tenant in a header only it can set. */
   override async fetch(request: Request): Promise<Response> {
-    const record = this.load();
+    const record = this.lifecycle.refresh();
     if (!record || record.meta.tenantId !== request.headers.get("x-gateway-tenant")) {
       return new Response(null, { status: 404 });
     }
-    const after = lastEventId(request);
-    const rows = (
-      after >= 0
-        ? this.sql.exec<{ seq: number; data: string }>(
-            "SELECT seq, data FROM events WHERE seq > ?1 ORDER BY seq",
-            after,
-          )
-        : this.sql.exec<{ seq: number; data: string }>(
-            "SELECT seq, data FROM events ORDER BY seq DESC LIMIT 1",
-          )
-    ).toArray();
-    // A reconnect to a finished task that has seen everything gets 204: the only answer that
-    // makes an EventSource stop reconnecting.
-    if (after >= 0 && rows.length === 0 && isTerminal(record.state.status)) {
-      return new Response(null, { status: 204 });
-    }
-    // A new subscriber gets the current state first; a resuming one gets what it missed.
-    const backlog =
-      after >= 0
-        ? rows.map((row) => ({ id: row.seq, event: "status", data: JSON.parse(row.data) }))
-        : rows.map((row) => ({ id: row.seq, event: "status", data: taskView(record.meta, record.state) }));
-    const stream = this.subscribers.subscribe(backlog, {
-      closeAfterBacklog: isTerminal(record.state.status),
-    });
-    return new Response(stream, { headers: SSE_HEADERS });
+    return this.events.subscribe(
+      request,
+      taskView(record.meta, record.state),
+      isTerminal(record.state.status),
+    );
   }
 
   async subscriberCount(): Promise<number> {
-    return this.subscribers.size;
+    return this.events.subscriberCount;
   }
 
-  /** Synchronous load → transition → save, so no await can interleave with it. */
-  private apply(observation: Observation, requestId?: string) {
-    const record = this.load();
-    if (!record) throw new Error("task record missing");
-    const result = transition(record.state, observation, this.machineConfig(record.meta.action));
-    const next: TaskRecord = { ...record, state: result.state };
-    this.save(next);
-    for (const change of result.changes) {
-      this.publish(observation.at);
-      this.logTransition("task_transition", requestId, { status: change.status, progress: change.progress });
-    }
-    if (isTerminal(next.state.status) && result.changes.length) this.subscribers.closeAll();
-    if (result.changes.length || observation.type !== "timer") this.arm();
-    return result;
+  override async alarm(alarmInfo?: AlarmInvocationInfo): Promise<void> {
+    const taskId = this.lifecycle.refresh()?.meta.taskId;
+    await this.scheduler.run(
+      alarmInfo,
+      (now) => this.runDueWork(now),
+      () => this.arm(),
+      { task_id: taskId },
+    );
   }
 
-  private machineConfig(action: string): MachineConfig {
-    return {
-      quick: QUICK_ACTIONS.has(action as Action),
-      modalTimeoutMs: this.config.modalTimeoutMs,
-      maxLifetimeMs: this.config.maxLifetimeMs,
-      lateWatchMs: 24 * 3_600_000,
-      random: Math.random,
-    };
-  }
-
-  /** Arms the single alarm for the earliest due timer (or retention). */
-  private arm(): void {
-    const record = this.load();
+  /** One alarm's work, judged against `now`: retention, the hand-over watchdogs, the machine's timers, webhooks. */
+  private async runDueWork(now: number): Promise<void> {
+    const record = this.lifecycle.record();
     if (!record) return;
-    let wake = nextWakeAt(record.state);
-    const nextDelivery = this.sql
-      .exec<{ at: number | null }>("SELECT MIN(next_at) AS at FROM deliveries")
-      .one().at;
-    if (nextDelivery !== null) wake = wake === null ? nextDelivery : Math.min(wake, nextDelivery);
-    if (wake === null && record.state.finishedAt !== null)
-      wake = record.state.finishedAt + this.config.retentionMs;
-    if (wake === null) return;
-    const at = Math.max(wake, Date.now() + 10, this.retryNotBefore);
-    this.sql.exec(
-      "INSERT INTO wake (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-      at,
-    );
-    void this.ctx.storage.setAlarm(at);
+    if (this.lifecycle.retentionDue(now, this.outbox.isEmpty())) {
+      logEvent("task_expired", { task_id: record.meta.taskId });
+      await this.scheduler.cancel();
+      await this.ctx.storage.deleteAll();
+      migrate(this.ctx.storage);
+      this.lifecycle.forget();
+      return;
+    }
+    if (await this.forwarding.watch(record, now)) return;
+    await this.lifecycle.observe({ type: "timer", at: now });
+    await this.pumpWebhooks(now);
   }
 
-  private upstream(): UpstreamClient {
-    return new UpstreamClient({
-      baseUrl: this.config.upstreamBaseUrl,
-      apiKey: this.config.upstreamApiKey,
-      timeoutMs: this.config.upstreamTimeoutMs,
-    });
+  /** Appends the current view to the event log (SSE, tenant hub) and the webhook outbox. */
+  private publish(at: number): void {
+    const record = this.lifecycle.record();
+    if (!record) return;
+    const data = taskView(record.meta, record.state);
+    const hub = this.env.TENANT_HUB.get(this.env.TENANT_HUB.idFromName(record.meta.tenantId));
+    const seq = this.events.append(at, data, record.meta.taskId, hub);
+    this.outbox.enqueue(seq, record.state.status, at, data);
+    void this.pumpWebhooks();
   }
 
-  private translated(error: ApiError): ApiError {
-    const record = this.load();
-    if (!record) return error;
-    const message = translateIds(error.message, record.meta);
-    return ApiError.fromWire(error.status, error.code, message, error.options);
+  private pumpWebhooks(now?: number): Promise<void> {
+    return this.outbox.pump(() => this.lifecycle.record()?.meta ?? null, now);
   }
 
-  private orphanedOutcome(): SubmitOutcome {
-    return {
-      ok: false,
-      error: serializeError(
-        new ApiError("upstream_timeout", "the task was not started in time; its charge was refunded"),
-      ),
-    };
-  }
-
-  private unknownOutcome(): SubmitOutcome {
-    return {
-      ok: false,
-      error: serializeError(new ApiError("idempotency_in_progress", "the original request is still running")),
-    };
-  }
-
-  private logTransition(event: string, requestId: string | undefined, fields: Record<string, unknown>) {
-    const record = this.load();
-    logEvent(event, {
-      task_id: record?.meta.taskId,
-      request_id: requestId,
-      action: record?.meta.action,
-      ...fields,
-    });
-  }
-
-  private load(): TaskRecord | null {
-    const row = this.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0];
-    return row ? (JSON.parse(row.body) as TaskRecord) : null;
-  }
-
-  private save(record: TaskRecord): void {
-    this.sql.exec(
-      "INSERT INTO record (id, body) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-      JSON.stringify(record),
-    );
-  }
-
-  private updateRecord(update: (record: TaskRecord) => TaskRecord): void {
-    const record = this.load();
-    if (record) this.save(update(record));
-  }
-
-  private updateMeta(update: (meta: TaskMeta) => TaskMeta): void {
-    this.updateRecord((r) => ({ ...r, meta: update(r.meta) }));
-  }
-}
-
-function modalRefusalError(refusal: "modal_not_available" | "modal_expired" | "modal_in_progress"): ApiError {
-  switch (refusal) {
-    case "modal_expired":
-      return new ApiError(
-        "modal_expired",
-        "the task waited in MODAL too long and was cancelled; start a new inpaint",
-        {
-          field: "task_id",
-        },
-      );
-    case "modal_in_progress":
-      return new ApiError("modal_not_available", "a /modal for this task is already being processed", {
-        field: "task_id",
-      });
-    case "modal_not_available":
-      return new ApiError("modal_not_available", "the task is not waiting in MODAL", {
-        field: "task_id",
-      });
+  /** Arms the single alarm for the earliest timer: the machine's, a webhook retry, or else retention. */
+  private arm(): void {
+    const record = this.lifecycle.record();
+    if (!record) return;
+    const timers = [nextWakeAt(record.state), this.outbox.nextAttemptAt()];
+    const retention = timers.every((at) => at === null) ? this.lifecycle.retentionAt() : null;
+    this.scheduler.armAtEarliest([...timers, retention]);
   }
 }

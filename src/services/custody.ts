@@ -1,7 +1,7 @@
-import { settleTask } from "../db/admission";
 import { openTasksAdmittedBefore } from "../db/tasks";
 import type { Env } from "../env";
 import { logEvent } from "../log";
+import { settle } from "./billing";
 
 /**
  * Every charge has an owner. A charge is committed by the admission batch before its
@@ -22,7 +22,7 @@ export async function sweepOrphanCharges(env: Env, now: number): Promise<number>
     const stub = env.TASKS.get(env.TASKS.idFromName(task.id));
     // The object writes a tombstone in the same step, so a start that arrives late cannot forward.
     if ((await stub.claimIfOrphan()) !== "orphan") continue;
-    const settled = await settleTask(env.DB, {
+    const settled = await settle(env.DB, {
       taskId: task.id,
       status: "FAILURE",
       refund: true,

@@ -3,11 +3,12 @@
  * spend come back; one refund row points at its charge; the ledger is append-only.
  */
 
-import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { settleTask } from "../../src/db/admission";
 import type { LedgerEntry } from "../../src/db/ledger-reads";
 import { insertCharge, insertRefundOfStep } from "../../src/db/ledger-writes";
+import { runAlarmWhenDue } from "../durable/clock-helpers";
 import {
   call,
   driveUntilStepRefunded,
@@ -187,7 +188,7 @@ describe("refunds when the upstream fails at submit", () => {
     expect((await keyRow(t.keyId)).inflight).toBe(0);
     expect((await spendRows(t.keyId)).map((s) => s.spent)).toEqual([IMAGINE_RELAX, IMAGINE_RELAX]);
     // More alarms (at least once delivery) change nothing.
-    for (let i = 0; i < 3; i++) await runDurableObjectAlarm(taskStub(failing));
+    for (let i = 0; i < 3; i++) await runAlarmWhenDue(taskStub(failing));
     expect((await moneyOfTask(failing)).map((e) => e.kind)).toEqual(["charge", "refund"]);
     expect(await tenantRow(t.tenantId)).toMatchObject({ balance: START - IMAGINE_RELAX, inflight: 0 });
   });

@@ -1,6 +1,6 @@
 /**
- * Helpers for the TaskObject lifecycle tests: read and rewrite a task's stored record
- * (its timers), see what the upstream simulator was asked, and read the money side in D1.
+ * Helpers for the TaskObject lifecycle tests: read a task's stored record, move its clock,
+ * see what the upstream simulator was asked, and read the money side in D1.
  *
  * The simulator is shared by every test file and the gateway always uses one upstream key,
  * so every fault here is scoped by the task's UPSTREAM id or a unique prompt marker.
@@ -11,6 +11,7 @@ import type { TaskState } from "../../src/domain/task-machine";
 import type { TaskMeta } from "../../src/domain/task-view";
 import type { TaskObject } from "../../src/durable/task-object";
 import { call, sim, submit, type TenantWithKey, taskStub } from "../helpers";
+import { advanceClockTo, clockNow, runAlarmWhenDue } from "./clock-helpers";
 
 export const UPSTREAM_KEY = "sk-sim-gateway-tests";
 export const TERMINAL = ["SUCCESS", "FAILURE", "CANCEL"];
@@ -31,7 +32,10 @@ export async function readRecord(taskId: string): Promise<StoredRecord | null> {
   });
 }
 
-/** Rewrites the stored record (e.g. moves a timer into the past), as if time had passed. */
+/**
+ * Rewrites the stored record, to stage a state the object could be left in (a lost
+ * acknowledgement, a /modal being handled). Never to move time: that is `advanceTo`.
+ */
 export async function rewriteRecord(taskId: string, update: (record: StoredRecord) => void): Promise<void> {
   await runInDurableObject(taskStub(taskId), (_instance: TaskObject, state) => {
     const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").one();
@@ -49,18 +53,18 @@ export async function wakeAt(taskId: string): Promise<number | null> {
   });
 }
 
-/** Sets the armed time, so the next alarm run judges due work against it. */
-export async function setWake(taskId: string, at: number): Promise<void> {
-  await runInDurableObject(taskStub(taskId), (_instance: TaskObject, state) => {
-    state.storage.sql.exec(
-      "INSERT INTO wake (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-      at,
-    );
-  });
-}
+/** Moves the task's clock forward to `at`, as if that much time had passed. */
+export const advanceTo = (taskId: string, at: number) => advanceClockTo(taskStub(taskId), at);
 
+/** The task's clock now. */
+export const nowOf = (taskId: string) => clockNow(taskStub(taskId));
+
+/** The moment (on the task's clock) the runtime alarm is set for, or null. */
 export async function alarmArmed(taskId: string): Promise<number | null> {
-  return runInDurableObject(taskStub(taskId), (_instance: TaskObject, state) => state.storage.getAlarm());
+  return runInDurableObject(taskStub(taskId), async (o: TaskObject, state) => {
+    const wallTime = await state.storage.getAlarm();
+    return wallTime === null ? null : wallTime + (o.clock.now() - Date.now());
+  });
 }
 
 export async function storageIsEmpty(taskId: string): Promise<boolean> {
@@ -161,7 +165,7 @@ export async function driveTask(taskId: string, key: string, maxAlarms = 20) {
   for (let i = 0; i < 1_000 && ran < maxAlarms; i++) {
     const current = await view(taskId, key);
     if (TERMINAL.includes(current.body.status)) return current.body;
-    if (await runDurableObjectAlarm(taskStub(taskId))) ran++;
+    if (await runAlarmWhenDue(taskStub(taskId))) ran++;
   }
   throw new Error(`task ${taskId} did not finish after ${ran} alarms`);
 }
@@ -175,7 +179,10 @@ export async function upscaledParent(t: TenantWithKey, prompt: string): Promise<
   return up;
 }
 
-/** Runs one alarm of the task (time jumps to the moment it was armed for). */
-export const alarm = (taskId: string) => runDurableObjectAlarm(taskStub(taskId));
+/** Runs one alarm of the task when its time has come (the task's clock moves to the armed time). */
+export const alarm = (taskId: string) => runAlarmWhenDue(taskStub(taskId));
+
+/** Runs the task's alarm now, without moving its clock: an early or duplicate delivery. */
+export const alarmNow = (taskId: string) => runDurableObjectAlarm(taskStub(taskId));
 
 export const view = async (taskId: string, key: string) => call("GET", `/v1/midjourney/${taskId}`, { key });

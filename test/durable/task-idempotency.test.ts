@@ -1,11 +1,13 @@
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { settleTask } from "../../src/db/admission";
 import type { Effect, Observation } from "../../src/domain/task-machine";
 import type { TaskObject } from "../../src/durable/task-object";
 import { balanceOf, taskStub, tenantWithKey } from "../helpers";
+import { runAlarmWhenDue } from "./clock-helpers";
 import {
-  alarm,
+  advanceTo,
+  alarmNow,
   driveTask,
   expectReconciled,
   inflightOf,
@@ -13,20 +15,22 @@ import {
   marker,
   readRecord,
   rewriteRecord,
-  setWake,
   submitOk,
   taskRow,
   upstreamIdOf,
   upstreamQueries,
   view,
+  wakeAt,
 } from "./durable-helpers";
 
 /** The object's private entry points, to replay what alarms and polls would feed it. */
 interface Internals {
-  observe(observation: Observation): Promise<void>;
-  perform(effect: Effect): Promise<void>;
+  lifecycle: {
+    observe(observation: Observation): Promise<void>;
+    perform(effect: Effect): Promise<void>;
+  };
 }
-const internals = (o: TaskObject) => o as unknown as Internals;
+const internals = (o: TaskObject) => (o as unknown as Internals).lifecycle;
 
 const runtimeAlarm = (taskId: string, retryCount = 0) =>
   runInDurableObject(taskStub(taskId), (o: TaskObject) =>
@@ -43,11 +47,9 @@ async function refunds(taskId: string) {
   return (await ledgerOfTask(taskId)).filter((r) => r.kind === "refund");
 }
 
-/** Makes the next poll due right now (by the real clock). */
+/** Moves the task's clock to its next poll, so the poll is due now. */
 async function pollDueNow(taskId: string) {
-  await rewriteRecord(taskId, (r) => {
-    r.state.timers.pollAt = Date.now() - 1;
-  });
+  await advanceTo(taskId, (await readRecord(taskId))!.state.timers.pollAt!);
 }
 
 describe("duplicated alarms", () => {
@@ -89,10 +91,12 @@ describe("duplicated alarms", () => {
     const ok = await submitOk(t.key, "imagine", { prompt: marker("storm") });
     const balanceWithOkCharge = 10_000_000 + (await ledgerOfTask(ok))[0].amount;
     for (const taskId of [failing, ok]) {
+      // The storm comes when the armed time has come.
+      await advanceTo(taskId, (await wakeAt(taskId))!);
       await Promise.all(
         Array.from({ length: 8 }, () => runInDurableObject(taskStub(taskId), (o: TaskObject) => o.alarm())),
       );
-      for (let i = 0; i < 8; i++) await runDurableObjectAlarm(taskStub(taskId));
+      for (let i = 0; i < 8; i++) await runAlarmWhenDue(taskStub(taskId));
     }
     expect(await refunds(failing)).toHaveLength(1);
     expect(await refunds(ok)).toHaveLength(0);
@@ -111,10 +115,7 @@ describe("duplicated alarms", () => {
     const before = await readRecord(taskId);
     for (let i = 0; i < 20; i++) {
       if (i % 2) await runtimeAlarm(taskId, i);
-      else {
-        await setWake(taskId, Date.now());
-        await alarm(taskId);
-      }
+      else await alarmNow(taskId);
     }
     expect((await readRecord(taskId))!.state).toEqual(before!.state);
     expect(await upstreamQueries(await upstreamIdOf(taskId))).toBe(polls);
@@ -198,8 +199,7 @@ describe("repeated settlement", () => {
       await rewriteRecord(taskId, (r) => {
         r.state.settlement!.recorded = false;
       });
-      await setWake(taskId, Date.now());
-      await alarm(taskId);
+      await alarmNow(taskId);
       expect((await readRecord(taskId))!.state.settlement!.recorded).toBe(true);
     }
     expect(await refunds(taskId)).toHaveLength(1);

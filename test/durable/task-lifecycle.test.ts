@@ -3,8 +3,10 @@ import { describe, expect, it } from "vitest";
 import type { TaskObject } from "../../src/durable/task-object";
 import { balanceOf, call, ledgerOf, taskStub, tenantWithKey } from "../helpers";
 import {
+  advanceTo,
   alarm,
   alarmArmed,
+  alarmNow,
   driveTask,
   expectReconciled,
   fault,
@@ -13,7 +15,6 @@ import {
   marker,
   readRecord,
   rewriteRecord,
-  setWake,
   simTask,
   storageIsEmpty,
   submitOk,
@@ -95,10 +96,7 @@ describe("TaskObject lifecycle: FAILURE", () => {
     expect(row.settled_at).not.toBeNull();
 
     // More alarms (time not yet at retention) change nothing.
-    for (let i = 0; i < 3; i++) {
-      await setWake(taskId, Date.now());
-      await alarm(taskId);
-    }
+    for (let i = 0; i < 3; i++) await alarmNow(taskId);
     expect((await ledgerOfTask(taskId)).filter((r) => r.kind === "refund")).toHaveLength(1);
     expect(await balanceOf(t.tenantId)).toBe(10_000_000);
     await expectReconciled();
@@ -180,10 +178,7 @@ describe("TaskObject lifecycle: after the end", () => {
     const polls = await upstreamQueries(upstreamId);
     const before = await readRecord(taskId);
 
-    for (let i = 0; i < 5; i++) {
-      await setWake(taskId, Date.now()); // an early/duplicate alarm, long before retention
-      await alarm(taskId);
-    }
+    for (let i = 0; i < 5; i++) await alarmNow(taskId); // an early/duplicate alarm, long before retention
     // Duplicate runtime deliveries (they carry alarmInfo), all at once.
     await Promise.all(
       Array.from({ length: 5 }, (_, i) =>
@@ -221,7 +216,8 @@ describe("TaskObject lifecycle: after the end", () => {
     expect((await driveTask(taskId, t.key)).status).toBe("SUCCESS");
     const upstreamId = await upstreamIdOf(taskId);
     const polls = await upstreamQueries(upstreamId);
-    // Each of these jumps to the retention time: the first deletes, the others find nothing.
+    // Time jumps to the retention time; then the first deletes, the others find nothing.
+    await advanceTo(taskId, (await wakeAt(taskId))!);
     await Promise.all(
       Array.from({ length: 5 }, () => runInDurableObject(taskStub(taskId), (o: TaskObject) => o.alarm())),
     );
@@ -243,12 +239,12 @@ describe("TaskObject lifecycle: after the end", () => {
     for (const taskId of [ok, failed]) {
       const finishedAt = (await readRecord(taskId))!.state.finishedAt!;
       // Not yet: a second before the retention ends, the task is still there.
-      await setWake(taskId, finishedAt + RETENTION_MS - 1_000);
-      await alarm(taskId);
+      await advanceTo(taskId, finishedAt + RETENTION_MS - 1_000);
+      await alarmNow(taskId);
       expect((await view(taskId, t.key)).status).toBe(200);
       // The retention alarm (armed by the object itself) deletes everything.
-      await setWake(taskId, finishedAt + RETENTION_MS);
-      await alarm(taskId);
+      await advanceTo(taskId, finishedAt + RETENTION_MS);
+      await alarmNow(taskId);
       expect(await storageIsEmpty(taskId)).toBe(true);
       const gone = await view(taskId, t.key);
       expect(gone.status, JSON.stringify(gone.body)).toBe(404);
@@ -276,8 +272,8 @@ describe("TaskObject lifecycle: after the end", () => {
     await rewriteRecord(taskId, (r) => {
       r.state.settlement!.recorded = false;
     });
-    await setWake(taskId, finishedAt + RETENTION_MS);
-    await alarm(taskId);
+    await advanceTo(taskId, finishedAt + RETENTION_MS);
+    await alarmNow(taskId);
     // The alarm retried the settlement (idempotent in D1) instead of deleting the task.
     const record = await readRecord(taskId);
     expect(record).not.toBeNull();

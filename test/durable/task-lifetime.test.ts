@@ -1,15 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { balanceOf, call, tenantWithKey } from "../helpers";
 import {
+  advanceTo,
   alarm,
+  alarmNow,
   expectReconciled,
   fault,
   inflightOf,
   ledgerOfTask,
   marker,
+  nowOf,
   readRecord,
   rewriteRecord,
-  setWake,
   submitOk,
   taskRow,
   upscaledParent,
@@ -22,11 +24,9 @@ import {
 // This file records late upstream results on purpose: reconciliation lists them (not a money breach).
 const LATE = ["late_upstream_results"];
 
-/** Moves the task's maximum lifetime into the past, as if 2 hours had gone by. */
+/** Moves the task's clock to its maximum lifetime: 2 hours have gone by. */
 async function expireLifetime(taskId: string) {
-  await rewriteRecord(taskId, (r) => {
-    r.state.timers.lifetimeAt = Date.now() - 1;
-  });
+  await advanceTo(taskId, (await readRecord(taskId))!.state.timers.lifetimeAt!);
 }
 
 describe("maximum lifetime", () => {
@@ -67,14 +67,14 @@ describe("maximum lifetime", () => {
     expect(await wakeAt(taskId)).toBe(settledAt + 15 * 60_000);
     let sawLateError = false;
     for (let i = 0; i < 5; i++) {
-      const before = Date.now();
+      const before = await nowOf(taskId);
       await alarm(taskId);
       const watched = (await readRecord(taskId))!.state;
       if (watched.lateUpstreamStatus) break;
       // still failing: look again 15 min after this poll, no money moves
       sawLateError = true;
       expect(watched.timers.pollAt).toBeGreaterThanOrEqual(before + 15 * 60_000);
-      expect(watched.timers.pollAt).toBeLessThanOrEqual(Date.now() + 15 * 60_000);
+      expect(watched.timers.pollAt).toBeLessThanOrEqual((await nowOf(taskId)) + 15 * 60_000);
       expect((await ledgerOfTask(taskId)).map((r) => r.kind)).toEqual(["charge", "refund"]);
     }
     expect(sawLateError).toBe(true);
@@ -90,10 +90,7 @@ describe("maximum lifetime", () => {
 
     // Nothing polls any more.
     const polls = await upstreamQueries(upstreamId);
-    for (let i = 0; i < 3; i++) {
-      await setWake(taskId, Date.now());
-      await alarm(taskId);
-    }
+    for (let i = 0; i < 3; i++) await alarmNow(taskId);
     expect(await upstreamQueries(upstreamId)).toBe(polls);
 
     const report = await expectReconciled(LATE);
@@ -106,10 +103,11 @@ describe("maximum lifetime", () => {
     const up = await upscaledParent(t, marker("lifetime-modal"));
     const taskId = await submitOk(t.key, "inpaint", { task_id: up }, "modal");
     const balance = await balanceOf(t.tenantId);
+    // A MODAL deadline further away than the lifetime (staged), then the 2 hours go by.
     await rewriteRecord(taskId, (r) => {
-      r.state.timers.modalDeadlineAt = Date.now() + 86_400_000;
-      r.state.timers.lifetimeAt = Date.now() - 1;
+      r.state.timers.modalDeadlineAt = r.state.timers.lifetimeAt! + 86_400_000;
     });
+    await expireLifetime(taskId);
     await alarm(taskId);
     const v = await view(taskId, t.key);
     expect(v.body.status).toBe("FAILURE");

@@ -3,22 +3,25 @@ import { describe, expect, it } from "vitest";
 import type { TaskObject } from "../../src/durable/task-object";
 import { balanceOf, call, submit, taskStub, tenantWithKey } from "../helpers";
 import {
+  advanceTo,
   alarm,
+  alarmNow,
   driveTask,
   expectReconciled,
   fault,
   inflightOf,
   ledgerOfTask,
   marker,
+  nowOf,
   readRecord,
   rewriteRecord,
-  setWake,
   simTask,
   submitOk,
   taskRow,
   upscaledParent,
   upstreamIdOf,
   view,
+  wakeAt,
 } from "./durable-helpers";
 
 /** A fresh inpaint task of this tenant, waiting in MODAL. */
@@ -31,11 +34,9 @@ async function inpaintInModal(t: { key: string; tenantId: string; keyId: string 
   return taskId;
 }
 
-/** Moves the MODAL deadline into the past, as if 30 minutes had gone by. */
+/** Moves the task's clock to its MODAL deadline: 30 minutes have gone by. */
 async function expireModalDeadline(taskId: string) {
-  await rewriteRecord(taskId, (r) => {
-    r.state.timers.modalDeadlineAt = Date.now() - 1;
-  });
+  await advanceTo(taskId, (await readRecord(taskId))!.state.timers.modalDeadlineAt!);
 }
 
 const modal = (key: string, body: Record<string, unknown>) => submit(key, "modal", body);
@@ -121,10 +122,7 @@ describe("inpaint → MODAL → /modal → SUBMITTED → SUCCESS", () => {
     ]);
     expect(rows[1].amount).toBe(-rows[0].amount);
     expect(await balanceOf(t.tenantId)).toBe(balance);
-    for (let i = 0; i < 3; i++) {
-      await setWake(taskId, Date.now());
-      await alarm(taskId);
-    }
+    for (let i = 0; i < 3; i++) await alarmNow(taskId);
     expect((await readRecord(taskId))!.state.status).toBe("MODAL");
     expect((await ledgerOfTask(taskId)).filter((r) => r.kind === "refund")).toHaveLength(1);
     expect(await inflightOf(t)).toEqual({ tenant: 1, key: 1 });
@@ -248,8 +246,7 @@ describe("MODAL timeout", () => {
     expect(await balanceOf(t.tenantId)).toBe(balance);
     expect((await taskRow(taskId)).status).toBe("CANCEL");
     expect(await inflightOf(t)).toEqual({ tenant: 0, key: 0 });
-    await setWake(taskId, Date.now()); // a later alarm, long before retention
-    await alarm(taskId);
+    await alarmNow(taskId); // a later alarm, long before retention
     expect((await view(taskId, t.key)).body.status).toBe("CANCEL");
     expect(await ledgerOfTask(taskId)).toEqual([]);
     await expectReconciled();
@@ -264,7 +261,8 @@ describe("MODAL timeout", () => {
     const charge = (await ledgerOfTask(taskId))[0];
     // The upstream reports CANCEL (several times, as duplicated polls would).
     await runInDurableObject(taskStub(taskId), async (o: TaskObject) => {
-      const observe = (o as unknown as { observe(x: unknown): Promise<void> }).observe.bind(o);
+      const { lifecycle } = o as unknown as { lifecycle: { observe(x: unknown): Promise<void> } };
+      const observe = lifecycle.observe.bind(lifecycle);
       for (let i = 0; i < 3; i++) {
         await observe({
           type: "upstream",
@@ -294,18 +292,14 @@ describe("MODAL timeout", () => {
     // The /modal was accepted by the machine and is being charged/forwarded…
     await rewriteRecord(taskId, (r) => {
       r.state.modalPending = true;
-      r.state.timers.modalDeadlineAt = Date.now() - 1;
     });
+    await expireModalDeadline(taskId);
     for (let i = 0; i < 3; i++) await alarm(taskId);
     const record = await readRecord(taskId);
     expect(record!.state.status).toBe("MODAL");
     expect(record!.state.settlement).toBeNull();
     // …and it does not make the alarm spin: the next wake-up is the next poll, not the past deadline.
-    const wake = await runInDurableObject(
-      taskStub(taskId),
-      (_o: TaskObject, s) => s.storage.sql.exec<{ at: number }>("SELECT at FROM wake").one().at,
-    );
-    expect(wake).toBeGreaterThan(Date.now() + 1_000);
+    expect(await wakeAt(taskId)).toBeGreaterThan((await nowOf(taskId)) + 1_000);
   });
 });
 
@@ -321,9 +315,7 @@ describe("concurrent /modal vs MODAL timeout", () => {
     for (let i = 0; i < 200 && !pending; i++) pending = (await readRecord(taskId))!.state.modalPending;
     expect(pending).toBe(true);
     // Now the 30 minutes are over, and the alarm (plus duplicates) runs while /modal is in flight.
-    await rewriteRecord(taskId, (r) => {
-      r.state.timers.modalDeadlineAt = Date.now() - 1;
-    });
+    await expireModalDeadline(taskId);
     await Promise.all([
       alarm(taskId),
       runInDurableObject(taskStub(taskId), (o: TaskObject) =>
@@ -348,15 +340,15 @@ describe("concurrent /modal vs MODAL timeout", () => {
     const outcomes: string[] = [];
     for (let trial = 0; trial < 6; trial++) {
       const taskId = await inpaintInModal(t, `race-${trial}`);
-      // The deadline is a moment away and the alarm is armed for it: the alarm sees it due at
-      // once, a /modal that gets in first does not. Whichever runs first decides.
-      const deadline = Date.now() + 300;
-      await rewriteRecord(taskId, (r) => {
-        r.state.timers.modalDeadlineAt = deadline;
-      });
-      await setWake(taskId, deadline);
-      const runTimeout = () => alarm(taskId);
-      // a duplicate runtime delivery of the same alarm (judged by the real clock)
+      // The deadline is a moment away; the alarm comes when it is due, a /modal that gets in
+      // first does not see it due. Whichever runs first decides.
+      const deadline = (await readRecord(taskId))!.state.timers.modalDeadlineAt!;
+      await advanceTo(taskId, deadline - 300);
+      const runTimeout = async () => {
+        await advanceTo(taskId, deadline);
+        return alarmNow(taskId);
+      };
+      // a duplicate runtime delivery of the same alarm (judged by the task's clock)
       const runDuplicate = () =>
         runInDurableObject(taskStub(taskId), (o: TaskObject) =>
           o.alarm({ retryCount: 1, isRetry: true, scheduledTime: Date.now() }),

@@ -5,7 +5,7 @@
  */
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { admit, KeyNotUsable } from "../../src/db/admission";
+import { admit } from "../../src/db/admission";
 import { newTaskId } from "../../src/domain/ids";
 import { finish, PRICE_IMAGINE, row, rows, snapshot, uid, upscaledParent } from "../db/money-helpers";
 import { call, reconciliation, submit, taskStub, tenantWithKey } from "../helpers";
@@ -206,7 +206,7 @@ describe("admission reads what it enforces from D1", () => {
       const t = await tenantWithKey(1_000_000);
       await env.DB.prepare(change).bind(t.keyId).run();
       const before = await snapshot();
-      await expect(admit(env.DB, admission(t))).rejects.toBeInstanceOf(KeyNotUsable);
+      expect(await admit(env.DB, admission(t))).toEqual({ ok: false, refusal: "key_usable" });
       expect(await snapshot()).toEqual(before);
     }
   });
@@ -239,10 +239,10 @@ describe("admission reads what it enforces from D1", () => {
     const t = await tenantWithKey(1_000_000);
     await admit(env.DB, admission(t));
     await env.DB.prepare("UPDATE api_keys SET rpm_limit = 1 WHERE id = ?1").bind(t.keyId).run();
-    await expect(admit(env.DB, admission(t))).rejects.toMatchObject({ code: "rate_limited" });
+    expect(await admit(env.DB, admission(t))).toEqual({ ok: false, refusal: "rate_limit" });
     const u = await tenantWithKey(1_000_000);
     await env.DB.prepare("UPDATE api_keys SET daily_cap = 1500 WHERE id = ?1").bind(u.keyId).run();
     await admit(env.DB, admission(u));
-    await expect(admit(env.DB, admission(u))).rejects.toMatchObject({ code: "key_budget_exceeded" });
+    expect(await admit(env.DB, admission(u))).toEqual({ ok: false, refusal: "key_budget" });
   });
 });

@@ -3,8 +3,9 @@
  * over the response body reader (a live stream is never awaited whole), plus helpers that
  * build tasks with several distinct status changes under the simulator's time scale 0.
  */
-import { runDurableObjectAlarm, SELF } from "cloudflare:test";
+import { SELF } from "cloudflare:test";
 import { expect } from "vitest";
+import { runAlarmWhenDue } from "../durable/clock-helpers";
 import { call, driveToEnd, submit, taskStub } from "../helpers";
 
 export const GATEWAY = "http://gateway.test";
@@ -209,7 +210,7 @@ export async function inpaintInModal(key: string, prompt: string) {
       for (let i = 0; i < 10; i++) {
         const current = await view(taskId, key);
         if (current.status === "SUCCESS") return current;
-        await runDurableObjectAlarm(taskStub(taskId));
+        await runAlarmWhenDue(taskStub(taskId));
       }
       throw new Error(`task ${taskId} did not finish`);
     },

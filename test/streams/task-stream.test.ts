@@ -4,9 +4,10 @@
  * so an imagine goes NOT_START → SUCCESS and an inpaint NOT_START → MODAL → SUBMITTED →
  * SUCCESS (the /modal call is the only thing that moves it off MODAL).
  */
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { SseBroadcaster } from "../../src/durable/sse-broadcaster";
+import { runAlarmWhenDue } from "../durable/clock-helpers";
 import { call, driveToEnd, submit, taskStub, tenantWithKey } from "../helpers";
 import {
   inpaintInModal,
@@ -89,7 +90,7 @@ describe("task stream: order and content", () => {
     const stream = await openTaskStream(taskId, { key: t.key });
     const first = await expectCurrent(await stream.next(), 1, taskId, t.key);
     expect(first).toMatchObject({ id: taskId, status: "NOT_START", progress: "0%", action: "IMAGINE" });
-    await runDurableObjectAlarm(taskStub(taskId));
+    await runAlarmWhenDue(taskStub(taskId));
     const done = await expectCurrent(await stream.next(), 2, taskId, t.key);
     expect(done.status).toBe("SUCCESS");
     expect(await stream.next()).toBeNull();
@@ -100,7 +101,7 @@ describe("task stream: order and content", () => {
     const taskId = taskIdOf(await submit(t.key, "imagine", { prompt: "stream fails [sim:fail]" }));
     const stream = await openTaskStream(taskId, { key: t.key });
     expect((await expectCurrent(await stream.next(), 1, taskId, t.key)).status).toBe("NOT_START");
-    await runDurableObjectAlarm(taskStub(taskId));
+    await runAlarmWhenDue(taskStub(taskId));
     const failed = await expectCurrent(await stream.next(), 2, taskId, t.key);
     expect(failed.status).toBe("FAILURE");
     expect(failed.fail_reason).toEqual(expect.stringContaining("sim:fail"));

@@ -3,9 +3,10 @@
  * Its ids are the hub's own sequence; each event's data is the task object as it was
  * at that change, exactly what that task's own stream sent.
  */
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { SseBroadcaster } from "../../src/durable/sse-broadcaster";
+import { runAlarmWhenDue } from "../durable/clock-helpers";
 import { call, driveToEnd, submit, taskStub, tenantWithKey } from "../helpers";
 import {
   openStream,
@@ -148,8 +149,8 @@ describe("tenant stream", () => {
     const backlog = await take(scoped, 1);
     expect(JSON.parse(backlog[0]!.data)).toMatchObject({ id: mine, status: "NOT_START" });
 
-    await runDurableObjectAlarm(taskStub(other));
-    await runDurableObjectAlarm(taskStub(mine));
+    await runAlarmWhenDue(taskStub(other));
+    await runAlarmWhenDue(taskStub(mine));
     const [live] = await take(scoped, 1);
     expect(JSON.parse(live!.data)).toMatchObject({ id: mine, status: "SUCCESS" });
     await scoped.cancel();

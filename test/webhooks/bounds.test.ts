@@ -7,7 +7,6 @@ import {
   createExecutionContext,
   createScheduledController,
   env,
-  runDurableObjectAlarm,
   waitOnExecutionContext,
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -26,6 +25,7 @@ import {
 } from "../../src/domain/webhooks";
 import worker from "../../src/index";
 import { planOf, recordingDb } from "../db/plans";
+import { runAlarmWhenDue } from "../durable/clock-helpers";
 import { call, driveToEnd, submit, taskStub, tenantWithKey } from "../helpers";
 import { taskIdOf } from "../streams/sse";
 import { deliveriesOf, failNext, newSink, registerAdmin, settledReceived, waitReceived } from "./hooks";
@@ -109,7 +109,7 @@ describe("a disabled endpoint's retries stop", () => {
       last_error: "endpoint disabled",
       attempts: 1,
     });
-    for (let i = 0; i < 3; i++) await runDurableObjectAlarm(taskStub(taskId));
+    for (let i = 0; i < 3; i++) await runAlarmWhenDue(taskStub(taskId));
     expect(await settledReceived(sink.name)).toHaveLength(1);
     expect((await deliveriesOf({ task_id: taskId }))[0]).toMatchObject({ status: "failed", attempts: 1 });
   });
@@ -121,7 +121,7 @@ describe("a disabled endpoint's retries stop", () => {
       .bind(endpoint.id)
       .run();
     expect((await deliveriesOf({ task_id: taskId }))[0].status).toBe("pending");
-    for (let i = 0; i < 3; i++) await runDurableObjectAlarm(taskStub(taskId));
+    for (let i = 0; i < 3; i++) await runAlarmWhenDue(taskStub(taskId));
     expect(await settledReceived(sink.name)).toHaveLength(1);
     expect((await deliveriesOf({ task_id: taskId }))[0]).toMatchObject({
       id: delivery.id,

@@ -3,7 +3,7 @@
  * the alarm = time jumps to the moment it was armed for); every attempt is recorded;
  * after the schedule the delivery is failed; an operator can replay any delivery.
  */
-import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import {
   createDeliveries,
@@ -13,6 +13,8 @@ import {
   settledDeliveryIds,
 } from "../../src/db/webhooks";
 import { RETRY_SCHEDULE_SECONDS } from "../../src/domain/webhooks";
+import { afterAttempt, afterReplay } from "../../src/webhooks/sender";
+import { runAlarmWhenDue } from "../durable/clock-helpers";
 import { call, driveToEnd, submit, taskStub, tenantWithKey } from "../helpers";
 import { taskIdOf } from "../streams/sse";
 import {
@@ -65,7 +67,7 @@ describe("webhook retries", () => {
       );
       expect(await received(sink.name)).toHaveLength(attempt);
       // Time jumps to the retry.
-      expect(await runDurableObjectAlarm(taskStub(taskId))).toBe(true);
+      expect(await runAlarmWhenDue(taskStub(taskId))).toBe(true);
       delivery = await onlyDelivery(taskId);
     }
     expect(delivery).toMatchObject({
@@ -91,7 +93,7 @@ describe("webhook retries", () => {
       expect((await expectSigned(request, endpoint.secret)).type).toBe("task.succeeded");
 
     // Delivered: no alarm brings it back.
-    await runDurableObjectAlarm(taskStub(taskId));
+    await runAlarmWhenDue(taskStub(taskId));
     expect(await settledReceived(sink.name)).toHaveLength(4);
   });
 
@@ -115,7 +117,7 @@ describe("webhook retries", () => {
     const attempts = RETRY_SCHEDULE_SECONDS.length + 1;
     const { sink, taskId } = await finishedTaskWithFailingSink(attempts + 5, 500);
     for (let i = 1; i < attempts; i++) {
-      expect(await runDurableObjectAlarm(taskStub(taskId))).toBe(true);
+      expect(await runAlarmWhenDue(taskStub(taskId))).toBe(true);
     }
     const delivery = await onlyDelivery(taskId);
     expect(delivery).toMatchObject({ status: "failed", attempts, next_attempt_at: null, last_status: 500 });
@@ -128,7 +130,7 @@ describe("webhook retries", () => {
     expect(await deliveriesOf({ task_id: taskId, status: "pending" })).toHaveLength(0);
 
     // No retry is left in the object: more alarms send nothing.
-    await runDurableObjectAlarm(taskStub(taskId));
+    await runAlarmWhenDue(taskStub(taskId));
     expect(await settledReceived(sink.name)).toHaveLength(attempts);
   });
 });
@@ -203,7 +205,7 @@ describe("replay", () => {
     const attempts = RETRY_SCHEDULE_SECONDS.length + 1;
     // Fails exactly through the whole schedule; the sink answers 200 afterwards.
     const { sink, endpoint, taskId } = await finishedTaskWithFailingSink(attempts);
-    for (let i = 1; i < attempts; i++) await runDurableObjectAlarm(taskStub(taskId));
+    for (let i = 1; i < attempts; i++) await runAlarmWhenDue(taskStub(taskId));
     const failed = await onlyDelivery(taskId);
     expect(failed.status).toBe("failed");
 
@@ -232,7 +234,7 @@ describe("replay", () => {
   it("a replay that fails again leaves a failed delivery failed (with the attempt logged)", async () => {
     const attempts = RETRY_SCHEDULE_SECONDS.length + 1;
     const { sink, taskId } = await finishedTaskWithFailingSink(attempts + 1, 502);
-    for (let i = 1; i < attempts; i++) await runDurableObjectAlarm(taskStub(taskId));
+    for (let i = 1; i < attempts; i++) await runAlarmWhenDue(taskStub(taskId));
     const failed = await onlyDelivery(taskId);
     const res = await call("POST", `/admin/webhook-deliveries/${failed.id}/replay`, { admin: true });
     expect(res.status).toBe(200);
@@ -244,7 +246,7 @@ describe("replay", () => {
     });
     expect(res.body.attempt_log.at(-1)).toMatchObject({ status: 502, replay: true });
     // A replay never restarts the automatic retries.
-    await runDurableObjectAlarm(taskStub(taskId));
+    await runAlarmWhenDue(taskStub(taskId));
     expect(await settledReceived(sink.name)).toHaveLength(attempts + 1);
   });
 
@@ -272,7 +274,7 @@ describe("replay", () => {
     // The endpoint breaks afterwards; the retry that was scheduled must not resend the
     // message nor turn the delivered message back into a pending or failed one.
     await failNext(sink.name, 50);
-    for (let i = 0; i < 3; i++) await runDurableObjectAlarm(taskStub(taskId));
+    for (let i = 0; i < 3; i++) await runAlarmWhenDue(taskStub(taskId));
     expect(await onlyDelivery(taskId)).toMatchObject({ status: "delivered", next_attempt_at: null });
     expect(await settledReceived(sink.name)).toHaveLength(2);
   });
@@ -287,5 +289,47 @@ describe("replay", () => {
     const missing = await call("POST", "/admin/webhook-deliveries/msg_nope/replay", { admin: true });
     expect(missing.status).toBe(404);
     expect(missing.body.error.code).toBe("not_found");
+  });
+});
+
+describe("the retry policy (shared by the task's attempts and the operator's replay)", () => {
+  const failedAt = (at: number) => ({ status: 503, error: "HTTP 503", durationMs: 5, at });
+  const okAt = (at: number) => ({ status: 204, error: null, durationMs: 5, at });
+
+  it("an automatic attempt: delivered on a 2xx, else the next on the schedule, then failed", () => {
+    expect(afterAttempt(okAt(1_000), 1)).toEqual({ status: "delivered", nextAttemptAt: null });
+    RETRY_SCHEDULE_SECONDS.forEach((seconds, i) => {
+      expect(afterAttempt(failedAt(1_000), i + 1)).toEqual({
+        status: "pending",
+        nextAttemptAt: 1_000 + seconds * 1000,
+      });
+    });
+    expect(afterAttempt(failedAt(1_000), RETRY_SCHEDULE_SECONDS.length + 1)).toEqual({
+      status: "failed",
+      nextAttemptAt: null,
+    });
+  });
+
+  it("a replay delivers, or leaves the schedule as it was; it never revives a finished delivery", () => {
+    expect(afterReplay(okAt(5), { status: "failed", next_attempt_at: null })).toEqual({
+      status: "delivered",
+      nextAttemptAt: null,
+    });
+    expect(afterReplay(failedAt(5), { status: "failed", next_attempt_at: null })).toEqual({
+      status: "failed",
+      nextAttemptAt: null,
+    });
+    expect(afterReplay(failedAt(5), { status: "delivered", next_attempt_at: null })).toEqual({
+      status: "delivered",
+      nextAttemptAt: null,
+    });
+    expect(afterReplay(failedAt(5), { status: "pending", next_attempt_at: 777 })).toEqual({
+      status: "pending",
+      nextAttemptAt: 777,
+    });
+    expect(afterReplay(failedAt(5), { status: "pending", next_attempt_at: null })).toEqual({
+      status: "pending",
+      nextAttemptAt: 5 + RETRY_SCHEDULE_SECONDS[0]! * 1000,
+    });
   });
 });

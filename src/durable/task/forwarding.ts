@@ -1,0 +1,366 @@
+/**
+ * Everything the task says to the upstream: the submit (and, for a `repeat` request, handing
+ * each sibling task its upstream job), a /modal (charged through the billing service first),
+ * and polls. Errors are worded in our ids, never the upstream's.
+ */
+import { ApiError } from "../../domain/errors";
+import { pendingModalStep } from "../../domain/task-machine";
+import { compactUpstreamResult, type TaskMeta, translateIds } from "../../domain/task-view";
+import type { Env, GatewayConfig } from "../../env";
+import { logEvent } from "../../log";
+import { admitModalStep } from "../../services/billing";
+import { apiErrorForUpstream, isAmbiguous, type RequestBody, UpstreamClient } from "../../upstream/client";
+import type { Clock } from "./clock";
+import {
+  type ModalInput,
+  refusedOutcome,
+  type SiblingAttachment,
+  type StartInput,
+  type SubmitOutcome,
+  serializeError,
+} from "./contract";
+import type { TaskLifecycle, TaskRecord } from "./lifecycle";
+
+/** A sibling waits this long past the upstream timeout for its lead before asking it, then refunds. */
+const SIBLING_GRACE_MS = 30_000;
+
+const unconfirmed = () => new ApiError("upstream_timeout", "the upstream did not confirm the task");
+
+export class Forwarding {
+  /** The submit being forwarded by this instance (null when none is, or it was evicted). */
+  private inFlight: Promise<SubmitOutcome> | null = null;
+
+  constructor(
+    private readonly env: Env,
+    private readonly config: GatewayConfig,
+    private readonly clock: Clock,
+    private readonly lifecycle: TaskLifecycle,
+  ) {}
+
+  /** Records the task and forwards it; called again, the first outcome stands. */
+  async start(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
+    const existing = this.lifecycle.record();
+    if (existing || this.lifecycle.tombstoned()) {
+      if (typeof body !== "string") void body.cancel().catch(() => {});
+      if (!existing)
+        return refusedOutcome(
+          new ApiError("upstream_timeout", "the task was not started in time; its charge was refunded"),
+        );
+      return existing.submitOutcome ?? (await this.inFlight) ?? stillRunning();
+    }
+    const now = this.clock.now();
+    // A watchdog: if this object is evicted mid-forward, the alarm finds no upstream id and refunds.
+    this.lifecycle.create(
+      { meta: input.meta, submitOutcome: null, siblings: input.siblings ?? [] },
+      now + this.config.upstreamTimeoutMs + 5_000,
+      now,
+    );
+    this.inFlight = this.forward(input, body);
+    try {
+      return await this.inFlight;
+    } finally {
+      this.inFlight = null;
+    }
+  }
+
+  /** The outcome of the submit (or the /modal) that this task answered, for idempotent replays. */
+  async outcome(record: TaskRecord, step: "submit" | "modal"): Promise<SubmitOutcome> {
+    if (step === "modal") return record.modalOutcome ?? stillRunning();
+    return record.submitOutcome ?? (await this.inFlight) ?? stillRunning();
+  }
+
+  /** Records a sibling of a `repeat` request; its watchdog asks the lead after the upstream timeout. */
+  awaitLead(input: { meta: TaskMeta; leadTaskId: string }): void {
+    if (this.lifecycle.record() || this.lifecycle.tombstoned()) return;
+    const now = this.clock.now();
+    this.lifecycle.create(
+      { meta: input.meta, submitOutcome: null, leadTaskId: input.leadTaskId },
+      now + this.config.upstreamTimeoutMs + SIBLING_GRACE_MS,
+      now,
+    );
+  }
+
+  /** The lead hands this sibling its upstream task (or the reason it has none). Idempotent. */
+  async attach(attachment: SiblingAttachment): Promise<void> {
+    const record = this.lifecycle.record();
+    if (!record || record.submitOutcome) return;
+    const at = this.clock.now();
+    if (!attachment.ok) {
+      this.lifecycle.update((r) => ({ ...r, submitOutcome: { ok: false, error: attachment.error } }));
+      await this.lifecycle.observe({ type: "rejected", at, reason: attachment.reason });
+      return;
+    }
+    this.lifecycle.update((r) => ({
+      ...r,
+      meta: { ...r.meta, upstreamTaskId: attachment.upstreamTaskId },
+      submitOutcome: { ok: true, status: attachment.status },
+    }));
+    await this.lifecycle.observe({ type: "accepted", at, upstreamStatus: attachment.status });
+  }
+
+  /** A sibling's question to its lead: what did the upstream give me? null while still forwarding. */
+  attachmentFor(siblingId: string): SiblingAttachment | null {
+    const record = this.lifecycle.record();
+    if (!record) return null;
+    const found = record.attachments?.find((a) => a.taskId === siblingId);
+    if (found) return found.attachment;
+    if (this.inFlight || !record.submitOutcome) return null;
+    return { ok: false, error: serializeError(unconfirmed()), reason: "upstream did not confirm the task" };
+  }
+
+  /** POST /generations/modal on this (inpaint) task: charge the step, forward, go on to SUBMITTED. */
+  async modal(record: TaskRecord, input: ModalInput): Promise<SubmitOutcome> {
+    const requested = this.lifecycle.apply({ type: "modal_requested", at: this.clock.now() });
+    if (requested.modalRefusal) {
+      await this.lifecycle.settleNow(requested.effects); // a MODAL that just expired is cancelled here
+      return refusedOutcome(modalRefusalError(requested.modalRefusal));
+    }
+    // Each /modal is its own charged step, so a refused one can be refunded alone and retried.
+    const step = pendingModalStep(requested.state)!;
+    const refusal = await admitModalStep(this.env.DB, {
+      ...input.admission,
+      taskId: record.meta.taskId,
+      parentTaskId: record.meta.parentTaskId,
+      step,
+    });
+    if (refusal) {
+      this.lifecycle.apply({ type: "modal_released", at: this.clock.now() });
+      return refusedOutcome(refusal);
+    }
+    this.lifecycle.update((r) => ({
+      ...r,
+      meta: { ...r.meta, stepCosts: { ...r.meta.stepCosts, [step]: input.admission.costMicros } },
+    }));
+    const result = await this.upstream().submit("modal", {
+      ...input.body,
+      task_id: record.meta.upstreamTaskId,
+    });
+    const outcome: SubmitOutcome = result.ok
+      ? { ok: true, status: "submitted" }
+      : await this.modalFailed(step, result.failure, input.requestId);
+    if (result.ok) this.lifecycle.apply({ type: "modal_accepted", at: this.clock.now(), step });
+    this.lifecycle.update((r) => ({ ...r, modalOutcome: outcome }));
+    return outcome;
+  }
+
+  /** Asks the upstream how the task is doing and feeds the answer to the machine. */
+  async poll(record: TaskRecord): Promise<void> {
+    const upstreamId = record.meta.upstreamTaskId;
+    if (!upstreamId) return;
+    const result = await this.upstream().query(upstreamId);
+    const at = this.clock.now();
+    if (!result.ok) {
+      logEvent("task_poll_error", { task_id: record.meta.taskId, failure: result.failure.kind });
+      await this.lifecycle.observe({ type: "upstream_error", at, error: result.failure.kind });
+      return;
+    }
+    const task = result.value;
+    await this.lifecycle.observe({
+      type: "upstream",
+      at,
+      status: task.status,
+      progress: task.progress,
+      failReason: task.failReason,
+      result: compactUpstreamResult(task.raw),
+      upstreamCostMicros: task.costMicros,
+    });
+  }
+
+  /**
+   * The alarm's watchdogs over the hand-over to the upstream: a sibling asks its lead (and
+   * refunds if the lead never can say), a lead retries handing siblings their jobs, and a
+   * forward that never reported back (evicted mid-call) is refunded. True when it handled the run.
+   */
+  async watch(record: TaskRecord, now: number): Promise<boolean> {
+    if (record.leadTaskId && !record.meta.upstreamTaskId && !record.submitOutcome) {
+      const lead = this.env.TASKS.get(this.env.TASKS.idFromName(record.leadTaskId));
+      const attachment = await lead.attachmentFor(record.meta.taskId).catch(() => null);
+      if (attachment) {
+        await this.attach(attachment);
+        return true;
+      }
+      // The lead is still forwarding (or unreachable): wait a while longer, then give up.
+      const giveUpAt = record.state.createdAt + 2 * (this.config.upstreamTimeoutMs + SIBLING_GRACE_MS);
+      if (now < giveUpAt) {
+        this.lifecycle.update((r) => ({
+          ...r,
+          state: {
+            ...r.state,
+            timers: { ...r.state.timers, pollAt: Math.min(giveUpAt, now + SIBLING_GRACE_MS) },
+          },
+        }));
+        return true;
+      }
+    }
+    if (record.attachments?.some((a) => !a.delivered)) await this.deliverAttachments();
+    if (!record.meta.upstreamTaskId && !record.submitOutcome && !this.inFlight) {
+      // We cannot know whether the upstream took it, so the tenant gets its money back.
+      this.lifecycle.update((r) => ({ ...r, submitOutcome: refusedOutcome(unconfirmed()) }));
+      await this.lifecycle.observe({
+        type: "rejected",
+        at: now,
+        reason: "upstream did not confirm the task",
+      });
+      return true;
+    }
+    return false;
+  }
+
+  private async forward(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
+    const result = await this.upstream().submit(input.meta.action, body);
+    const at = this.clock.now();
+    const siblings = input.siblings ?? [];
+    if (!result.ok) {
+      const error = this.translated(apiErrorForUpstream(result.failure));
+      const outcome = refusedOutcome(error);
+      const reason = `upstream refused the submit: ${error.message}`;
+      this.lifecycle.update((r) => ({
+        ...r,
+        submitOutcome: outcome,
+        attachments: siblings.map((taskId) => ({
+          taskId,
+          attachment: { ok: false, error: serializeError(error), reason },
+          delivered: false,
+        })),
+      }));
+      this.lifecycle.log("submit_failed", input.requestId, {
+        failure: result.failure.kind,
+        status: error.status,
+      });
+      await this.lifecycle.observe({ type: "rejected", at, reason });
+      await this.deliverAttachments();
+      return outcome;
+    }
+    // The upstream's answer lists one task per job, in its order: the first is ours, the
+    // others go to the siblings in turn. Fewer jobs than charged: the rest are refunded;
+    // more: unpaid upstream work, recorded for reconciliation.
+    const [mine, ...others] = result.value.tasks;
+    const attachments = siblings.map((taskId, i) => {
+      const upstream = others[i];
+      const attachment: SiblingAttachment = upstream
+        ? { ok: true, upstreamTaskId: upstream.taskId, status: upstream.status }
+        : {
+            ok: false,
+            error: serializeError(
+              new ApiError("upstream_bad_response", "the upstream made fewer jobs than requested"),
+            ),
+            reason: "the upstream made fewer jobs than requested",
+          };
+      return { taskId, attachment, delivered: false };
+    });
+    const unpricedUpstreamJobs = Math.max(0, others.length - siblings.length);
+    if (unpricedUpstreamJobs) {
+      logEvent("upstream_unpriced_jobs", { task_id: input.meta.taskId, jobs: unpricedUpstreamJobs });
+    }
+    const outcome: SubmitOutcome = {
+      ok: true,
+      status: mine!.status,
+      taskIds: [input.meta.taskId, ...attachments.filter((a) => a.attachment.ok).map((a) => a.taskId)],
+    };
+    this.lifecycle.update((r) => ({
+      ...r,
+      meta: { ...r.meta, upstreamTaskId: mine!.taskId },
+      submitOutcome: outcome,
+      attachments,
+      unpricedUpstreamJobs,
+    }));
+    await this.lifecycle.observe({ type: "accepted", at, upstreamStatus: mine!.status }, input.requestId);
+    await this.deliverAttachments();
+    return outcome;
+  }
+
+  /** The upstream refused a /modal: refund the step now (unless it may still run), word the error. */
+  private async modalFailed(
+    step: string,
+    failure: Parameters<typeof apiErrorForUpstream>[0],
+    requestId: string,
+  ): Promise<SubmitOutcome> {
+    const error = apiErrorForUpstream(failure);
+    const ambiguous = isAmbiguous(failure);
+    const failed = this.lifecycle.apply({
+      type: "modal_failed",
+      at: this.clock.now(),
+      step,
+      ambiguous,
+      reason: `modal refused upstream: ${error.message}`,
+    });
+    await this.lifecycle.settleNow(failed.effects); // refund before answering, not at the next alarm
+    this.lifecycle.log("modal_failed", requestId, { failure: failure.kind, ambiguous });
+    // An ambiguous failure keeps its charge until polling tells whether the upstream ran it.
+    const told = ambiguous
+      ? ApiError.fromWire(
+          error.status,
+          error.code,
+          `${error.message}; the upstream may still run this /modal: the task's status will show it, and its charge is refunded if it did not run`,
+          error.options,
+        )
+      : error;
+    return refusedOutcome(this.translated(told));
+  }
+
+  /** Hands each sibling what the upstream gave it; what fails is retried by the alarm. */
+  private async deliverAttachments(): Promise<void> {
+    const pending = this.lifecycle.record()?.attachments?.filter((a) => !a.delivered) ?? [];
+    const delivered = await Promise.all(
+      pending.map((a) =>
+        this.env.TASKS.get(this.env.TASKS.idFromName(a.taskId))
+          .attach(a.attachment)
+          .then(
+            () => a.taskId,
+            (error) => {
+              logEvent("sibling_attach_failed", { task_id: a.taskId, error: String(error) });
+              return null;
+            },
+          ),
+      ),
+    );
+    const done = new Set(delivered.filter((id): id is string => id !== null));
+    if (!done.size) return;
+    this.lifecycle.update((r) => ({
+      ...r,
+      attachments: r.attachments?.map((a) => (done.has(a.taskId) ? { ...a, delivered: true } : a)),
+    }));
+  }
+
+  private upstream(): UpstreamClient {
+    return new UpstreamClient({
+      baseUrl: this.config.upstreamBaseUrl,
+      apiKey: this.config.upstreamApiKey,
+      timeoutMs: this.config.upstreamTimeoutMs,
+    });
+  }
+
+  /** The upstream's error, worded with our task ids. */
+  private translated(error: ApiError): ApiError {
+    const record = this.lifecycle.record();
+    if (!record) return error;
+    return ApiError.fromWire(
+      error.status,
+      error.code,
+      translateIds(error.message, record.meta),
+      error.options,
+    );
+  }
+}
+
+const stillRunning = () =>
+  refusedOutcome(new ApiError("idempotency_in_progress", "the original request is still running"));
+
+function modalRefusalError(refusal: "modal_not_available" | "modal_expired" | "modal_in_progress"): ApiError {
+  switch (refusal) {
+    case "modal_expired":
+      return new ApiError(
+        "modal_expired",
+        "the task waited in MODAL too long and was cancelled; start a new inpaint",
+        { field: "task_id" },
+      );
+    case "modal_in_progress":
+      return new ApiError("modal_not_available", "a /modal for this task is already being processed", {
+        field: "task_id",
+      });
+    case "modal_not_available":
+      return new ApiError("modal_not_available", "the task is not waiting in MODAL", {
+        field: "task_id",
+      });
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * The task's life: its record (meta, state machine state, outcomes) and the pure state
+ * machine (src/domain/task-machine.ts, the one place that decides refunds) fed with
+ * observations on the task's clock. What the machine asks for is carried out here: money
+ * through the billing service, a poll through the forwarding part, every change published.
+ *
+ * The record is read and parsed once per entry point (`refresh`), then served from memory;
+ * every save goes to storage and memory together, so both stay the same.
+ */
+import { type Action, QUICK_ACTIONS } from "../../domain/actions";
+import {
+  type Effect,
+  initialState,
+  isTerminal,
+  type MachineConfig,
+  type Observation,
+  type TaskState,
+  transition,
+} from "../../domain/task-machine";
+import type { TaskMeta } from "../../domain/task-view";
+import type { GatewayConfig } from "../../env";
+import { logEvent } from "../../log";
+import { recordLateUpstreamStatus, refundStep, settle } from "../../services/billing";
+import type { Clock } from "./clock";
+import type { SiblingAttachment, SubmitOutcome } from "./contract";
+
+export interface TaskRecord {
+  meta: TaskMeta;
+  state: TaskState;
+  submitOutcome: SubmitOutcome | null;
+  /** The answer to the /modal that continued this task, for idempotent replays of it. */
+  modalOutcome?: SubmitOutcome | null;
+  /** Lead of a `repeat` request: its siblings and, once the upstream answered, what each got. */
+  siblings?: string[];
+  attachments?: Array<{ taskId: string; attachment: SiblingAttachment; delivered: boolean }>;
+  /** Sibling: the task whose object forwards for it. */
+  leadTaskId?: string;
+  /** Upstream jobs the answer carried beyond the tasks we charged for (flagged in reconciliation). */
+  unpricedUpstreamJobs?: number;
+}
+
+/** What the lifecycle asks of the rest of the object. */
+export interface LifecycleHooks {
+  /** The view changed at `at`: publish it (event log, tenant hub, webhooks). */
+  changed(at: number): void;
+  /** The task reached its terminal state. */
+  ended(): void;
+  /** Timers may have moved: re-arm the alarm. */
+  arm(): void;
+  /** The machine asks for a look at the upstream. */
+  poll(record: TaskRecord): Promise<void>;
+}
+
+export class TaskLifecycle {
+  /** undefined: not read yet in this entry point; null: no task here. */
+  private cached: TaskRecord | null | undefined;
+
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly db: D1Database,
+    private readonly clock: Clock,
+    private readonly config: GatewayConfig,
+    private readonly hooks: LifecycleHooks,
+  ) {}
+
+  /** Called by each entry point: the record is read from storage once, here. */
+  refresh(): TaskRecord | null {
+    this.cached = undefined;
+    return this.record();
+  }
+
+  record(): TaskRecord | null {
+    if (this.cached === undefined) {
+      const row = this.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0];
+      this.cached = row ? (JSON.parse(row.body) as TaskRecord) : null;
+    }
+    return this.cached;
+  }
+
+  /** The record as this tenant may see it (another tenant's task does not exist for it). */
+  recordOf(tenantId: string): TaskRecord | null {
+    const record = this.record();
+    return record && record.meta.tenantId === tenantId ? record : null;
+  }
+
+  /** Records a new task whose first poll (a watchdog) is due at `firstWakeAt`. */
+  create(record: Omit<TaskRecord, "state">, firstWakeAt: number, now: number): void {
+    const state = initialState(now, this.machineConfig(record.meta.action));
+    state.timers.pollAt = firstWakeAt;
+    this.save({ ...record, state });
+    this.hooks.changed(now);
+    this.hooks.arm();
+  }
+
+  update(change: (record: TaskRecord) => TaskRecord): void {
+    const record = this.record();
+    if (record) this.save(change(record));
+  }
+
+  /** Retention wiped the storage: there is no task here any more. */
+  forget(): void {
+    this.cached = null;
+  }
+
+  tombstoned(): boolean {
+    return this.sql.exec("SELECT 1 FROM tombstone").toArray().length > 0;
+  }
+
+  /** The orphan sweep refunded this task's charge: a start arriving later must not forward. */
+  tombstone(): void {
+    if (!this.tombstoned()) this.sql.exec("INSERT INTO tombstone (id, at) VALUES (1, ?1)", this.clock.now());
+  }
+
+  /** Synchronous read → transition → save, so no await can interleave with it. */
+  apply(observation: Observation, requestId?: string) {
+    const record = this.record();
+    if (!record) throw new Error("task record missing");
+    const result = transition(record.state, observation, this.machineConfig(record.meta.action));
+    const next: TaskRecord = { ...record, state: result.state };
+    this.save(next);
+    for (const change of result.changes) {
+      this.hooks.changed(observation.at);
+      this.log("task_transition", requestId, { status: change.status, progress: change.progress });
+    }
+    if (isTerminal(next.state.status) && result.changes.length) this.hooks.ended();
+    if (result.changes.length || observation.type !== "timer") this.hooks.arm();
+    return result;
+  }
+
+  /** Feeds one observation through the machine and carries out what it asks for. */
+  async observe(observation: Observation, requestId?: string): Promise<void> {
+    const { effects } = this.apply(observation, requestId);
+    for (const effect of effects) await this.perform(effect);
+  }
+
+  /** Carries out effects at once; if D1 fails, the unrecorded settlement is retried by the alarm. */
+  async settleNow(effects: Effect[]): Promise<void> {
+    try {
+      for (const effect of effects) await this.perform(effect);
+    } catch (error) {
+      logEvent("task_settle_deferred", { task_id: this.record()?.meta.taskId, error: String(error) });
+    }
+  }
+
+  async perform(effect: Effect): Promise<void> {
+    const record = this.record();
+    if (!record) return;
+    const taskId = record.meta.taskId;
+    switch (effect.type) {
+      case "poll":
+        return this.hooks.poll(record);
+      case "refund_step": {
+        const { step, reason } = effect;
+        const refunded = await refundStep(this.db, { taskId, step, reason, at: this.clock.now() });
+        logEvent("task_step_refunded", { task_id: taskId, step, reason, first_time: refunded });
+        this.apply({ type: "step_refund_recorded", at: this.clock.now(), step });
+        return;
+      }
+      case "settle": {
+        const settled = await settle(this.db, {
+          taskId,
+          status: effect.status,
+          refund: effect.outcome === "refund",
+          refundSteps: effect.refundSteps,
+          upstreamCostMicros: record.state.upstreamCostMicros,
+          unpricedUpstreamJobs: record.unpricedUpstreamJobs ?? 0,
+          // The ledger says why: the upstream's own fail_reason when it failed the task.
+          reason:
+            effect.reason === "upstream_failure" ? (record.state.failReason ?? effect.reason) : effect.reason,
+          failReason: record.state.failReason,
+          upstreamTaskId: record.meta.upstreamTaskId,
+          at: this.clock.now(),
+        });
+        logEvent("task_settled", {
+          task_id: taskId,
+          status: effect.status,
+          outcome: effect.outcome,
+          reason: effect.reason,
+          first_time: settled,
+        });
+        this.apply({ type: "settlement_recorded", at: this.clock.now() });
+        return;
+      }
+      case "late_upstream_report":
+        await recordLateUpstreamStatus(this.db, taskId, effect.status);
+        logEvent("task_late_upstream_report", { task_id: taskId, upstream_status: effect.status });
+        return;
+    }
+  }
+
+  /** Settled, nothing left to poll or deliver, and the retention period is over. */
+  retentionDue(now: number, outboxEmpty: boolean): boolean {
+    const state = this.record()?.state;
+    return (
+      state !== undefined &&
+      isTerminal(state.status) &&
+      state.settlement?.recorded === true &&
+      state.timers.pollAt === null &&
+      outboxEmpty &&
+      state.finishedAt !== null &&
+      now >= state.finishedAt + this.config.retentionMs
+    );
+  }
+
+  /** When retention is due once nothing else is (null while the task runs). */
+  retentionAt(): number | null {
+    const finishedAt = this.record()?.state.finishedAt ?? null;
+    return finishedAt === null ? null : finishedAt + this.config.retentionMs;
+  }
+
+  log(event: string, requestId: string | undefined, fields: Record<string, unknown>): void {
+    const record = this.record();
+    logEvent(event, {
+      task_id: record?.meta.taskId,
+      request_id: requestId,
+      action: record?.meta.action,
+      ...fields,
+    });
+  }
+
+  private machineConfig(action: string): MachineConfig {
+    return {
+      quick: QUICK_ACTIONS.has(action as Action),
+      modalTimeoutMs: this.config.modalTimeoutMs,
+      maxLifetimeMs: this.config.maxLifetimeMs,
+      lateWatchMs: 24 * 3_600_000,
+      random: Math.random,
+    };
+  }
+
+  private save(record: TaskRecord): void {
+    this.sql.exec(
+      "INSERT INTO record (id, body) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+      JSON.stringify(record),
+    );
+    this.cached = record;
+  }
+}

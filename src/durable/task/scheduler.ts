@@ -1,0 +1,81 @@
+/**
+ * The task's single alarm and its timers.
+ *
+ * What happens when an alarm fires twice: nothing more than once. The runtime delivers
+ * alarms at least once, so a duplicate (or a late retry, or a test calling `alarm()` with
+ * no `alarmInfo`) runs the same handler again. Every timer lives in storage (the record's
+ * poll, MODAL deadline and lifetime timers, each webhook delivery's next attempt, the
+ * retention time), and each run judges what is due against the clock, now; work that is
+ * not due does nothing, and work that is due moves the task's state before its effects,
+ * whose money side is guarded in D1 (settled once, each step refunded once). A duplicate
+ * arriving after we re-armed for a later time therefore finds nothing due and re-arms.
+ *
+ * A run that throws backs off (the next alarm at least 5 s later) and re-arms itself: the
+ * runtime's own retries stop after about seven tries, so we never rely on them.
+ */
+import { logEvent } from "../../log";
+import type { Clock } from "./clock";
+
+/** After a failed run, the next one waits at least this long instead of spinning. */
+const BACKOFF_MS = 5_000;
+/** The soonest an alarm is armed: never in the past, so a due timer still gets its own run. */
+const MIN_DELAY_MS = 10;
+
+export class Scheduler {
+  private retryNotBefore = 0;
+
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Arms the single alarm for the earliest of the timers; with none, leaves the alarm as it is. */
+  armAtEarliest(timers: ReadonlyArray<number | null>): void {
+    const due = timers.filter((at): at is number => at !== null);
+    if (!due.length) return;
+    const at = Math.max(Math.min(...due), this.clock.now() + MIN_DELAY_MS, this.retryNotBefore);
+    this.storage.sql.exec(
+      "INSERT INTO wake (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+      at,
+    );
+    void this.storage.setAlarm(this.clock.wallTimeOf(at));
+  }
+
+  /** The time (on the task's clock) the alarm was last armed for, or null. */
+  armedFor(): number | null {
+    return this.storage.sql.exec<{ at: number }>("SELECT at FROM wake WHERE id = 1").toArray()[0]?.at ?? null;
+  }
+
+  /** The next runs wait a while: something failed and would fail again at once. */
+  backOff(): void {
+    this.retryNotBefore = this.clock.now() + BACKOFF_MS;
+  }
+
+  /**
+   * One alarm delivery: runs the due work against the clock, and whatever happens re-arms
+   * for the next timer. Never throws (a throw would only feed the runtime's bounded retries).
+   */
+  async run(
+    alarmInfo: AlarmInvocationInfo | undefined,
+    work: (now: number) => Promise<void>,
+    rearm: () => void,
+    context: Record<string, unknown>,
+  ): Promise<void> {
+    try {
+      await work(this.clock.now());
+    } catch (error) {
+      this.backOff();
+      logEvent("task_alarm_error", {
+        ...context,
+        retry_count: alarmInfo?.retryCount ?? 0,
+        error: String(error),
+      });
+    } finally {
+      rearm();
+    }
+  }
+
+  async cancel(): Promise<void> {
+    await this.storage.deleteAlarm();
+  }
+}

@@ -1,0 +1,144 @@
+import { env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { TaskMeta } from "../../../src/domain/task-view";
+import { TaskClock } from "../../../src/durable/task/clock";
+import { type LifecycleHooks, TaskLifecycle, type TaskRecord } from "../../../src/durable/task/lifecycle";
+import type { TaskObject } from "../../../src/durable/task-object";
+import { configFrom } from "../../../src/env";
+import { admittedTask } from "../../db/money-helpers";
+import { tenantWithKey } from "../../helpers";
+
+const PRICE = 54_048;
+
+/** Counts the record reads a piece of work makes. */
+function countingSql(sql: SqlStorage) {
+  const counter = { recordReads: 0 };
+  const counted = new Proxy(sql, {
+    get(target, property) {
+      if (property !== "exec") return Reflect.get(target, property);
+      return (query: string, ...bindings: unknown[]) => {
+        if (query.startsWith("SELECT body FROM record")) counter.recordReads++;
+        return target.exec(query, ...bindings);
+      };
+    },
+  });
+  return { sql: counted, counter };
+}
+
+function recordingHooks() {
+  const seen = { changes: [] as number[], ended: 0, armed: 0, polls: 0 };
+  const hooks: LifecycleHooks = {
+    changed: (at) => void seen.changes.push(at),
+    ended: () => void seen.ended++,
+    arm: () => void seen.armed++,
+    poll: async () => void seen.polls++,
+  };
+  return { hooks, seen };
+}
+
+const metaOf = (t: { tenantId: string; keyId: string }, taskId: string): TaskMeta => ({
+  taskId,
+  tenantId: t.tenantId,
+  keyId: t.keyId,
+  action: "imagine",
+  parentTaskId: null,
+  upstreamParentId: null,
+  upstreamTaskId: "up-1",
+  costMicros: PRICE,
+  prompt: "a fox",
+  metadata: null,
+});
+
+function withLifecycle<T>(
+  run: (parts: {
+    lifecycle: TaskLifecycle;
+    clock: TaskClock;
+    seen: ReturnType<typeof recordingHooks>["seen"];
+    counter: { recordReads: number };
+  }) => Promise<T>,
+) {
+  const stub = env.TASKS.get(env.TASKS.idFromName(`lifecycle-${crypto.randomUUID()}`));
+  return runInDurableObject(stub, (_o: TaskObject, state) => {
+    const clock = new TaskClock();
+    const { sql, counter } = countingSql(state.storage.sql);
+    const { hooks, seen } = recordingHooks();
+    const lifecycle = new TaskLifecycle(sql, env.DB, clock, configFrom(env), hooks);
+    return run({ lifecycle, clock, seen, counter });
+  });
+}
+
+describe("TaskLifecycle", () => {
+  it("reads and parses the record once per entry point, however often the work asks for it", async () => {
+    const t = await tenantWithKey();
+    const taskId = await admittedTask(t, PRICE);
+    await withLifecycle(async ({ lifecycle, clock, counter }) => {
+      expect(lifecycle.refresh()).toBeNull();
+      lifecycle.create({ meta: metaOf(t, taskId), submitOutcome: null }, clock.now() + 1_000, clock.now());
+      counter.recordReads = 0;
+      expect(lifecycle.refresh()?.meta.taskId).toBe(taskId);
+      for (let i = 0; i < 10; i++) lifecycle.record();
+      lifecycle.apply({ type: "accepted", at: clock.now(), upstreamStatus: "submitted" });
+      lifecycle.apply({
+        type: "upstream",
+        at: clock.now(),
+        status: "IN_PROGRESS",
+        progress: 40,
+        failReason: null,
+        result: {},
+      });
+      lifecycle.update((r: TaskRecord) => ({ ...r, unpricedUpstreamJobs: 0 }));
+      expect(lifecycle.record()?.state.status).toBe("IN_PROGRESS");
+      expect(counter.recordReads).toBe(1);
+      // The next entry point reads storage again (and finds what was saved).
+      expect(lifecycle.refresh()?.unpricedUpstreamJobs).toBe(0);
+      expect(counter.recordReads).toBe(2);
+    });
+  });
+
+  it("publishes each change, ends once, settles through billing once, and keeps another tenant out", async () => {
+    const t = await tenantWithKey();
+    const taskId = await admittedTask(t, PRICE);
+    await withLifecycle(async ({ lifecycle, clock, seen }) => {
+      lifecycle.create({ meta: metaOf(t, taskId), submitOutcome: null }, clock.now() + 1_000, clock.now());
+      await lifecycle.observe({ type: "accepted", at: clock.now(), upstreamStatus: "submitted" });
+      const failed = {
+        type: "upstream" as const,
+        at: clock.now(),
+        status: "FAILURE" as const,
+        progress: 100,
+        failReason: "boom",
+        result: {},
+      };
+      await lifecycle.observe(failed);
+      await lifecycle.observe(failed);
+      // NOT_START when created, then FAILURE once (the duplicate report changes nothing).
+      expect(seen.changes).toHaveLength(2);
+      expect(seen.ended).toBe(1);
+      expect(lifecycle.record()?.state.settlement?.recorded).toBe(true);
+      expect(lifecycle.recordOf("someone-else")).toBeNull();
+      expect(lifecycle.recordOf(t.tenantId)?.meta.taskId).toBe(taskId);
+    });
+    const ledger = await env.DB.prepare("SELECT kind, amount FROM ledger WHERE task_id = ?1 ORDER BY id")
+      .bind(taskId)
+      .all<{ kind: string; amount: number }>();
+    expect(ledger.results).toEqual([
+      { kind: "charge", amount: -PRICE },
+      { kind: "refund", amount: PRICE },
+    ]);
+  });
+
+  it("retention is due only once settled and the period is over, on the task's clock", async () => {
+    const t = await tenantWithKey();
+    const taskId = await admittedTask(t, PRICE);
+    await withLifecycle(async ({ lifecycle, clock }) => {
+      lifecycle.create({ meta: metaOf(t, taskId), submitOutcome: null }, clock.now() + 1_000, clock.now());
+      expect(lifecycle.retentionAt()).toBeNull();
+      await lifecycle.observe({ type: "rejected", at: clock.now(), reason: "upstream refused" });
+      const retentionAt = lifecycle.retentionAt()!;
+      expect(lifecycle.retentionDue(clock.now(), true)).toBe(false);
+      clock.advanceTo(retentionAt);
+      expect(lifecycle.retentionDue(clock.now(), false)).toBe(false); // webhooks still pending
+      expect(lifecycle.retentionDue(clock.now(), true)).toBe(true);
+    });
+  });
+});
