@@ -540,7 +540,7 @@ function seedLedger(file, rows) {
     ...guards.map((g) => `DROP TRIGGER ${g.name};`),
     `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ${Math.floor(rows)})
      INSERT INTO ledger (id, tenant_id, key_id, task_id, kind, action, amount, balance_after, reason, ref_id, created_at, step)
-     SELECT ${base} + i, 'ten_bench_history', 'key_bench_history', printf('task_hist%020d', i / 2),
+     SELECT ${base} + i, 'ten_bench_history', 'key_bench_history', printf('task_hist%012d_%012d', ${base}, i / 2),
             CASE i % 2 WHEN 0 THEN 'charge' ELSE 'refund' END, 'imagine',
             CASE i % 2 WHEN 0 THEN -40000 ELSE 40000 END, 1000000000,
             NULL, CASE i % 2 WHEN 0 THEN NULL ELSE ${base} + i - 1 END,
