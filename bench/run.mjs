@@ -613,11 +613,12 @@ async function runMode(mode) {
       return { error: String(error?.message ?? error) };
     }
   };
+  // First, while the Worker's heap is small: its RSS growth per subscriber is the memory figure.
+  out.sse = await phase("sse", () => sseFanOut(c, sse, adminToken));
   out.unloaded = await phase("unloaded", () => unloaded(c, main, warm[0], simTask));
   out.loaded = await phase("loaded", () => loaded(c, main, warm[0], simTask));
   out.d1 = await phase("d1", () => d1Counts(c, main));
   out.cpu = await phase("cpu", () => cpu(c, main, warm[0]));
-  out.sse = await phase("sse", () => sseFanOut(c, sse, adminToken));
   if (mode === "lean") {
     out.history = await phase("history", async () => {
       const empty = await admissionsPerSecond(c, main);
