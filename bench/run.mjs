@@ -1,30 +1,31 @@
-// `npm run bench`: starts ONE local stack (gateway + simulator under `wrangler dev`, fresh state
-// under .wrangler/bench-state), measures the figures described in bench/README.md, prints a
-// report and writes it as JSON to bench/results/latest.json. Traffic goes to 127.0.0.1 only;
+// `npm run bench`: measures the gateway in two stacks side by side (bench/stacks.mjs): "lean"
+// (the built Workers through Miniflare's API: no dev proxy, no inspector) and "dev" (`wrangler
+// dev` as `npm start` runs it). Every figure is set against GET /health of the same Worker on
+// the same stack; the simulator (the upstream) is measured directly for reference. Prints a
+// report, writes bench/results/latest.json. Traffic goes to 127.0.0.1 only (ports 8987–8999);
 // every loop is bounded in count and time; the servers started here are stopped at the end.
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
-import { ROOT, startStack } from "../scripts/stack.mjs";
+import { ROOT } from "../scripts/stack.mjs";
+import { costPer1000Tasks, PRICES } from "./prices.mjs";
+import { buildWorkers, d1File, freshState, sqlite, startDev, startLean } from "./stacks.mjs";
 import {
   call,
   closedLoop,
-  descendants,
+  cpuMs,
   histogram,
   load1,
   must,
   nowMs,
   openSubscriber,
-  percentile,
   perSecond,
   round,
-  rssKiB,
   sampleRss,
   sleep,
   summary,
-  workerdOf,
   workerSocket,
 } from "./support.mjs";
 
@@ -34,510 +35,415 @@ const setting = (name, fallback) => {
 };
 
 const CONFIG = {
-  port: setting("BENCH_PORT", 8887),
+  modes: (process.env.BENCH_MODES ?? "lean,dev").split(",").filter(Boolean),
   durationSeconds: setting("BENCH_DURATION_S", 10),
-  connections: setting("BENCH_CONNECTIONS", 10),
-  admissionConcurrency: setting("BENCH_ADMISSION_CONCURRENCY", 50),
-  pollTasks: setting("BENCH_POLL_TASKS", 20),
-  pollTimeScale: 0.1,
+  connections: setting("BENCH_CONNECTIONS", 16),
+  latencySamples: setting("BENCH_LATENCY_SAMPLES", 200),
+  cpuRequests: setting("BENCH_CPU_REQUESTS", 200),
+  d1Tasks: setting("BENCH_D1_TASKS", 20),
+  admissionConcurrency: setting("BENCH_ADMISSION_CONCURRENCY", 16),
+  seedRows: setting("BENCH_SEED_ROWS", 3_000_000),
   subscribers: setting("BENCH_SSE_SUBSCRIBERS", 1000),
-  latencySamples: setting("BENCH_LATENCY_SAMPLES", 300),
+  /** Assumed task life for Durable Object duration in the cost (polls keep the object active). */
+  costTaskSeconds: setting("BENCH_COST_TASK_SECONDS", 60),
 };
-const HARD_LIMIT_MS = 20 * 60_000;
-/** The upstream key the gateway uses under startStack, and one of our own for direct calls. */
+const PORTS = { lean: 8993, dev: 8987 }; // simulator on the next port; dev inspectors on +2
+const HARD_LIMIT_MS = 25 * 60_000;
 const SIM_KEY_GATEWAY = "sk-sim-local";
 const SIM_KEY_DIRECT = "sk-sim-bench";
-/** Simulated imagine (relax) duration: 100 s × time scale. */
-const IMAGINE_RELAX_MS = 100_000;
-/** POLL in src/domain/task-machine.ts: long tasks every 3 s + 0–2 s jitter. */
-const POLL_MIN_MS = 3_000;
-const POLL_MEAN_MS = 4_000;
-const BIG_BALANCE = 1_000_000_000_000; // 1,000,000 USD in micro-USD
+const BIG_BALANCE = 1_000_000_000_000;
 const RUN_TAG = Date.now().toString(36);
+/** Task reads are limited per key (READ_LIMITER: 1,200 a minute): reads rotate over a pool of keys. */
+const READ_KEYS = 40;
+const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
 
 const log = (message) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
+const ratio = (a, b) => (a && b ? round(a / b, 2) : null);
+const mean = (values) => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : null);
 
 const results = {
   started_at: new Date().toISOString(),
+  provisional: "one run on a shared 2-core machine; figures are provisional",
   machine: { cpus: cpus().length, memory_gib: round(totalmem() / 2 ** 30, 1), node: process.version },
   config: CONFIG,
   load_average_1m: {},
+  modes: {},
   notes: [],
 };
-
-let stack = null;
-const started = [];
-let reloads = 0;
 const serverLog = [];
-/** workerd pids of both servers at each phase boundary, to spot restarts. */
-const workerdPids = {};
-
-async function stopServers() {
-  if (!stack) return;
-  stack.stop();
-  const until = Date.now() + 15_000;
-  const alive = (pid) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  while (Date.now() < until && started.some(alive)) await sleep(250);
-  // Only processes this run started (recorded by pid), and only if SIGTERM did not end them.
-  for (const pid of started.filter(alive)) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {}
-  }
-  stack = null;
-}
+let current = null;
 
 const watchdog = setTimeout(() => {
   log(`hard time limit of ${HARD_LIMIT_MS / 60_000} min reached; stopping`);
-  stopServers().finally(() => process.exit(2));
+  (current?.stop() ?? Promise.resolve()).finally(() => process.exit(2));
 }, HARD_LIMIT_MS);
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => {
     log(`${signal}: stopping the servers`);
-    stopServers().finally(() => process.exit(130));
+    (current?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
   });
 }
 
 // ---------------------------------------------------------------------------
+// One stack's client
 
-let G = "";
-let S = "";
-let ADMIN = "";
-
-async function newKey(tenantId) {
-  const key = await must(201, G, "POST", `/admin/tenants/${tenantId}/keys`, {
-    auth: ADMIN,
-    body: { name: "bench", rpm_limit: 100_000, max_inflight: 100_000 },
-  });
-  return key.key;
-}
-
-async function tenantWithKey(name, balance) {
-  const tenant = await must(201, G, "POST", "/admin/tenants", { auth: ADMIN, body: { name } });
-  await must(200, G, "PATCH", `/admin/tenants/${tenant.id}`, {
-    auth: ADMIN,
-    body: { max_inflight: 100_000 },
-  });
-  if (balance > 0) {
-    await must(201, G, "POST", `/admin/tenants/${tenant.id}/topups`, {
-      auth: ADMIN,
-      body: { amount_micros: balance, reason: "bench" },
+function client(stack, adminToken) {
+  const G = stack.gatewayUrl;
+  const S = stack.simulatorUrl;
+  const c = { G, S, stack };
+  c.newKey = async (tenantId) =>
+    (
+      await must(201, G, "POST", `/admin/tenants/${tenantId}/keys`, {
+        auth: adminToken,
+        body: { name: "bench", rpm_limit: 100_000, max_inflight: 100_000 },
+      })
+    ).key;
+  c.tenantWithKey = async (name, balance) => {
+    const tenant = await must(201, G, "POST", "/admin/tenants", { auth: adminToken, body: { name } });
+    await must(200, G, "PATCH", `/admin/tenants/${tenant.id}`, {
+      auth: adminToken,
+      body: { max_inflight: 100_000 },
     });
-  }
-  return { tenantId: tenant.id, key: await newKey(tenant.id) };
-}
-
-const simConfig = (timeScale, key) =>
-  must(200, S, "POST", "/_sim/config", { body: { time_scale: timeScale, key } });
-const simStats = (key) => must(200, S, "GET", `/_sim/stats?key=${key}`);
-
-async function submit(base, key, prompt, debug = false) {
-  const result = await call(base, "POST", "/v1/midjourney/generations/imagine", {
-    auth: key,
-    body: { prompt },
-    headers: debug ? { "x-debug-d1": "1" } : {},
-  });
-  if (result.status !== 200) throw new Error(`submit: ${result.status} ${result.text.slice(0, 300)}`);
-  const rt = result.headers.get("x-d1-round-trips");
-  return { taskId: result.json.data[0].task_id, rt: rt === null ? null : Number(rt), ms: result.ms };
-}
-
-async function query(base, key, taskId, debug = false) {
-  const result = await call(base, "GET", `/v1/midjourney/${taskId}`, {
-    auth: key,
-    headers: debug ? { "x-debug-d1": "1" } : {},
-  });
-  if (result.status !== 200) throw new Error(`query: ${result.status} ${result.text.slice(0, 300)}`);
-  const rt = result.headers.get("x-d1-round-trips");
-  return { task: result.json, rt: rt === null ? null : Number(rt), ms: result.ms };
-}
-
-/** Waits (bounded) until a tenant has no task in flight, so the next phase starts quiet. */
-async function drain(tenantId, timeoutMs = 180_000) {
-  const until = Date.now() + timeoutMs;
-  const t0 = Date.now();
-  while (Date.now() < until) {
-    // A busy D1 can make even this read slow: a failed or slow read just means "not yet".
-    const tenant = await must(200, G, "GET", `/admin/tenants/${tenantId}`, { auth: ADMIN }).catch(() => null);
-    if (tenant?.inflight === 0) {
-      log(`  drained in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-      await sleep(1_000);
-      return true;
+    if (balance > 0)
+      await must(201, G, "POST", `/admin/tenants/${tenant.id}/topups`, {
+        auth: adminToken,
+        body: { amount_micros: balance, reason: "bench" },
+      });
+    return { tenantId: tenant.id, key: await c.newKey(tenant.id) };
+  };
+  c.simConfig = (timeScale, key) =>
+    must(200, S, "POST", "/_sim/config", { body: { time_scale: timeScale, key } });
+  c.simPolls = async (key) => {
+    const stats = await must(200, S, "GET", `/_sim/stats?key=${key}`);
+    return Object.values(stats.queries_by_task ?? {}).reduce((a, b) => a + b, 0);
+  };
+  c.submit = async (base, key, prompt, debug = false) => {
+    const r = await call(base, "POST", "/v1/midjourney/generations/imagine", {
+      auth: key,
+      body: { prompt },
+      headers: debug ? { "x-debug-d1": "1" } : {},
+    });
+    if (r.status !== 200) throw new Error(`submit: ${r.status} ${r.text.slice(0, 300)}`);
+    return { taskId: r.json.data[0].task_id, ms: r.ms, d1: requestD1(r.headers) };
+  };
+  c.query = async (base, key, taskId, debug = false) => {
+    const r = await call(base, "GET", `/v1/midjourney/${taskId}`, {
+      auth: key,
+      headers: debug ? { "x-debug-d1": "1" } : {},
+    });
+    if (r.status !== 200) throw new Error(`query: ${r.status} ${r.text.slice(0, 300)}`);
+    return { task: r.json, ms: r.ms, d1: requestD1(r.headers) };
+  };
+  c.objectsD1 = () => must(200, G, "GET", "/_debug/d1");
+  c.drain = async (tenantId, timeoutMs = 120_000) => {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      const tenant = await must(200, G, "GET", `/admin/tenants/${tenantId}`, { auth: adminToken }).catch(
+        () => null,
+      );
+      if (tenant?.inflight === 0) return true;
+      await sleep(500);
     }
-    await sleep(1_000);
-  }
-  results.notes.push(`drain of ${tenantId} timed out after ${timeoutMs / 1000} s`);
-  return false;
+    results.notes.push(`${stack.mode}: drain of ${tenantId} timed out after ${timeoutMs / 1000} s`);
+    return false;
+  };
+  return c;
 }
+
+function requestD1(headers) {
+  const trips = headers.get("x-d1-round-trips");
+  if (trips === null) return null;
+  return {
+    roundTrips: Number(trips),
+    rowsRead: Number(headers.get("x-d1-rows-read") ?? 0),
+    rowsWritten: Number(headers.get("x-d1-rows-written") ?? 0),
+  };
+}
+
+const usageDelta = (after, before) =>
+  Object.fromEntries(
+    Object.keys(after).map((name) => [
+      name,
+      Object.fromEntries(Object.keys(after[name]).map((k) => [k, after[name][k] - (before[name]?.[k] ?? 0)])),
+    ]),
+  );
+const perUnit = (usage, units) =>
+  units
+    ? {
+        round_trips: round(usage.roundTrips / units, 2),
+        rows_read: round(usage.rowsRead / units, 1),
+        rows_written: round(usage.rowsWritten / units, 1),
+      }
+    : null;
+const sumUsage = (list) =>
+  list.reduce(
+    (a, u) => ({
+      roundTrips: a.roundTrips + (u?.roundTrips ?? 0),
+      rowsRead: a.rowsRead + (u?.rowsRead ?? 0),
+      rowsWritten: a.rowsWritten + (u?.rowsWritten ?? 0),
+    }),
+    { roundTrips: 0, rowsRead: 0, rowsWritten: 0 },
+  );
+const objectsTotal = (d) => sumUsage(Object.values(d));
 
 async function cannon(options) {
-  const result = await autocannon({
+  const r = await autocannon({
     connections: CONFIG.connections,
     duration: CONFIG.durationSeconds,
     ...options,
   });
-  const codes = Object.fromEntries(
-    Object.entries(result.statusCodeStats ?? {}).map(([k, v]) => [k, v.count]),
-  );
   return {
-    p50_ms: result.latency.p50,
-    p99_ms: result.latency.p99,
-    mean_ms: round(result.latency.mean),
-    ok_per_s: round(result["2xx"] / result.duration, 1),
-    responses: result.requests.total,
-    ok: result["2xx"],
-    status_codes: codes,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    seconds: round(result.duration, 2),
+    p50_ms: r.latency.p50,
+    p99_ms: r.latency.p99,
+    ok_per_s: round(r["2xx"] / r.duration, 1),
+    non_2xx: r.non2xx,
+    errors: r.errors,
   };
 }
 
-const ratio = (a, b) => (a && b ? round(a / b, 2) : null);
-
 // ---------------------------------------------------------------------------
-// Issue 3 (part 1): D1 round trips per submit and per query, cold and warm caches.
+// Phases
 
-async function roundTrips(main) {
-  log("issue 3: D1 round trips (waiting 11 s so the key cache (10 s) and price cache (5 s) expire)");
-  await sleep(11_000);
-  const coldKey = await newKey(main.tenantId);
-  const coldBoth = await submit(G, coldKey, "bench rt cold", true);
-  const coldKey2 = await newKey(main.tenantId);
-  const coldKeyOnly = await submit(G, coldKey2, "bench rt cold key", true);
-  const warm = [];
-  for (let i = 0; i < 30; i++) warm.push((await submit(G, coldKey, `bench rt warm ${i}`, true)).rt);
-  // A steady sequential stream over 12 s crosses a key-cache expiry and two price-cache expiries.
-  const steady = [];
-  const until = Date.now() + 12_000;
-  while (Date.now() < until && steady.length < 400) {
-    steady.push((await submit(G, main.key, `bench rt steady ${steady.length}`, true)).rt);
-    await sleep(50);
+/** Unloaded: one connection, health / submit / query interleaved so background noise hits all alike. */
+async function unloaded(c, main, queryTask, simTask) {
+  const health = [];
+  const submits = [];
+  const queries = [];
+  const simSubmits = [];
+  const simQueries = [];
+  for (let i = 0; i < CONFIG.latencySamples; i++) {
+    health.push((await call(c.G, "GET", "/health")).ms);
+    submits.push((await c.submit(c.G, main.key, `bench unloaded ${i}`)).ms);
+    queries.push((await c.query(c.G, main.readKey(), queryTask)).ms);
+    if (i < 50) {
+      simSubmits.push((await c.submit(c.S, SIM_KEY_DIRECT, `bench unloaded ${i}`)).ms);
+      simQueries.push((await c.query(c.S, SIM_KEY_DIRECT, simTask)).ms);
+    }
   }
-  const queryKey = await newKey(main.tenantId);
-  const queryCold = await query(G, queryKey, coldBoth.taskId, true);
-  const queryWarm = [];
-  for (let i = 0; i < 30; i++) queryWarm.push((await query(G, queryKey, coldBoth.taskId, true)).rt);
-  await drain(main.tenantId);
+  await c.drain(main.tenantId);
+  const h = summary(health);
+  const vsHealth = (s) => ({
+    ...s,
+    p50_over_health_ms: round(s.p50 - h.p50),
+    p99_over_health_ms: round(s.p99 - h.p99),
+  });
   return {
-    submit: {
-      cold_key_and_prices: coldBoth.rt,
-      cold_key_warm_prices: coldKeyOnly.rt,
-      warm: histogram(warm),
-      steady_12s: {
-        submits: steady.length,
-        mean: round(steady.reduce((a, b) => a + b, 0) / steady.length, 3),
-        histogram: histogram(steady),
-      },
-    },
-    query: { cold_key: queryCold.rt, warm: histogram(queryWarm) },
+    health: h,
+    submit: vsHealth(summary(submits)),
+    query: vsHealth(summary(queries)),
+    simulator_submit: summary(simSubmits),
+    simulator_query: summary(simQueries),
   };
 }
 
-// ---------------------------------------------------------------------------
-// Issue 2: gateway vs direct-to-simulator submit and query.
-
-async function gatewayVsSimulator(main, queryTargets) {
-  const submitBody = JSON.stringify({ prompt: "bench load" });
+async function loaded(c, main, queryTask, simTask) {
   const json = { "content-type": "application/json" };
-  log(`issue 2: gateway submit, ${CONFIG.connections} connections × ${CONFIG.durationSeconds} s`);
-  results.load_average_1m.issue2_start = load1();
-  const gatewaySubmit = await cannon({
-    url: `${G}/v1/midjourney/generations/imagine`,
+  const body = JSON.stringify({ prompt: "bench load" });
+  const health = await cannon({ url: `${c.G}/health` });
+  const submit = await cannon({
+    url: `${c.G}/v1/midjourney/generations/imagine`,
     method: "POST",
     headers: { ...json, authorization: `Bearer ${main.key}` },
-    body: submitBody,
+    body,
   });
-  await drain(main.tenantId);
-  log("issue 2: direct simulator submit");
+  await c.drain(main.tenantId);
+  const query = await cannon({
+    url: `${c.G}/v1/midjourney/${queryTask}`,
+    requests: [
+      {
+        setupRequest: (request) => ({
+          ...request,
+          headers: { ...request.headers, authorization: `Bearer ${main.readKey()}` },
+        }),
+      },
+    ],
+  });
   const simSubmit = await cannon({
-    url: `${S}/v1/midjourney/generations/imagine`,
+    url: `${c.S}/v1/midjourney/generations/imagine`,
     method: "POST",
     headers: { ...json, authorization: `Bearer ${SIM_KEY_DIRECT}` },
-    body: submitBody,
+    body,
   });
-  log("issue 2: gateway query (TaskObject)");
-  const gatewayQuery = await cannon({
-    url: `${G}/v1/midjourney/${queryTargets.gateway}`,
-    headers: { authorization: `Bearer ${main.key}` },
-  });
-  log("issue 2: direct simulator query");
   const simQuery = await cannon({
-    url: `${S}/v1/midjourney/${queryTargets.simulator}`,
+    url: `${c.S}/v1/midjourney/${simTask}`,
     headers: { authorization: `Bearer ${SIM_KEY_DIRECT}` },
   });
-  const compare = (gateway, simulator) => ({
-    gateway,
-    simulator,
-    ratio_gateway_over_simulator: {
-      p50: ratio(gateway.p50_ms, simulator.p50_ms),
-      p99: ratio(gateway.p99_ms, simulator.p99_ms),
-      throughput: ratio(gateway.ok_per_s, simulator.ok_per_s),
-    },
-  });
-  return { submit: compare(gatewaySubmit, simSubmit), query: compare(gatewayQuery, simQuery) };
-}
-
-// ---------------------------------------------------------------------------
-// Issue 3 (part 2): admissions per second against one local D1.
-
-async function admissions(main, broke) {
-  const c = CONFIG.admissionConcurrency;
-  const durationMs = CONFIG.durationSeconds * 1000;
-  const fire = (key) => () =>
-    fetch(`${G}/v1/midjourney/generations/imagine`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "x-debug-d1": "1" },
-      body: JSON.stringify({ prompt: "bench admission" }),
-      signal: AbortSignal.timeout(30_000),
-    });
-  const describe = (run, status) => {
-    const buckets = perSecond(run.samples, status, run.elapsedMs);
-    const rts = run.samples.filter((s) => s.status === status && s.rt !== null).map((s) => s.rt);
-    return {
-      concurrency: c,
-      seconds: round(run.elapsedMs / 1000, 1),
-      per_second: buckets,
-      mean_per_s: round(buckets.reduce((a, b) => a + b, 0) / buckets.length, 1),
-      best_second: Math.max(...buckets),
-      latency_ms: summary(
-        run.samples.filter((s) => s.status === status).map((s) => s.ms),
-        1,
-      ),
-      status_codes: histogram(run.samples.map((s) => s.status)),
-      client_errors: run.errors.length,
-      client_error_kinds: histogram(run.errors),
-      sample_bodies: Object.fromEntries(
-        Object.entries(run.bodies).filter(([code]) => Number(code) !== status),
-      ),
-      d1_round_trips: {
-        mean: round(rts.reduce((a, b) => a + b, 0) / (rts.length || 1), 3),
-        histogram: histogram(rts),
-      },
-    };
+  return {
+    connections: CONFIG.connections,
+    seconds: CONFIG.durationSeconds,
+    health,
+    submit: { ...submit, x_health: ratio(submit.ok_per_s, health.ok_per_s) },
+    query: { ...query, x_health: ratio(query.ok_per_s, health.ok_per_s) },
+    simulator_submit: simSubmit,
+    simulator_query: simQuery,
   };
-  log(`issue 3: admissions, ${c} concurrent submits for ${CONFIG.durationSeconds} s (count 200s per second)`);
-  results.load_average_1m.issue3_start = load1();
-  const admitted = await closedLoop({
-    concurrency: c,
-    durationMs,
-    maxRequests: 50_000,
-    request: fire(main.key),
-  });
-  await drain(main.tenantId);
-  log(`issue 3: admission batches without the upstream (a tenant with no balance: every batch fails → 402)`);
-  const refused = await closedLoop({
-    concurrency: c,
-    durationMs,
-    maxRequests: 50_000,
-    request: fire(broke.key),
-  });
-  return { admitted_200: describe(admitted, 200), refused_402_no_upstream: describe(refused, 402) };
 }
 
-// ---------------------------------------------------------------------------
-// Issue 4: upstream polls per finished task; TaskObject query vs a trivial route.
-
-async function pollsPerTask(main) {
-  const n = CONFIG.pollTasks;
-  const durationMs = IMAGINE_RELAX_MS * CONFIG.pollTimeScale;
-  log(
-    `issue 4: ${n} imagine tasks at simulator time scale ${CONFIG.pollTimeScale} (${durationMs / 1000} s each)`,
-  );
-  results.load_average_1m.issue4_start = load1();
-  await simConfig(CONFIG.pollTimeScale, SIM_KEY_GATEWAY);
+/**
+ * D1 per operation: the request's own statements (x-debug-d1 headers) plus the Durable Objects'
+ * (GET /_debug/d1 before and after). Tasks run 100 s upstream (time scale 1) so that submit,
+ * polls and settlement can be told apart: submit N, wait ~9 s of polls, then jump the
+ * simulator's clock so every task ends at its next poll and settles.
+ */
+async function d1Counts(c, main) {
+  const n = CONFIG.d1Tasks;
+  await c.simConfig(1, SIM_KEY_GATEWAY);
+  const polls0 = await c.simPolls(SIM_KEY_GATEWAY);
+  const objects0 = await c.objectsD1();
+  const requestUsage = [];
   const tasks = [];
   for (let i = 0; i < n; i++) {
-    const prompt = `bench-poll ${RUN_TAG} #${i}`;
-    const submitted = await submit(G, main.key, prompt);
-    tasks.push({ prompt, taskId: submitted.taskId, submittedAt: Date.now(), finishedAt: null, status: null });
+    const s = await c.submit(c.G, main.key, `bench d1 ${RUN_TAG} ${i}`, true);
+    requestUsage.push(s.d1);
+    tasks.push(s.taskId);
   }
-  const pollerLatency = [];
-  const pollerErrors = [];
-  const until = Date.now() + 180_000;
-  while (Date.now() < until && tasks.some((t) => t.finishedAt === null)) {
-    await sleep(1_000);
-    await Promise.all(
-      tasks
-        .filter((t) => t.finishedAt === null)
-        .map(async (t) => {
-          try {
-            const { task, ms } = await query(G, main.key, t.taskId);
-            pollerLatency.push(ms);
-            if (["SUCCESS", "FAILURE", "CANCEL"].includes(task.status)) {
-              t.status = task.status;
-              t.finishedAt = Date.now();
-            }
-          } catch (error) {
-            pollerErrors.push(String(error?.name === "TimeoutError" ? "timeout" : (error?.message ?? error)));
-          }
-        }),
-    );
-  }
-  const unfinished = tasks.filter((t) => t.finishedAt === null).length;
-  const upstream = await must(200, S, "GET", `/_sim/tasks?key=${SIM_KEY_GATEWAY}`);
-  const byPrompt = new Map(upstream.map((u) => [u.prompt, u.id]));
-  for (const t of tasks) t.upstreamId = byPrompt.get(t.prompt) ?? null;
-  const first = await simStats(SIM_KEY_GATEWAY);
-  log("issue 4: waiting 8 s to see whether polls continue after the terminal state");
-  await sleep(8_000);
-  const later = await simStats(SIM_KEY_GATEWAY);
-  const polls = tasks.map((t) => first.queries_by_task[t.upstreamId] ?? 0);
-  const after = tasks.map(
-    (t) => (later.queries_by_task[t.upstreamId] ?? 0) - (first.queries_by_task[t.upstreamId] ?? 0),
-  );
+  const objects1 = await c.objectsD1();
+  const polls1 = await c.simPolls(SIM_KEY_GATEWAY);
+  await sleep(9_000);
+  const objects2 = await c.objectsD1();
+  const polls2 = await c.simPolls(SIM_KEY_GATEWAY);
+  await must(200, c.S, "POST", "/_sim/clock", { body: { advance_ms: 300_000, key: SIM_KEY_GATEWAY } });
+  await c.drain(main.tenantId);
+  await sleep(1_000);
+  const objects3 = await c.objectsD1();
+  const polls3 = await c.simPolls(SIM_KEY_GATEWAY);
+  await c.simConfig(0, SIM_KEY_GATEWAY);
 
-  log(
-    `issue 4: GET /v1/midjourney/{id} (TaskObject) vs GET /health, ${CONFIG.latencySamples} each, interleaved`,
-  );
-  const taskId = tasks[0].taskId;
-  const viaObject = [];
-  const health = [];
-  // A well-formed id nobody owns: the Worker wakes a brand-new TaskObject (its constructor
-  // creates its SQLite tables), which answers 404: the cost of a first touch of an object.
-  const freshObject = [];
-  const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-  const unknownId = () =>
-    `task_01${Array.from({ length: 24 }, () => crockford[Math.floor(Math.random() * 32)]).join("")}`;
-  for (let i = 0; i < CONFIG.latencySamples; i++) {
-    health.push((await call(G, "GET", "/health")).ms);
-    viaObject.push((await query(G, main.key, taskId)).ms);
-    if (i < 100) {
-      const fresh = await call(G, "GET", `/v1/midjourney/${unknownId()}`, { auth: main.key });
-      if (fresh.status === 404) freshObject.push(fresh.ms);
-    }
-  }
-  const targetMean = durationMs / POLL_MEAN_MS + 2;
-  const targetMax = durationMs / POLL_MIN_MS + 2;
+  const queryUsage = [];
+  const q0 = await c.objectsD1();
+  // One key, its cache warm: a query's own cost (a cold key adds one read per key per 10 s).
+  await c.query(c.G, main.key, tasks[0]);
+  for (let i = 0; i < n; i++) queryUsage.push((await c.query(c.G, main.key, tasks[i % n], true)).d1);
+  const q1 = await c.objectsD1();
+
+  const submitObjects = objectsTotal(usageDelta(objects1, objects0));
+  const pollObjects = objectsTotal(usageDelta(objects2, objects1));
+  const endObjects = objectsTotal(usageDelta(objects3, objects2));
+  const midPolls = polls2 - polls1;
+  const finalPolls = polls3 - polls2;
+  const perPoll = perUnit(pollObjects, midPolls);
+  const request = sumUsage(requestUsage);
+  const submitTotal = sumUsage([request, submitObjects]);
+  const settlementWithFinalPoll = perUnit(endObjects, n);
+  const perTaskLife = perUnit(sumUsage([submitTotal, pollObjects, endObjects]), n);
   return {
     tasks: n,
-    unfinished,
-    statuses: histogram(tasks.map((t) => t.status)),
-    upstream_duration_s: durationMs / 1000,
-    observed_submit_to_terminal_s: summary(
-      tasks.filter((t) => t.finishedAt).map((t) => (t.finishedAt - t.submittedAt) / 1000),
-      1,
-    ),
-    status_poller: { get_latency_ms: summary(pollerLatency, 1), errors: histogram(pollerErrors) },
-    polls_per_task: { ...summary(polls), histogram: histogram(polls) },
-    target: {
-      mean_interval: round(targetMean, 2),
-      min_interval: round(targetMax, 2),
-      formula: "duration / poll interval + 2 (interval 3–5 s, mean 4 s)",
+    upstream_polls: { during_submits: polls1 - polls0, in_9s: midPolls, to_settle: finalPolls },
+    per_submit: {
+      request: perUnit(request, n),
+      objects: perUnit(submitObjects, n),
+      total: perUnit(submitTotal, n),
     },
-    within_target: summary(polls).mean !== null && summary(polls).mean <= targetMax,
-    polls_in_8s_after_terminal: after.reduce((a, b) => a + b, 0),
-    unmatched_upstream_ids: tasks.filter((t) => !t.upstreamId).length,
-    query_latency_ms: {
-      task_object: summary(viaObject, 2),
-      health: summary(health, 2),
-      fresh_task_object_404: summary(freshObject, 2),
-      ratio_p50: ratio(percentile(viaObject, 50), percentile(health, 50)),
+    per_poll: perPoll,
+    per_settlement_incl_final_poll: settlementWithFinalPoll,
+    per_task_life: perTaskLife,
+    per_query: {
+      request: perUnit(sumUsage(queryUsage), n),
+      objects: perUnit(objectsTotal(usageDelta(q1, q0)), n),
     },
+    by_object_class: {
+      submit: usageDelta(objects1, objects0),
+      polls: usageDelta(objects2, objects1),
+      settlement: usageDelta(objects3, objects2),
+    },
+    unmetered_note: "statements run through raw()/exec() have no row counts (counted in 'unmetered')",
   };
 }
 
-// ---------------------------------------------------------------------------
-// Issue 5: many SSE subscribers of one task.
-
-async function sseFanOut(sse, gatewayPid) {
-  const n = CONFIG.subscribers;
-  const sink = `bench-sse-${RUN_TAG}`;
-  log(`issue 5: ${n} SSE subscribers of one task`);
-  results.load_average_1m.issue5_start = load1();
-  await must(201, G, "POST", `/admin/tenants/${sse.tenantId}/webhooks`, {
-    auth: ADMIN,
-    body: { url: `${S}/_sim/webhooks/${sink}`, events: "all" },
+/** workerd CPU per operation: CPU of N operations minus that of N GET /health, over N. */
+async function cpu(c, main, queryTask) {
+  const n = CONFIG.cpuRequests;
+  const pids = {
+    worker: c.stack.gatewayPids,
+    tooling: c.stack.toolingPids,
+    simulator: c.stack.simulatorPids,
+  };
+  const read = () => Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuMs(p)]));
+  const diff = (a, b) => Object.fromEntries(Object.keys(a).map((k) => [k, b[k] - a[k]]));
+  const measure = async (run) => {
+    const before = read();
+    const t0 = performance.now();
+    await run();
+    return { cpu: diff(before, read()), ms: performance.now() - t0 };
+  };
+  const health = await measure(async () => {
+    for (let i = 0; i < n; i++) await call(c.G, "GET", "/health");
   });
-  // Scale 1: the task would take 100 s, so it stays open while everyone connects; the
-  // simulator clock is then advanced to make the changes happen.
-  await simConfig(1, SIM_KEY_GATEWAY);
-  const { taskId } = await submit(G, sse.key, `bench-sse ${RUN_TAG}`);
-  await sleep(2_000);
-  const procs = workerdOf(gatewayPid, CONFIG.port);
-  const runtimeBefore = await sampleRss(procs.runtime);
-  const proxyBefore = procs.proxy ? await sampleRss([procs.proxy]) : null;
-  const everyWorkerd = () =>
-    Object.fromEntries(
-      stack.children.flatMap((child) =>
-        descendants(child.pid)
-          .filter((p) => /workerd\s+serve/.test(p.cmd))
-          .map((p) => [p.pid, round((rssKiB(p.pid) ?? 0) / 1024, 1)]),
-      ),
-    );
-  const allBefore = everyWorkerd();
-
-  const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
-  // Subscribers connect to the Worker's own socket, behind wrangler's local dev proxy: that
-  // proxy (absent in production) does not cope with 1,000 long-lived streams (connect
-  // timeouts, ~0.7 MiB per stream, events held back for tens of seconds). BENCH_SSE_VIA=proxy
-  // goes through it anyway.
-  let base = G;
-  let via = "the gateway port (wrangler's dev proxy)";
-  if (process.env.BENCH_SSE_VIA !== "proxy") {
-    for (const pid of procs.runtime) {
-      const direct = await workerSocket(pid);
-      if (direct) {
-        base = direct;
-        via = `the Worker's own socket ${direct}, bypassing wrangler's dev proxy`;
-        break;
-      }
-    }
+  const query = await measure(async () => {
+    for (let i = 0; i < n; i++) await c.query(c.G, main.readKey(), queryTask);
+  });
+  // A submit's CPU includes its task's whole life (start, poll, settlement): wait for the drain.
+  const submit = await measure(async () => {
+    for (let i = 0; i < n; i++) await c.submit(c.G, main.key, `bench cpu ${i}`);
+    await c.drain(main.tenantId);
+  });
+  const idle = await measure(() => sleep(2_000));
+  const idleRate = (k) => idle.cpu[k] / idle.ms;
+  const per = (m, k) =>
+    round((m.cpu[k] - idleRate(k) * m.ms - (health.cpu[k] - idleRate(k) * health.ms)) / n, 2);
+  const out = { requests: n, clock_tick_ms: 10 };
+  for (const k of Object.keys(pids)) {
+    if (!pids[k].length) continue;
+    out[k] = {
+      health_ms_per_request: round((health.cpu[k] - idleRate(k) * health.ms) / n, 2),
+      submit_ms_over_health: per(submit, k),
+      query_ms_over_health: per(query, k),
+      idle_ms_per_s: round(idleRate(k) * 1000, 1),
+    };
   }
-  log(`  subscribers connect to ${via}`);
+  return out;
+}
+
+async function sseFanOut(c, sse, adminToken) {
+  const n = CONFIG.subscribers;
+  const sink = `bench-sse-${c.stack.mode}-${RUN_TAG}`;
+  await must(201, c.G, "POST", `/admin/tenants/${sse.tenantId}/webhooks`, {
+    auth: adminToken,
+    body: { url: `${c.S}/_sim/webhooks/${sink}`, events: "all" },
+  });
+  await c.simConfig(1, SIM_KEY_GATEWAY);
+  const { taskId } = await c.submit(c.G, sse.key, `bench-sse ${RUN_TAG}`);
+  await sleep(2_000);
+  // Under wrangler dev the subscribers use the Worker's own socket: its dev proxy (absent in
+  // production) does not cope with 1,000 long-lived streams (see README).
+  let base = c.stack.workerUrl;
+  for (const pid of c.stack.gatewayPids) base ??= await workerSocket(pid);
+  base ??= c.G;
+  const rssBefore = await sampleRss(c.stack.gatewayPids);
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
   const url = `${base}/v1/midjourney/${taskId}/events`;
   const headers = { authorization: `Bearer ${sse.key}` };
-  // A sliding window of 50 connection attempts in flight until all n have been tried.
   const subscribers = [];
   let next = 0;
   const connectStart = nowMs();
-  const connectUntil = connectStart + 90_000;
   const opener = async () => {
-    while (next < n && nowMs() < connectUntil) {
-      const index = next++;
-      const subscriber = await openSubscriber(http, agent, url, headers, { connectTimeoutMs: 30_000 });
-      subscriber.index = index;
-      subscribers.push(subscriber);
+    while (next < n && nowMs() < connectStart + 90_000) {
+      next++;
+      subscribers.push(await openSubscriber(http, agent, url, headers, { connectTimeoutMs: 30_000 }));
     }
   };
   await Promise.all(Array.from({ length: 50 }, opener));
-  const connectedAll = nowMs();
   const connected = subscribers.filter((s) => s.ok);
-  log(`  ${connected.length}/${n} connected in ${((connectedAll - connectStart) / 1000).toFixed(1)} s`);
+  const connectSeconds = (nowMs() - connectStart) / 1000;
   await sleep(2_000);
-  const procsAfter = workerdOf(gatewayPid, CONFIG.port);
-  const runtimeAfter = await sampleRss(procsAfter.runtime);
-  const proxyAfter = procsAfter.proxy ? await sampleRss([procsAfter.proxy]) : null;
-  const allAfter = everyWorkerd();
-  const restarted = procsAfter.runtime.join() !== procs.runtime.join();
-
-  log("  driving the task: natural progress, then the simulator clock +40 s (IN_PROGRESS), +80 s (SUCCESS)");
-  await sleep(6_000);
-  await must(200, S, "POST", "/_sim/clock", { body: { advance_ms: 40_000, key: SIM_KEY_GATEWAY } });
-  await sleep(8_000);
-  await must(200, S, "POST", "/_sim/clock", { body: { advance_ms: 80_000, key: SIM_KEY_GATEWAY } });
+  const rssConnected = await sampleRss(c.stack.gatewayPids);
+  await sleep(4_000);
+  await must(200, c.S, "POST", "/_sim/clock", { body: { advance_ms: 40_000, key: SIM_KEY_GATEWAY } });
+  await sleep(7_000);
+  await must(200, c.S, "POST", "/_sim/clock", { body: { advance_ms: 80_000, key: SIM_KEY_GATEWAY } });
   const endUntil = Date.now() + 30_000;
   while (Date.now() < endUntil && connected.some((s) => !s.ended)) await sleep(250);
   const stillOpen = connected.filter((s) => !s.ended).length;
-  await sleep(2_000);
-  const runtimeClosed = await sampleRss(workerdOf(gatewayPid, CONFIG.port).runtime);
   for (const s of subscribers) s.request?.destroy();
   agent.destroy();
+  await c.simConfig(0, SIM_KEY_GATEWAY);
 
-  // When each change happened: the TaskObject stamps every published change with the time
-  // it applied it (Date.now() in the object right after the upstream poll answered) and
-  // sends that as the webhook's "timestamp"; the webhook id carries the event's seq.
+  // The change time: the TaskObject stamps each change (Date.now() after the poll answered) and
+  // sends it as the webhook's timestamp; the webhook id carries the event's seq (= SSE id).
   let hooks = [];
   const hookUntil = Date.now() + 20_000;
   while (Date.now() < hookUntil) {
-    hooks = await must(200, S, "GET", `/_sim/webhooks/${sink}`);
+    hooks = await must(200, c.S, "GET", `/_sim/webhooks/${sink}`);
     if (hooks.some((h) => JSON.parse(h.body).data?.status === "SUCCESS")) break;
     await sleep(500);
   }
@@ -545,236 +451,379 @@ async function sseFanOut(sse, gatewayPid) {
   for (const hook of hooks) {
     const seq = Number(/_(\d+)_[^_]+$/.exec(hook.headers["webhook-id"] ?? "")?.[1]);
     const body = JSON.parse(hook.body);
-    if (Number.isFinite(seq) && !changedAt.has(seq)) {
-      changedAt.set(seq, {
-        at: Date.parse(body.timestamp),
-        hookAt: hook.at,
-        status: body.data.status,
-        progress: body.data.progress,
-      });
-    }
+    if (Number.isFinite(seq) && !changedAt.has(seq))
+      changedAt.set(seq, { at: Date.parse(body.timestamp), status: body.data.status });
   }
   const lastConnect = Math.max(...connected.map((s) => s.connectedAt));
-  const events = [];
-  const all = [];
-  const statusChanges = [];
-  let previousStatus = null;
-  for (const [seq, change] of [...changedAt.entries()].sort((a, b) => a[0] - b[0])) {
-    const isStatusChange = change.status !== previousStatus;
-    previousStatus = change.status;
-    if (change.at <= lastConnect) continue; // only changes that happened after everyone was connected
-    const delays = [];
-    for (const s of connected) {
-      const received = s.events.find((e) => e.id === seq);
-      if (received) delays.push(received.at - change.at);
-    }
-    all.push(...delays);
-    if (isStatusChange) statusChanges.push(...delays);
-    const times = connected.map((sub) => sub.events.find((e) => e.id === seq)?.at).filter(Boolean);
-    events.push({
-      seq,
-      changed_at: new Date(change.at).toISOString(),
-      webhook_received_after_ms: typeof change.hookAt === "number" ? change.hookAt - change.at : null,
-      first_received_at: times.length ? new Date(Math.min(...times)).toISOString() : null,
-      last_received_at: times.length ? new Date(Math.max(...times)).toISOString() : null,
-      status: change.status,
-      progress: change.progress,
-      received_by: delays.length,
-      delay_ms: summary(delays, 1),
-    });
+  const delays = [];
+  /** Per event: first receipt − change = the in-object broadcast plus one delivery; spread = last − first receipt. */
+  const firstReceipt = [];
+  const spread = [];
+  for (const [seq, change] of changedAt) {
+    if (change.at <= lastConnect) continue;
+    const times = connected.map((s) => s.events.find((e) => e.id === seq)?.at).filter((t) => t !== undefined);
+    if (!times.length) continue;
+    delays.push(...times.map((t) => t - change.at));
+    firstReceipt.push(Math.min(...times) - change.at);
+    spread.push(Math.max(...times) - Math.min(...times));
   }
   return {
     subscribers: n,
-    via,
+    via: base === c.G ? "the gateway port" : `the Worker's own socket (${base})`,
     connected: connected.length,
+    connect_seconds: round(connectSeconds, 1),
     connect_failures: histogram(subscribers.filter((s) => !s.ok).map((s) => s.error ?? "unknown")),
-    connect_seconds: round((connectedAll - connectStart) / 1000, 1),
-    connect_latency_ms: summary(
-      connected.map((sub) => sub.connectedAt - sub.startedAt),
-      0,
-    ),
-    first_failures: subscribers
-      .filter((sub) => !sub.ok)
-      .slice(0, 5)
-      .map((sub) => ({
-        index: sub.index,
-        after_s: round((sub.startedAt - connectStart) / 1000, 1),
-        error: sub.error,
-      })),
-    last_connected_at: new Date(lastConnect).toISOString(),
-    delivery_delay_ms: summary(all, 1),
-    status_change_delay_ms: summary(statusChanges, 1),
-    events,
+    change_to_receipt_ms: summary(delays, 1),
+    first_receipt_per_event_ms: summary(firstReceipt, 1),
+    receipt_spread_per_event_ms: summary(spread, 1),
+    events_measured: firstReceipt.length,
+    in_object_broadcast_ms: null,
+    in_object_broadcast_note:
+      "not exposed by the product (src/durable/sse-broadcaster.ts neither logs nor reports how long a broadcast takes); first receipt bounds it from above",
+    kib_per_subscriber: connected.length ? round((rssConnected - rssBefore) / connected.length, 1) : null,
+    rss_mib: { before: round(rssBefore / 1024, 1), connected: round(rssConnected / 1024, 1) },
     streams_open_30s_after_success: stillOpen,
-    memory: {
-      runtime_pids: procs.runtime,
-      proxy_pid: procs.proxy,
-      runtime_rss_mib: {
-        before: round(runtimeBefore / 1024, 1),
-        connected: round(runtimeAfter / 1024, 1),
-        after_close: round(runtimeClosed / 1024, 1),
+  };
+}
+
+async function admissionsPerSecond(c, tenant) {
+  const run = await closedLoop({
+    concurrency: CONFIG.admissionConcurrency,
+    durationMs: CONFIG.durationSeconds * 1000,
+    maxRequests: 50_000,
+    request: () =>
+      fetch(`${c.G}/v1/midjourney/generations/imagine`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${tenant.key}`, "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "bench admission" }),
+        signal: AbortSignal.timeout(30_000),
+      }),
+  });
+  const buckets = perSecond(run.samples, 200, run.elapsedMs);
+  await c.drain(tenant.tenantId);
+  return {
+    concurrency: CONFIG.admissionConcurrency,
+    per_s: round(mean(buckets), 1),
+    per_second: buckets,
+    status_codes: histogram(run.samples.map((s) => s.status)),
+    client_errors: run.errors.length,
+  };
+}
+
+/** Bytes of the D1 file (after a checkpoint) and the rows that matter, read with the stack stopped. */
+function d1Size(file) {
+  sqlite(file, "PRAGMA wal_checkpoint(TRUNCATE);");
+  const [row] = sqlite(
+    file,
+    "SELECT (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()) AS bytes, (SELECT COUNT(*) FROM tasks) AS tasks, (SELECT COUNT(*) FROM ledger) AS ledger;",
+    { json: true },
+  );
+  return row;
+}
+
+/**
+ * An old tenant's settled history: `rows` ledger rows (a charge and its refund per task, dated
+ * a year back), written straight into the stopped stack's D1 file in one transaction. The
+ * ledger's BEFORE INSERT guards are lifted for the import only (they would check each seeded
+ * row) and put back as they were.
+ */
+function seedLedger(file, rows) {
+  const guards = sqlite(
+    file,
+    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'ledger' AND sql LIKE '%BEFORE INSERT%';",
+    { json: true },
+  );
+  const [{ base }] = sqlite(file, "SELECT COALESCE(MAX(id), 0) + 1 AS base FROM ledger;", { json: true });
+  const yearAgo = Date.now() - 365 * 86_400_000;
+  const script = [
+    "BEGIN;",
+    ...guards.map((g) => `DROP TRIGGER ${g.name};`),
+    `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ${Math.floor(rows)})
+     INSERT INTO ledger (id, tenant_id, key_id, task_id, kind, action, amount, balance_after, reason, ref_id, created_at, step)
+     SELECT ${base} + i, 'ten_bench_history', 'key_bench_history', printf('task_hist%012d_%012d', ${base}, i / 2),
+            CASE i % 2 WHEN 0 THEN 'charge' ELSE 'refund' END, 'imagine',
+            CASE i % 2 WHEN 0 THEN -40000 ELSE 40000 END, 1000000000,
+            NULL, CASE i % 2 WHEN 0 THEN NULL ELSE ${base} + i - 1 END,
+            ${yearAgo} + i * 10, 'submit'
+     FROM n;`,
+    ...guards.map((g) => `${g.sql};`),
+    "COMMIT;",
+  ].join("\n");
+  const t0 = Date.now();
+  sqlite(file, script, { timeoutMs: 900_000 });
+  return { rows, seconds: round((Date.now() - t0) / 1000, 1) };
+}
+
+// ---------------------------------------------------------------------------
+
+async function runMode(mode) {
+  const port = PORTS[mode];
+  const persistTo = join(ROOT, ".wrangler", `bench-${mode}`);
+  const buildDir = join(ROOT, "bench", ".build");
+  const adminToken = `bench-admin-${RUN_TAG}`;
+  const out = { port, load_average_1m: { start: load1() } };
+  results.modes[mode] = out;
+  log(`${mode}: fresh state ${persistTo}`);
+  freshState(persistTo);
+  const emptyBytes = d1Size(d1File(persistTo)).bytes;
+  const start = async () => {
+    if (mode === "lean") return startLean({ buildDir, persistTo, port, simulatorPort: port + 1, adminToken });
+    return startDev({
+      persistTo,
+      port,
+      simulatorPort: port + 1,
+      adminToken,
+      log: (label, text) => {
+        const stamp = new Date().toISOString().slice(11, 23);
+        for (const line of text.split("\n"))
+          if (line.trim()) serverLog.push(`${stamp} [${mode} ${label}] ${line}`);
       },
-      proxy_rss_mib:
-        proxyBefore === null
-          ? null
-          : { before: round(proxyBefore / 1024, 1), connected: round(proxyAfter / 1024, 1) },
-      runtime_kib_per_subscriber: connected.length
-        ? round((runtimeAfter - runtimeBefore) / connected.length, 1)
-        : null,
-      proxy_kib_per_subscriber:
-        connected.length && proxyBefore !== null
-          ? round((proxyAfter - proxyBefore) / connected.length, 1)
-          : null,
-      runtime_restarted: restarted,
-      every_workerd_rss_mib: { before: allBefore, connected: allAfter },
+    });
+  };
+  current = await start();
+  let c = client(current, adminToken);
+  log(`${mode}: gateway ${c.G}, simulator ${c.S}`);
+  const main = await c.tenantWithKey("bench-main", BIG_BALANCE);
+  main.readKeys = [];
+  for (let i = 0; i < READ_KEYS; i++) main.readKeys.push(await c.newKey(main.tenantId));
+  let readCount = 0;
+  main.readKey = () => main.readKeys[readCount++ % READ_KEYS];
+  const sse = await c.tenantWithKey("bench-sse", BIG_BALANCE);
+  await c.simConfig(0, SIM_KEY_GATEWAY);
+  await c.simConfig(0, SIM_KEY_DIRECT);
+  const warm = [];
+  for (let i = 0; i < 10; i++) {
+    warm.push((await c.submit(c.G, main.key, `bench warm-up ${i}`)).taskId);
+    await call(c.G, "GET", "/health");
+  }
+  const simTask = (await c.submit(c.S, SIM_KEY_DIRECT, "bench query target")).taskId;
+  for (let i = 0; i < READ_KEYS; i++) await c.query(c.G, main.readKey(), warm[0]);
+  await c.drain(main.tenantId);
+
+  const phase = async (name, run) => {
+    if (ONLY.length && !ONLY.includes(name)) return undefined;
+    log(`${mode}: ${name}`);
+    out.load_average_1m[name] = load1();
+    try {
+      return await run();
+    } catch (error) {
+      log(`${mode} ${name} failed: ${error?.stack ?? error}`);
+      results.notes.push(`${mode} ${name} failed: ${String(error?.message ?? error)}`);
+      await c.drain(main.tenantId).catch(() => {});
+      return { error: String(error?.message ?? error) };
+    }
+  };
+  // First, while the Worker's heap is small: its RSS growth per subscriber is the memory figure.
+  out.sse = await phase("sse", () => sseFanOut(c, sse, adminToken));
+  out.unloaded = await phase("unloaded", () => unloaded(c, main, warm[0], simTask));
+  out.loaded = await phase("loaded", () => loaded(c, main, warm[0], simTask));
+  out.d1 = await phase("d1", () => d1Counts(c, main));
+  out.cpu = await phase("cpu", () => cpu(c, main, warm[0]));
+  if (mode === "lean") {
+    out.history = await phase("history", async () => {
+      const empty = await admissionsPerSecond(c, main);
+      await current.stop();
+      current = null;
+      const file = d1File(persistTo);
+      const grown = d1Size(file);
+      log(`${mode}: seeding ${CONFIG.seedRows} ledger rows into ${file}`);
+      const seed = seedLedger(file, CONFIG.seedRows);
+      const seeded = d1Size(file);
+      current = await start();
+      c = client(current, adminToken);
+      for (let i = 0; i < 10; i++) await c.submit(c.G, main.key, `bench warm-up seeded ${i}`);
+      await c.drain(main.tenantId);
+      const withHistory = await admissionsPerSecond(c, main);
+      const bytesPerTask = grown.tasks ? (grown.bytes - emptyBytes) / grown.tasks : null;
+      const days = (perDay) => (bytesPerTask ? round(10e9 / (bytesPerTask * perDay), 1) : null);
+      return {
+        admissions_empty: empty,
+        admissions_seeded: withHistory,
+        seeded_ledger_rows: seed.rows,
+        seed_seconds: seed.seconds,
+        seeded_over_empty: ratio(withHistory.per_s, empty.per_s),
+        d1: {
+          empty_bytes: emptyBytes,
+          after_run_bytes: grown.bytes,
+          tasks: grown.tasks,
+          ledger_rows: grown.ledger,
+          seeded_bytes: seeded.bytes,
+          bytes_per_task: round(bytesPerTask, 0),
+          note: "file growth over every task of this run (their ledger, idempotency, rate-window and webhook rows and indexes included), over the tasks row count",
+        },
+        days_to_10gb_without_archive: { at_100k_per_day: days(100_000), at_1m_per_day: days(1_000_000) },
+        days_to_10gb_with_archive: "no archive yet",
+      };
+    });
+  }
+  out.load_average_1m.end = load1();
+  if (current) await current.stop();
+  current = null;
+}
+
+function cost() {
+  const lean = results.modes.lean;
+  if (!lean?.d1?.per_task_life || !lean?.cpu?.worker) return null;
+  const life = lean.d1.per_task_life;
+  const polls = (lean.d1.upstream_polls.in_9s + lean.d1.upstream_polls.to_settle) / lean.d1.tasks;
+  const bytes = lean.history?.d1?.bytes_per_task ?? 0;
+  const perTask = {
+    workerRequests: 1,
+    cpuMs: Math.max(0, lean.cpu.worker.submit_ms_over_health + lean.cpu.worker.health_ms_per_request),
+    // start RPC + one alarm per poll + one TenantHub publish per change (at most one per poll, plus the start)
+    objectRequests: 1 + 2 * polls + 1,
+    objectActiveSeconds: CONFIG.costTaskSeconds,
+    d1RowsRead: life.rows_read,
+    d1RowsWritten: life.rows_written,
+    d1Bytes: bytes,
+  };
+  const query = {
+    workerRequests: 1,
+    cpuMs: Math.max(0, lean.cpu.worker.query_ms_over_health + lean.cpu.worker.health_ms_per_request),
+    objectRequests: 1,
+    objectActiveSeconds: 0,
+    d1RowsRead: lean.d1.per_query.request.rows_read,
+    d1RowsWritten: lean.d1.per_query.request.rows_written,
+    d1Bytes: 0,
+  };
+  return {
+    prices: PRICES,
+    assumptions: {
+      per_task: perTask,
+      polls_per_task_measured: round(polls, 2),
+      object_active_seconds:
+        "a TaskObject polled every 3–5 s stays active for the task's whole life; BENCH_COST_TASK_SECONDS (default 60) is that life",
+      cpu: "workerd CPU of the lean stack, which also runs the local D1 and the objects: an upper bound for billed Workers CPU",
+      d1_storage: "one month of the task's bytes (no archive)",
+      durable_object_storage: "SQLite-backed object storage (rows, GB-month) not measured here",
     },
+    per_1000_tasks_usd: costPer1000Tasks(perTask),
+    per_1000_queries_usd: costPer1000Tasks(query),
   };
 }
 
 // ---------------------------------------------------------------------------
 // Report
 
-const ok = (x) => Boolean(x) && !x.error;
-/** {"1": 27, "2": 3} → "1 (27×), 2 (3×)" */
-const counts = (histogramOf) =>
-  Object.entries(histogramOf)
-    .map(([value, n]) => `${value} (${n}×)`)
-    .join(", ");
-const fmt = (v, unit = "") => (v === null || v === undefined ? "n/a" : `${v}${unit}`);
+const f = (v, unit = "") => (v === null || v === undefined ? "n/a" : `${v}${unit}`);
+const ok = (x) => x && !x.error;
 
 function report(r) {
   const lines = [];
   const out = (s = "") => lines.push(s);
-  const i2 = r.issue2;
-  const i3 = r.issue3;
-  const i4 = r.issue4;
-  const i5 = r.issue5;
-  out("=".repeat(78));
-  out(`Benchmark — ${r.started_at} — ${r.machine.cpus} CPUs, Node ${r.machine.node}, local wrangler dev`);
-  out(`load average (1 min) at phase starts: ${JSON.stringify(r.load_average_1m)}`);
-  out("=".repeat(78));
-  if (ok(i2)) {
+  out(
+    `Benchmark ${r.started_at} (${r.machine.cpus} CPUs, ${r.machine.memory_gib} GiB, Node ${r.machine.node}) — ${r.provisional}`,
+  );
+  const modes = Object.keys(r.modes);
+  const both = (label, pick) =>
+    out(`  ${label.padEnd(44)} ${modes.map((m) => `${m}: ${pick(r.modes[m]) || "n/a"}`).join("   |   ")}`);
+  out("\nLatency, one connection, p50 / p99 ms (same Worker's GET /health as the baseline)");
+  both("GET /health", (m) => ok(m.unloaded) && `${m.unloaded.health.p50} / ${m.unloaded.health.p99}`);
+  both(
+    "submit",
+    (m) =>
+      ok(m.unloaded) &&
+      `${m.unloaded.submit.p50} / ${m.unloaded.submit.p99} (health +${m.unloaded.submit.p50_over_health_ms} / +${m.unloaded.submit.p99_over_health_ms})`,
+  );
+  both(
+    "task query",
+    (m) =>
+      ok(m.unloaded) &&
+      `${m.unloaded.query.p50} / ${m.unloaded.query.p99} (health +${m.unloaded.query.p50_over_health_ms} / +${m.unloaded.query.p99_over_health_ms})`,
+  );
+  both(
+    "simulator submit (upstream, reference)",
+    (m) => ok(m.unloaded) && `${m.unloaded.simulator_submit.p50} / ${m.unloaded.simulator_submit.p99}`,
+  );
+  both(
+    "simulator query (upstream, reference)",
+    (m) => ok(m.unloaded) && `${m.unloaded.simulator_query.p50} / ${m.unloaded.simulator_query.p99}`,
+  );
+  out(`\nThroughput, ${CONFIG.connections} connections × ${CONFIG.durationSeconds} s, 2xx/s (× /health)`);
+  both("GET /health", (m) => ok(m.loaded) && `${m.loaded.health.ok_per_s}`);
+  both(
+    "submit",
+    (m) =>
+      ok(m.loaded) &&
+      `${m.loaded.submit.ok_per_s} (×${m.loaded.submit.x_health}; non-2xx ${m.loaded.submit.non_2xx})`,
+  );
+  both(
+    "task query",
+    (m) =>
+      ok(m.loaded) &&
+      `${m.loaded.query.ok_per_s} (×${m.loaded.query.x_health}; non-2xx ${m.loaded.query.non_2xx})`,
+  );
+  both(
+    "simulator submit / query (reference)",
+    (m) => ok(m.loaded) && `${m.loaded.simulator_submit.ok_per_s} / ${m.loaded.simulator_query.ok_per_s}`,
+  );
+  out("\nD1 per operation (round trips / rows read / rows written, from D1's result meta)");
+  const u = (x) => (x ? `${x.round_trips} / ${x.rows_read} / ${x.rows_written}` : "n/a");
+  both(
+    "submit (request + objects)",
+    (m) => ok(m.d1) && `${u(m.d1.per_submit.total)} (request ${u(m.d1.per_submit.request)})`,
+  );
+  both(
+    "poll (no change to record)",
+    (m) => ok(m.d1) && `${u(m.d1.per_poll)} over ${m.d1.upstream_polls.in_9s} polls`,
+  );
+  both("settlement (incl. its final poll)", (m) => ok(m.d1) && u(m.d1.per_settlement_incl_final_poll));
+  both("whole task life", (m) => ok(m.d1) && u(m.d1.per_task_life));
+  both(
+    "task query",
+    (m) => ok(m.d1) && `${u(m.d1.per_query.request)} (objects ${u(m.d1.per_query.objects)})`,
+  );
+  out("\nCPU ms per operation over GET /health (/proc utime+stime, 10 ms ticks, averaged over the requests)");
+  both(
+    "Worker's workerd: submit (whole task life)",
+    (m) => ok(m.cpu) && f(m.cpu.worker?.submit_ms_over_health),
+  );
+  both("Worker's workerd: task query", (m) => ok(m.cpu) && f(m.cpu.worker?.query_ms_over_health));
+  both("Worker's workerd: GET /health itself", (m) => ok(m.cpu) && f(m.cpu.worker?.health_ms_per_request));
+  both("tooling (wrangler + dev proxy): submit", (m) => ok(m.cpu) && f(m.cpu.tooling?.submit_ms_over_health));
+  both("tooling (wrangler + dev proxy): query", (m) => ok(m.cpu) && f(m.cpu.tooling?.query_ms_over_health));
+  out("\nSSE fan-out: one task, its subscribers; change (TaskObject's own stamp) → receipt here");
+  both(
+    "connected",
+    (m) => ok(m.sse) && `${m.sse.connected}/${m.sse.subscribers} in ${m.sse.connect_seconds} s`,
+  );
+  both(
+    "change → receipt p50 / p99 / max ms",
+    (m) =>
+      ok(m.sse) &&
+      `${m.sse.change_to_receipt_ms.p50} / ${m.sse.change_to_receipt_ms.p99} / ${m.sse.change_to_receipt_ms.max} (${m.sse.events_measured} events)`,
+  );
+  both(
+    "first receipt per event p50 / max ms",
+    (m) => ok(m.sse) && `${m.sse.first_receipt_per_event_ms.p50} / ${m.sse.first_receipt_per_event_ms.max}`,
+  );
+  both(
+    "spread first → last receipt p50 / max ms",
+    (m) => ok(m.sse) && `${m.sse.receipt_spread_per_event_ms.p50} / ${m.sse.receipt_spread_per_event_ms.max}`,
+  );
+  both("memory per subscriber (workerd RSS)", (m) => ok(m.sse) && f(m.sse.kib_per_subscriber, " KiB"));
+  out("  in-object broadcast time: not exposed by the product (first receipt bounds it from above)");
+  const h = r.modes.lean?.history;
+  if (ok(h)) {
+    out("\nHistory (lean)");
     out(
-      `\nIssue 2 — gateway vs direct to the simulator (${CONFIG.connections} connections, ${CONFIG.durationSeconds} s each)`,
+      `  admissions/s, ${h.admissions_empty.concurrency} concurrent: empty ${h.admissions_empty.per_s}, with ${h.seeded_ledger_rows} seeded ledger rows ${h.admissions_seeded.per_s} → ×${h.seeded_over_empty} (goal ≥ 0.8)`,
     );
-    for (const [name, x] of [
-      ["submit (POST …/generations/imagine)", i2.submit],
-      ["query  (GET /v1/midjourney/{id})", i2.query],
-    ]) {
-      out(`  ${name}`);
-      out(
-        `    gateway:   p50 ${fmt(x.gateway.p50_ms, " ms")}, p99 ${fmt(x.gateway.p99_ms, " ms")}, ${fmt(x.gateway.ok_per_s)} ok/s  (codes ${JSON.stringify(x.gateway.status_codes)}, errors ${x.gateway.errors})`,
-      );
-      out(
-        `    simulator: p50 ${fmt(x.simulator.p50_ms, " ms")}, p99 ${fmt(x.simulator.p99_ms, " ms")}, ${fmt(x.simulator.ok_per_s)} ok/s  (codes ${JSON.stringify(x.simulator.status_codes)}, errors ${x.simulator.errors})`,
-      );
-      const q = x.ratio_gateway_over_simulator;
-      out(
-        `    gateway / simulator: p50 ×${fmt(q.p50)}, p99 ×${fmt(q.p99)}, throughput ×${fmt(q.throughput)}`,
-      );
-    }
+    out(
+      `  D1 bytes per task: ${h.d1.bytes_per_task} (${h.d1.tasks} tasks, ${h.d1.empty_bytes} → ${h.d1.after_run_bytes} bytes)`,
+    );
+    out(
+      `  days to 10 GB without archive: ${h.days_to_10gb_without_archive.at_100k_per_day} at 100 k tasks/day, ${h.days_to_10gb_without_archive.at_1m_per_day} at 1 M/day (with archive: no archive yet)`,
+    );
   }
-  const rt = i3?.round_trips;
-  if (ok(rt) || ok(i3?.admissions)) out("\nIssue 3 — D1");
-  if (ok(rt)) {
-    out("  round trips per submit (x-d1-round-trips):");
+  if (r.cost) {
+    const c = r.cost.per_1000_tasks_usd;
+    out(`\nInfra cost per 1,000 tasks, USD at list prices (${r.cost.prices.as_of}; see bench/prices.mjs)`);
+    for (const [k, v] of Object.entries(c.lines)) out(`  ${k.padEnd(26)} ${v.toFixed(6)}`);
     out(
-      `    cold key + cold price table: ${rt.submit.cold_key_and_prices}; cold key, warm prices: ${rt.submit.cold_key_warm_prices}`,
+      `  ${"total".padEnd(26)} ${c.total.toFixed(6)}   (+ per 1,000 task queries: ${r.cost.per_1000_queries_usd.total.toFixed(6)})`,
     );
-    out(`    warm (30 in a row): ${JSON.stringify(rt.submit.warm)}  {round trips: count}`);
-    out(
-      `    steady 12 s sequential (${rt.submit.steady_12s.submits} submits): mean ${rt.submit.steady_12s.mean}, ${JSON.stringify(rt.submit.steady_12s.histogram)}`,
-    );
-    out("    target: 1 admission batch + ≤1 key read (cache 10 s) + occasional price-table read (cache 5 s)");
-    out(`  round trips per query: cold key ${rt.query.cold_key}; warm ${JSON.stringify(rt.query.warm)}`);
-  }
-  if (ok(i3?.admissions)) {
-    for (const [name, a] of [
-      ["admissions (200) per second, full submit path", i3.admissions.admitted_200],
-      ["admission batches per second without upstream (402 path)", i3.admissions.refused_402_no_upstream],
-    ]) {
-      out(`  ${name}, ${a.concurrency} concurrent for ${a.seconds} s:`);
-      out(
-        `    mean ${a.mean_per_s}/s, best second ${a.best_second}/s; per second: ${a.per_second.join(" ")}`,
-      );
-      out(
-        `    latency p50 ${fmt(a.latency_ms.p50, " ms")}, p99 ${fmt(a.latency_ms.p99, " ms")}; codes ${JSON.stringify(a.status_codes)}; client errors ${a.client_errors}`,
-      );
-      out(
-        `    D1 round trips per request under load: mean ${a.d1_round_trips.mean} ${JSON.stringify(a.d1_round_trips.histogram)}`,
-      );
-      for (const [code, body] of Object.entries(a.sample_bodies)) out(`    a ${code} answer: ${body}`);
-      if (a.client_errors) out(`    client errors: ${JSON.stringify(a.client_error_kinds)}`);
-    }
-  }
-  if (ok(i4)) {
-    out(
-      `\nIssue 4 — upstream polls per finished task (${i4.tasks} imagine tasks, ${i4.upstream_duration_s} s upstream each)`,
-    );
-    out(
-      `  statuses ${JSON.stringify(i4.statuses)}, unfinished ${i4.unfinished}, unmatched upstream ids ${i4.unmatched_upstream_ids}`,
-    );
-    out(
-      `  submit → terminal seen by a 1 s GET poller: p50 ${i4.observed_submit_to_terminal_s.p50} s, max ${i4.observed_submit_to_terminal_s.max} s`,
-    );
-    const g = i4.status_poller;
-    out(
-      `  status GETs during the run: p50 ${g.get_latency_ms.p50} ms, p99 ${g.get_latency_ms.p99} ms, max ${g.get_latency_ms.max} ms; errors ${JSON.stringify(g.errors)}`,
-    );
-    const p = i4.polls_per_task;
-    out(
-      `  polls per task: mean ${p.mean}, min ${p.min}, max ${p.max}; ${JSON.stringify(p.histogram)} {polls: tasks}`,
-    );
-    out(
-      `  target: ${i4.upstream_duration_s}/4 + 2 = ${i4.target.mean_interval} (mean interval), ≤ ${i4.target.min_interval} (3 s interval) → ${i4.within_target ? "within target" : "ABOVE target"}`,
-    );
-    out(`  polls in the 8 s after the terminal state: ${i4.polls_in_8s_after_terminal} (should be 0)`);
-    const q = i4.query_latency_ms;
-    out(
-      `  unloaded latency: GET task (TaskObject) p50 ${q.task_object.p50} ms, p99 ${q.task_object.p99} ms; GET /health p50 ${q.health.p50} ms, p99 ${q.health.p99} ms (p50 ×${q.ratio_p50})`,
-    );
-    out(
-      `  first touch of a new TaskObject (GET of an unknown id → 404): p50 ${q.fresh_task_object_404.p50} ms, p99 ${q.fresh_task_object_404.p99} ms`,
-    );
-  }
-  if (ok(i5)) {
-    out(`\nIssue 5 — ${i5.subscribers} SSE subscribers of one task`);
-    out(`  via ${i5.via}`);
-    out(
-      `  connected ${i5.connected}/${i5.subscribers} in ${i5.connect_seconds} s (50 attempts at a time; each took p50 ${i5.connect_latency_ms.p50} ms, p99 ${i5.connect_latency_ms.p99} ms); failures ${JSON.stringify(i5.connect_failures)}`,
-    );
-    out(
-      "  method: change time = the TaskObject's own time stamp of the change (sent as the 'timestamp' of the",
-    );
-    out(
-      "  webhook it emits for the same event seq); receipt = Date.now() when the chunk reached this process;",
-    );
-    out("  only changes made after the last subscriber had connected count.");
-    out(
-      `  delay from the change (TaskObject timestamp) to receipt, all events × subscribers: p50 ${fmt(i5.delivery_delay_ms.p50, " ms")}, p99 ${fmt(i5.delivery_delay_ms.p99, " ms")}, max ${fmt(i5.delivery_delay_ms.max, " ms")} (n=${i5.delivery_delay_ms.n})`,
-    );
-    out(
-      `  status changes only: p50 ${fmt(i5.status_change_delay_ms.p50, " ms")}, p99 ${fmt(i5.status_change_delay_ms.p99, " ms")} (n=${i5.status_change_delay_ms.n})`,
-    );
-    for (const e of i5.events) {
-      out(
-        `    seq ${e.seq} ${e.status} ${e.progress}: received by ${e.received_by}, p50 ${e.delay_ms.p50} ms, p99 ${e.delay_ms.p99} ms, max ${e.delay_ms.max} ms (its webhook arrived after ${fmt(e.webhook_received_after_ms, " ms")})`,
-      );
-    }
-    const m = i5.memory;
-    out(
-      `  RSS of the workerd process that runs the Worker and its Durable Objects (delta / subscribers = an upper bound for the TaskObject's share):`,
-    );
-    out(
-      `    ${m.runtime_rss_mib.before} → ${m.runtime_rss_mib.connected} MiB connected → ${m.runtime_rss_mib.after_close} MiB after close; ${fmt(m.runtime_kib_per_subscriber, " KiB")} per subscriber`,
-    );
-    if (m.proxy_rss_mib)
-      out(
-        `  wrangler proxy workerd RSS: ${m.proxy_rss_mib.before} → ${m.proxy_rss_mib.connected} MiB; ${fmt(m.proxy_kib_per_subscriber, " KiB")} per subscriber (local dev only${i5.via.includes("bypassing") ? "; not on the streams' path" : ""})`,
-      );
-    out(
-      `  streams still open 30 s after SUCCESS: ${i5.streams_open_30s_after_success}; runtime restarted: ${m.runtime_restarted}`,
-    );
+    out(`  assumptions: ${JSON.stringify(r.cost.assumptions.per_task)}`);
   }
   if (r.notes.length) {
     out("\nNotes:");
@@ -783,202 +832,32 @@ function report(r) {
   return lines.join("\n");
 }
 
-function markdown(r) {
-  const rows = [];
-  const row = (...cells) => rows.push(`| ${cells.join(" | ")} |`);
-  row("Measure (local `wrangler dev`, one run)", "Result", "Comparison / target");
-  row("---", "---", "---");
-  if (ok(r.issue2)) {
-    const s = r.issue2.submit;
-    const q = r.issue2.query;
-    row(
-      `Submit latency p50 / p99 (${CONFIG.connections} conns)`,
-      `${s.gateway.p50_ms} / ${s.gateway.p99_ms} ms`,
-      `simulator direct ${s.simulator.p50_ms} / ${s.simulator.p99_ms} ms (×${s.ratio_gateway_over_simulator.p50} / ×${s.ratio_gateway_over_simulator.p99})`,
-    );
-    row(
-      "Submit throughput",
-      `${s.gateway.ok_per_s} /s`,
-      `simulator direct ${s.simulator.ok_per_s} /s (×${s.ratio_gateway_over_simulator.throughput})`,
-    );
-    row(
-      `Query latency p50 / p99 (${CONFIG.connections} conns)`,
-      `${q.gateway.p50_ms} / ${q.gateway.p99_ms} ms`,
-      `simulator direct ${q.simulator.p50_ms} / ${q.simulator.p99_ms} ms (×${q.ratio_gateway_over_simulator.p50} / ×${q.ratio_gateway_over_simulator.p99})`,
-    );
-    row(
-      "Query throughput",
-      `${q.gateway.ok_per_s} /s`,
-      `simulator direct ${q.simulator.ok_per_s} /s (×${q.ratio_gateway_over_simulator.throughput})`,
-    );
-  }
-  const a = r.issue3?.admissions;
-  const rt = r.issue3?.round_trips;
-  if (ok(a)) {
-    row(
-      `Admissions per second, one local D1 (${a.admitted_200.concurrency} concurrent)`,
-      `mean ${a.admitted_200.mean_per_s}, best ${a.admitted_200.best_second}`,
-      `admission batch alone (402 path, no upstream): mean ${a.refused_402_no_upstream.mean_per_s}, best ${a.refused_402_no_upstream.best_second}`,
-    );
-  }
-  if (ok(rt)) {
-    row(
-      "D1 round trips per submit",
-      `cold ${rt.submit.cold_key_and_prices}, warm ${counts(rt.submit.warm)}, steady mean ${rt.submit.steady_12s.mean}`,
-      "1 batch + ≤1 key read + occasional price read",
-    );
-    row(
-      "D1 round trips per query",
-      `cold ${rt.query.cold_key}, warm ${counts(rt.query.warm)}`,
-      "≤1 key read",
-    );
-  }
-  if (ok(r.issue4)) {
-    const p = r.issue4;
-    row(
-      `Upstream polls per finished imagine (${p.upstream_duration_s} s upstream)`,
-      `mean ${p.polls_per_task.mean} (${p.polls_per_task.min}–${p.polls_per_task.max})`,
-      `target ${p.target.mean_interval} (≤ ${p.target.min_interval})`,
-    );
-    row("Polls after the terminal state (8 s)", `${p.polls_in_8s_after_terminal}`, "0");
-    row(
-      "GET task via TaskObject vs GET /health, p50 / p99 (unloaded)",
-      `${p.query_latency_ms.task_object.p50} / ${p.query_latency_ms.task_object.p99} ms`,
-      `${p.query_latency_ms.health.p50} / ${p.query_latency_ms.health.p99} ms`,
-    );
-  }
-  if (ok(r.issue5)) {
-    const e = r.issue5;
-    row(
-      `SSE: ${e.connected} subscribers of one task, change → receipt p50 / p99`,
-      `${e.delivery_delay_ms.p50} / ${e.delivery_delay_ms.p99} ms`,
-      `status changes only ${e.status_change_delay_ms.p50} / ${e.status_change_delay_ms.p99} ms`,
-    );
-    row(
-      "SSE memory per subscriber (workerd RSS delta)",
-      `${e.memory.runtime_kib_per_subscriber} KiB`,
-      e.via.includes("bypassing")
-        ? `streams bypassed wrangler's dev proxy (it still grew ${e.memory.proxy_kib_per_subscriber ?? "n/a"} KiB per subscriber)`
-        : `+ ${e.memory.proxy_kib_per_subscriber ?? "n/a"} KiB in wrangler's dev proxy`,
-    );
-  }
-  return rows.join("\n");
-}
-
 // ---------------------------------------------------------------------------
-
-function snapshotPids(label) {
-  if (!stack) return;
-  workerdPids[label] = stack.children.flatMap((child) =>
-    descendants(child.pid)
-      .filter((p) => /workerd\s+serve/.test(p.cmd))
-      .map((p) => p.pid),
-  );
-}
-
-async function main() {
-  const persistTo = join(ROOT, ".wrangler", "bench-state");
-  rmSync(persistTo, { recursive: true, force: true });
-  const adminToken = `bench-admin-${RUN_TAG}`;
-  log(`starting the stack on 127.0.0.1:${CONFIG.port} (simulator :${CONFIG.port + 1}), state ${persistTo}`);
-  results.load_average_1m.before_start = load1();
-  stack = await startStack({
-    port: CONFIG.port,
-    simulatorPort: CONFIG.port + 1,
-    persistTo,
-    adminToken,
-    timeScale: 0,
-    quiet: true,
-  });
-  const gatewayChild = stack.children.at(-1);
-  // The servers' own output goes to bench/results/servers.log (the report stays readable).
-  const labels = stack.children.length > 1 ? ["simulator", "gateway"] : ["gateway"];
-  for (const [i, child] of stack.children.entries()) {
-    started.push(child.pid);
-    for (const stream of [child.stdout, child.stderr]) {
-      stream.on("data", (chunk) => {
-        const text = chunk.toString();
-        if (/Reloading local server/.test(text)) reloads++;
-        const stamp = new Date().toISOString().slice(11, 23);
-        for (const line of text.split("\n"))
-          if (line.trim()) serverLog.push(`${stamp} [${labels[i]}] ${line}`);
-      });
-    }
-  }
-  await sleep(3_000); // let wrangler finish spawning its workerd processes
-  for (const child of stack.children) started.push(...descendants(child.pid).map((p) => p.pid));
-  G = stack.gatewayUrl;
-  S = stack.simulatorUrl;
-  ADMIN = adminToken;
-  if (!S) throw new Error(".dev.vars points at a real upstream; the benchmark needs the simulator");
-
-  log("setup: tenants and keys, simulator time scale 0 (tasks end at their first poll)");
-  const main = await tenantWithKey("bench-main", BIG_BALANCE);
-  const broke = await tenantWithKey("bench-no-balance", 0);
-  const sse = await tenantWithKey("bench-sse", BIG_BALANCE);
-  await simConfig(0, SIM_KEY_GATEWAY);
-  await simConfig(0, SIM_KEY_DIRECT);
-
-  log("warm-up");
-  const warmTasks = [];
-  for (let i = 0; i < 10; i++) {
-    warmTasks.push((await submit(G, main.key, `bench warm-up ${i}`)).taskId);
-    await submit(S, SIM_KEY_DIRECT, `bench warm-up ${i}`);
-    await call(G, "GET", "/health");
-  }
-  const simTask = (await submit(S, SIM_KEY_DIRECT, "bench query target")).taskId;
-  for (let i = 0; i < 10; i++) {
-    await query(G, main.key, warmTasks[0]);
-    await query(S, SIM_KEY_DIRECT, simTask);
-  }
-  await drain(main.tenantId);
-
-  // Each phase is independent: one that fails is recorded and the next one still runs.
-  const only = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
-  const phase = async (name, run) => {
-    if (only.length && !only.some((o) => name.startsWith(o))) return { error: "skipped (BENCH_ONLY)" };
-    snapshotPids(`before ${name}`);
-    try {
-      return await run();
-    } catch (error) {
-      log(`${name} failed: ${error?.stack ?? error}`);
-      results.notes.push(`${name} failed: ${String(error?.message ?? error)}`);
-      await drain(main.tenantId).catch(() => {});
-      return { error: String(error?.message ?? error) };
-    }
-  };
-  results.issue3 = { round_trips: await phase("issue 3 round trips", () => roundTrips(main)) };
-  results.issue2 = await phase("issue 2", () =>
-    gatewayVsSimulator(main, { gateway: warmTasks[0], simulator: simTask }),
-  );
-  results.issue3.admissions = await phase("issue 3 admissions", () => admissions(main, broke));
-  results.issue4 = await phase("issue 4", () => pollsPerTask(main));
-  results.issue5 = await phase("issue 5", () => sseFanOut(sse, gatewayChild.pid));
-  snapshotPids("end");
-  const distinct = new Set(Object.values(workerdPids).map((pids) => pids.join()));
-  results.workerd_pids = workerdPids;
-  if (distinct.size > 1)
-    results.notes.push("a workerd process was replaced during the run (see workerd_pids)");
-  results.load_average_1m.end = load1();
-  results.wrangler_reloads_during_run = reloads;
-  if (reloads)
-    results.notes.push(`wrangler reloaded the Worker ${reloads} time(s) during the run (files changed)`);
-  if (results.load_average_1m.before_start > results.machine.cpus)
-    results.notes.push(
-      "the machine was already busy before the run (load average > CPUs): figures are noisy",
-    );
-}
 
 let exitCode = 0;
 try {
-  await main();
+  if (CONFIG.modes.includes("lean")) {
+    log("building the Workers (wrangler deploy --dry-run --outdir bench/.build)");
+    buildWorkers(join(ROOT, "bench", ".build"));
+  }
+  for (const mode of CONFIG.modes) {
+    if (!PORTS[mode]) throw new Error(`unknown mode ${mode} (lean, dev)`);
+    try {
+      await runMode(mode);
+    } catch (error) {
+      results.notes.push(`${mode} failed: ${String(error?.message ?? error)}`);
+      log(`${mode} failed: ${error?.stack ?? error}`);
+      if (current) await current.stop().catch(() => {});
+      current = null;
+    }
+  }
+  results.cost = cost();
 } catch (error) {
   exitCode = 1;
   results.error = String(error?.stack ?? error);
   log(`failed: ${results.error}`);
 } finally {
-  log("stopping the servers");
-  await stopServers();
+  if (current) await current.stop().catch(() => {});
   clearTimeout(watchdog);
 }
 results.finished_at = new Date().toISOString();
@@ -987,7 +866,5 @@ mkdirSync(dir, { recursive: true });
 writeFileSync(join(dir, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
 writeFileSync(join(dir, "servers.log"), `${serverLog.slice(-20_000).join("\n")}\n`);
 console.log(report(results));
-console.log("\nMarkdown for the README:\n");
-console.log(markdown(results));
-console.log(`\n(JSON: bench/results/latest.json)`);
+console.log("\n(JSON: bench/results/latest.json)");
 process.exit(exitCode);

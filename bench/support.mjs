@@ -324,3 +324,15 @@ export async function workerSocket(pid) {
   }
   return null;
 }
+
+/** CPU time (user + system) of processes in ms, from /proc/<pid>/stat (10 ms clock ticks). */
+export function cpuMs(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = readProc(pid, "stat");
+    if (!stat) continue;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+  }
+  return ticks * 10;
+}

@@ -1,21 +1,48 @@
 import { createApp } from "./app";
 import { runMaintenance } from "./db/maintenance";
-import { countRoundTrips } from "./db/round-trip-counter";
+import { countRoundTrips, type D1Usage, emptyUsage } from "./db/round-trip-counter";
+import { TaskObject as TaskObjectImpl } from "./durable/task-object";
+import { TenantHub as TenantHubImpl } from "./durable/tenant-hub";
 import { configFrom, type Env } from "./env";
 import { sweepOrphanCharges } from "./services/custody";
 
-export { TaskObject } from "./durable/task-object";
-export { TenantHub } from "./durable/tenant-hub";
-
 const app = createApp();
+
+/**
+ * Development only, for the benchmarks: D1 usage of the Durable Objects' own work (admission,
+ * polls, settlement, webhooks), summed per class in this isolate and read at GET /_debug/d1.
+ * Outside development the objects get the binding untouched.
+ */
+const objectD1Usage: Record<string, D1Usage> = { TaskObject: emptyUsage(), TenantHub: emptyUsage() };
+const countedInDevelopment = (env: Env, className: string): Env =>
+  env.ENVIRONMENT === "development"
+    ? { ...env, DB: countRoundTrips(env.DB, objectD1Usage[className]).db }
+    : env;
+
+export class TaskObject extends TaskObjectImpl {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, countedInDevelopment(env, "TaskObject"));
+  }
+}
+
+export class TenantHub extends TenantHubImpl {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, countedInDevelopment(env, "TenantHub"));
+  }
+}
 
 export default {
   async fetch(request, env, ctx) {
+    if (env.ENVIRONMENT === "development" && new URL(request.url).pathname === "/_debug/d1") {
+      return Response.json(objectD1Usage);
+    }
     if (env.ENVIRONMENT === "development" && request.headers.has("x-debug-d1")) {
       const counter = countRoundTrips(env.DB);
       const response = await app.fetch(request, { ...env, DB: counter.db }, ctx);
       const counted = new Response(response.body, response);
       counted.headers.set("x-d1-round-trips", String(counter.count()));
+      counted.headers.set("x-d1-rows-read", String(counter.usage.rowsRead));
+      counted.headers.set("x-d1-rows-written", String(counter.usage.rowsWritten));
       return counted;
     }
     return app.fetch(request, env, ctx);

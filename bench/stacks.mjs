@@ -1,0 +1,300 @@
+// The two stacks the benchmark compares, each the gateway plus the upstream simulator on 127.0.0.1:
+//
+// - "lean": the Workers as `wrangler deploy --dry-run` builds them, run through Miniflare's API
+//   (the miniflare package wrangler itself depends on): one workerd process per Worker, no dev
+//   proxy, no inspector, no file watcher. Closest to what the product costs.
+// - "dev": `wrangler dev` as `npm start` runs it (dev proxy, inspector with its Network domain,
+//   file watcher, request logging through wrangler): what a developer sees.
+//
+// Both use a fresh persistence directory with the D1 migrations applied by wrangler, so the D1
+// database is an ordinary SQLite file the benchmark can measure and seed.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT } from "../scripts/stack.mjs";
+import { descendants, sleep } from "./support.mjs";
+
+const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
+/** wrangler's own miniflare (4.x); the top-level one is vitest-pool-workers' 5.x alpha. */
+const MINIFLARE = join(
+  ROOT,
+  "node_modules",
+  "wrangler",
+  "node_modules",
+  "miniflare",
+  "dist",
+  "src",
+  "index.js",
+);
+const COMPATIBILITY_DATE = "2026-04-01";
+/** database_id in wrangler.toml: wrangler's local D1 and Miniflare both name the file after it. */
+const D1_ID = "00000000-0000-0000-0000-000000000000";
+/** [vars] of wrangler.toml (the lean stack has no wrangler to read them). */
+const GATEWAY_VARS = {
+  UPSTREAM_TIMEOUT_MS: "20000",
+  MODAL_TIMEOUT_SECONDS: "1800",
+  TASK_MAX_LIFETIME_SECONDS: "7200",
+  TASK_RETENTION_SECONDS: "259200",
+  KEY_CACHE_SECONDS: "10",
+  WEBHOOK_RETENTION_DAYS: "30",
+};
+const RATE_LIMITS = {
+  AUTH_FAILURE_LIMITER: { simple: { limit: 20, period: 60 } },
+  READ_LIMITER: { simple: { limit: 1200, period: 60 } },
+};
+
+function wrangler(args, timeoutMs = 120_000) {
+  const result = spawnSync(WRANGLER, args, {
+    cwd: ROOT,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    encoding: "utf8",
+    timeout: timeoutMs,
+  });
+  if (result.status !== 0)
+    throw new Error(`wrangler ${args.join(" ")} failed:\n${result.stdout}${result.stderr}`);
+}
+
+/** The local D1 SQLite file under a persistence directory (wrangler's and Miniflare's layout). */
+export function d1File(persistTo) {
+  const dir = join(persistTo, "v3", "d1", "miniflare-D1DatabaseObject");
+  if (!existsSync(dir)) return null;
+  const file = readdirSync(dir).find((name) => /^[0-9a-f]{64}\.sqlite$/.test(name));
+  return file ? join(dir, file) : null;
+}
+
+/** Runs SQL on a (stopped stack's) D1 file with the sqlite3 command-line shell. */
+export function sqlite(file, sql, { json = false, timeoutMs = 600_000 } = {}) {
+  const result = spawnSync("sqlite3", [...(json ? ["-json"] : []), file], {
+    input: sql,
+    encoding: "utf8",
+    timeout: timeoutMs,
+    maxBuffer: 64 * 2 ** 20,
+  });
+  if (result.status !== 0) throw new Error(`sqlite3 failed: ${result.stderr || result.error}`);
+  return json ? JSON.parse(result.stdout || "[]") : result.stdout;
+}
+
+/** Fresh state with the migrations applied, folded into the main file (Miniflare ignores a left-over WAL). */
+export function freshState(persistTo) {
+  rmSync(persistTo, { recursive: true, force: true });
+  wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo]);
+  sqlite(d1File(persistTo), "PRAGMA wal_checkpoint(TRUNCATE);");
+}
+
+/** Builds both Workers as they would be deployed (the gateway's build step runs its asset build). */
+export function buildWorkers(outDir) {
+  rmSync(outDir, { recursive: true, force: true });
+  wrangler(["deploy", "--dry-run", "--outdir", join(outDir, "gateway")]);
+  wrangler(["deploy", "--dry-run", "-c", "simulator/wrangler.toml", "--outdir", join(outDir, "simulator")]);
+}
+
+const workerdPidsNow = () =>
+  new Set(
+    descendants(process.pid)
+      .filter((p) => /workerd/.test(p.cmd))
+      .map((p) => p.pid),
+  );
+
+/** One Worker through Miniflare's API; returns its URL, its workerd pid and dispose(). */
+async function miniflareWorker({
+  Miniflare,
+  name,
+  dir,
+  port,
+  persistTo,
+  bindings,
+  d1,
+  durableObjects,
+  ratelimits,
+}) {
+  const before = workerdPidsNow();
+  const mf = new Miniflare({
+    host: "127.0.0.1",
+    port,
+    d1Persist: join(persistTo, "v3", "d1"),
+    durableObjectsPersist: join(persistTo, "v3", "do"),
+    // Worker logs (one line per request) go nowhere: production ships them off the hot path.
+    handleRuntimeStdio(stdout, stderr) {
+      stdout.resume();
+      stderr.resume();
+    },
+    workers: [
+      {
+        name,
+        modules: true,
+        modulesRoot: dir,
+        scriptPath: join(dir, "index.js"),
+        compatibilityDate: COMPATIBILITY_DATE,
+        bindings,
+        ...(d1 ? { d1Databases: { DB: D1_ID } } : {}),
+        durableObjects,
+        ...(ratelimits ? { ratelimits } : {}),
+      },
+    ],
+  });
+  const url = String(await mf.ready).replace(/\/$/, "");
+  const pid = [...workerdPidsNow()].find((p) => !before.has(p)) ?? null;
+  return { url, pid, dispose: () => mf.dispose() };
+}
+
+/** The lean stack on an existing state directory (see freshState). */
+export async function startLean({ buildDir, persistTo, port, simulatorPort, adminToken, timeScale = 0 }) {
+  const { Miniflare } = await import(MINIFLARE);
+  const simulator = await miniflareWorker({
+    Miniflare,
+    name: "mj-simulator",
+    dir: join(buildDir, "simulator"),
+    port: simulatorPort,
+    persistTo,
+    bindings: { SIM_TIME_SCALE: String(timeScale) },
+    durableObjects: { STORE: { className: "SimulatorStore", useSQLite: true } },
+  });
+  let gateway;
+  try {
+    gateway = await miniflareWorker({
+      Miniflare,
+      name: "mj-gateway",
+      dir: join(buildDir, "gateway"),
+      port,
+      persistTo,
+      bindings: {
+        ...GATEWAY_VARS,
+        ENVIRONMENT: "development",
+        ADMIN_TOKEN: adminToken,
+        UPSTREAM_BASE_URL: simulator.url,
+        UPSTREAM_API_KEY: "sk-sim-local",
+      },
+      d1: true,
+      durableObjects: {
+        TASKS: { className: "TaskObject", useSQLite: true },
+        TENANT_HUB: { className: "TenantHub", useSQLite: true },
+      },
+      ratelimits: RATE_LIMITS,
+    });
+  } catch (error) {
+    await simulator.dispose();
+    throw error;
+  }
+  return {
+    mode: "lean",
+    gatewayUrl: gateway.url,
+    simulatorUrl: simulator.url,
+    /** The processes that run the gateway Worker and its objects, and the simulator. */
+    gatewayPids: [gateway.pid].filter(Boolean),
+    toolingPids: [],
+    simulatorPids: [simulator.pid].filter(Boolean),
+    /** The socket SSE subscribers connect to (the same: no proxy). */
+    workerUrl: gateway.url,
+    stop: async () => {
+      await gateway.dispose();
+      await simulator.dispose();
+    },
+  };
+}
+
+function wranglerDev(args, log) {
+  const child = spawn(
+    WRANGLER,
+    ["dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false", ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  child.stdout.on("data", (chunk) => log(chunk.toString()));
+  child.stderr.on("data", (chunk) => log(chunk.toString()));
+  return child;
+}
+
+async function waitFor(url, child, timeoutMs = 90_000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`${url}: wrangler dev exited with code ${child.exitCode}`);
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(3_000) });
+      await response.arrayBuffer();
+      if (response.status < 500) return;
+    } catch {}
+    await sleep(300);
+  }
+  throw new Error(`${url} did not come up within ${timeoutMs} ms`);
+}
+
+/**
+ * The `npm start` stack (scripts/stack.mjs's arguments, with the inspector ports inside the
+ * benchmark's port range). `log` receives the servers' output.
+ */
+export async function startDev({
+  persistTo,
+  port,
+  simulatorPort,
+  adminToken,
+  timeScale = 0,
+  log = () => {},
+}) {
+  const simulator = wranglerDev(
+    [
+      "-c",
+      "simulator/wrangler.toml",
+      "--port",
+      String(simulatorPort),
+      "--inspector-port",
+      String(simulatorPort + 2),
+      "--var",
+      `SIM_TIME_SCALE:${timeScale}`,
+      "--persist-to",
+      persistTo,
+    ],
+    (text) => log("simulator", text),
+  );
+  const gateway = wranglerDev(
+    [
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(port + 2),
+      "--var",
+      "ENVIRONMENT:development",
+      "--var",
+      `UPSTREAM_BASE_URL:http://127.0.0.1:${simulatorPort}`,
+      "--var",
+      "UPSTREAM_API_KEY:sk-sim-local",
+      "--var",
+      `ADMIN_TOKEN:${adminToken}`,
+      "--persist-to",
+      persistTo,
+    ],
+    (text) => log("gateway", text),
+  );
+  const children = [simulator, gateway];
+  const stop = async () => {
+    for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+    const until = Date.now() + 15_000;
+    while (Date.now() < until && children.some((c) => c.exitCode === null)) await sleep(200);
+    for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+  };
+  try {
+    await waitFor(`http://127.0.0.1:${simulatorPort}/_sim/stats`, simulator);
+    await waitFor(`http://127.0.0.1:${port}/health`, gateway);
+    await sleep(2_000); // wrangler finishes spawning its workerd processes
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const workerds = (child) => descendants(child.pid).filter((p) => /workerd\s+serve/.test(p.cmd));
+  const gatewayWorkerds = workerds(gateway);
+  const proxy = gatewayWorkerds.find((p) => p.cmd.includes(`entry=127.0.0.1:${port} `));
+  const runtime = gatewayWorkerds.filter((p) => p !== proxy).map((p) => p.pid);
+  return {
+    mode: "dev",
+    gatewayUrl: `http://127.0.0.1:${port}`,
+    simulatorUrl: `http://127.0.0.1:${simulatorPort}`,
+    gatewayPids: runtime,
+    /** wrangler's node process and its dev-proxy workerd: local tooling on every request's path. */
+    toolingPids: [gateway.pid, ...(proxy ? [proxy.pid] : [])],
+    simulatorPids: [simulator.pid, ...workerds(simulator).map((p) => p.pid)],
+    workerUrl: null,
+    stop,
+  };
+}
