@@ -8,11 +8,11 @@ import { requireAdmin, tenantAuth } from "./middleware/auth";
 import { limitReads } from "./middleware/read-limit";
 import { requireScopes } from "./middleware/scopes";
 import { adminFinanceRoutes, adminTenantRoutes, adminWebhookRoutes } from "./routes/admin";
-import { adminTasks } from "./routes/admin-tasks";
+import { adminTasks } from "./routes/admin/tasks";
 import { docs, documentBuiltInRoutes } from "./routes/docs";
-import { generations } from "./routes/generations";
-import { streams } from "./routes/streams";
 import { accountRoutes, taskRoutes, webhookRoutes } from "./routes/v1";
+import { generations } from "./routes/v1/generations/submit";
+import { streams } from "./routes/v1/streams";
 
 export const MAX_SUBMIT_BYTES = 72 * 1024 * 1024;
 export const MAX_OTHER_BYTES = 1024 * 1024;

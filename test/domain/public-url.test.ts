@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { PRIVATE_HOST_MESSAGE, publicUrlProblem } from "../../src/domain/public-url";
 import { webhookUrlProblem } from "../../src/domain/webhooks";
-import { imageRefProblem, imageRefsProblem } from "../../src/routes/generations.schemas";
+import { imageRefProblem, imageRefsProblem } from "../../src/routes/v1/generations/schemas";
 
 const input = (url: string) => publicUrlProblem(url, { schemes: ["http:", "https:"], allowLoopback: false });
 const devInput = (url: string) =>

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
-import { type Action, SPEEDS, VIDEO_TYPES } from "../domain/actions";
-import { TASK_ID_PATTERN } from "../domain/ids";
-import { publicUrlProblem } from "../domain/public-url";
+import { type Action, SPEEDS, VIDEO_TYPES } from "../../../domain/actions";
+import { TASK_ID_PATTERN } from "../../../domain/ids";
+import { publicUrlProblem } from "../../../domain/public-url";
 
 /**
  * Image inputs: a public http(s) URL (src/domain/public-url.ts: no loopback, private,

@@ -1,12 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { ApiError, notFoundTask } from "../domain/errors";
-import { TASK_ID_PATTERN } from "../domain/ids";
-import { configFrom } from "../env";
-import { type AppContext, createRouter, errorResponses } from "../http";
-import { streamCheckMs, streamStillAuthorized } from "../middleware/auth";
-import { guardStream } from "../middleware/stream-guard";
-import { StreamTokenRequest, StreamTokenResponse } from "../schemas/stream-token";
-import { mintStreamToken } from "../services/stream-tokens";
+import { ApiError, notFoundTask } from "../../domain/errors";
+import { TASK_ID_PATTERN } from "../../domain/ids";
+import { configFrom } from "../../env";
+import { type AppContext, createRouter, errorResponses } from "../../http";
+import { streamCheckMs, streamStillAuthorized } from "../../middleware/auth";
+import { guardStream } from "../../middleware/stream-guard";
+import { StreamTokenRequest, StreamTokenResponse } from "../../schemas/stream-token";
+import { mintStreamToken } from "../../services/stream-tokens";
 
 export const streams = createRouter();
 

@@ -1,15 +1,15 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { KeyPrincipal } from "../db/tenants";
-import { ACTIONS, type Action, FOLLOW_UP_ACTIONS } from "../domain/actions";
-import { type BillableParams, billableParams, UnbillableRequest } from "../domain/billable-params";
-import { ApiError, notFoundTask } from "../domain/errors";
-import { newTaskId } from "../domain/ids";
-import { sha256Hex } from "../domain/keys";
-import { toUpstreamIds } from "../domain/task-view";
-import { type AppContext, createRouter, errorResponses } from "../http";
-import { checkActionAllowed } from "../middleware/auth";
-import * as billing from "../services/billing";
-import { type GenerationBody, generationSchemas, SubmitResponse } from "./generations.schemas";
+import type { KeyPrincipal } from "../../../db/tenants";
+import { ACTIONS, type Action, FOLLOW_UP_ACTIONS } from "../../../domain/actions";
+import { type BillableParams, billableParams, UnbillableRequest } from "../../../domain/billable-params";
+import { ApiError, notFoundTask } from "../../../domain/errors";
+import { newTaskId } from "../../../domain/ids";
+import { sha256Hex } from "../../../domain/keys";
+import { toUpstreamIds } from "../../../domain/task-view";
+import { type AppContext, createRouter, errorResponses } from "../../../http";
+import { checkActionAllowed } from "../../../middleware/auth";
+import * as billing from "../../../services/billing";
+import { type GenerationBody, generationSchemas, SubmitResponse } from "./schemas";
 
 export const generations = createRouter();
 

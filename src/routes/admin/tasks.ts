@@ -1,17 +1,17 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { getTaskRow, listTasks, type TaskRow } from "../db/tasks";
-import { ACTIONS } from "../domain/actions";
-import { notFoundTask } from "../domain/errors";
-import { TASK_ID_PATTERN } from "../domain/ids";
-import { STATUSES } from "../domain/task-machine";
-import type { LiveTask } from "../durable/tenant-hub";
-import type { Env } from "../env";
-import { createRouter, errorResponses } from "../http";
-import { logEvent } from "../log";
-import { StreamTokenRequest, StreamTokenResponse } from "../schemas/stream-token";
-import { TaskObjectSchema } from "../schemas/task";
-import { mintStreamToken } from "../services/stream-tokens";
-import { tenantOr404 } from "./helpers";
+import { getTaskRow, listTasks, type TaskRow } from "../../db/tasks";
+import { ACTIONS } from "../../domain/actions";
+import { notFoundTask } from "../../domain/errors";
+import { TASK_ID_PATTERN } from "../../domain/ids";
+import { STATUSES } from "../../domain/task-machine";
+import type { LiveTask } from "../../durable/tenant-hub";
+import type { Env } from "../../env";
+import { createRouter, errorResponses } from "../../http";
+import { logEvent } from "../../log";
+import { StreamTokenRequest, StreamTokenResponse } from "../../schemas/stream-token";
+import { TaskObjectSchema } from "../../schemas/task";
+import { mintStreamToken } from "../../services/stream-tokens";
+import { tenantOr404 } from "../helpers";
 
 /** Operators' view of tasks (the console's live task list) and stream tokens minted for a tenant. */
 export const adminTasks = createRouter();
