@@ -1,12 +1,15 @@
 import { z } from "zod";
 import type { TaskObject } from "./durable/task-object";
 import type { TenantHub } from "./durable/tenant-hub";
+import type { UpstreamGate } from "./durable/upstream-gate";
 
 /** Bindings and variables of the gateway Worker (see wrangler.toml and README "Configuration"). */
 export interface Env {
   DB: D1Database;
   TASKS: DurableObjectNamespace<TaskObject>;
   TENANT_HUB: DurableObjectNamespace<TenantHub>;
+  /** One gate per upstream (idFromName(upstream id)): its in-flight slots, queue and health. */
+  UPSTREAM_GATES: DurableObjectNamespace<UpstreamGate>;
   /** Workers rate-limiting binding for failed authentication per IP (optional: see middleware/auth.ts). */
   AUTH_FAILURE_LIMITER?: RateLimit;
   /** Workers rate-limiting binding for tenant reads per key (optional: see middleware/read-limit.ts). */

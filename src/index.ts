@@ -6,6 +6,7 @@ import { sweepOrphanCharges } from "./services/custody";
 
 export { TaskObject } from "./durable/task-object";
 export { TenantHub } from "./durable/tenant-hub";
+export { UpstreamGate } from "./durable/upstream-gate";
 
 const app = createApp();
 
