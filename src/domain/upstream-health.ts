@@ -8,6 +8,8 @@
  * open: nothing goes through until `cooldownMs` has passed; then half-open.
  * half-open: up to `probes` live requests go through; one error opens the circuit again
  * for another cooldown, `probes` successes close it (`upstream.recovered`) with a fresh window.
+ * Probes that never report (their caller died) stop counting a cooldown after the last one
+ * started, so a lost answer cannot hold the circuit half-open for ever.
  *
  * A 429 is not an error of the upstream but a request to wait: it pauses the upstream for
  * its Retry-After (or `defaultRetryAfterMs`) without counting against its health.
@@ -51,6 +53,8 @@ export interface HealthSnapshot {
   circuit: CircuitState;
   openUntil: number;
   probesStarted: number;
+  /** When the last probe started: probes older than a cooldown are presumed lost. */
+  lastProbeAt: number;
   probeSuccesses: number;
   pausedUntil: number;
   lastError: string | null;
@@ -61,6 +65,7 @@ export const initialHealth = (): HealthSnapshot => ({
   circuit: "closed",
   openUntil: 0,
   probesStarted: 0,
+  lastProbeAt: 0,
   probeSuccesses: 0,
   pausedUntil: 0,
   lastError: null,
@@ -100,7 +105,8 @@ export class UpstreamHealth {
     if (!this.admitting()) return false;
     if (this.circuit() === "half_open") {
       this.enterHalfOpen();
-      this.s.probesStarted += 1;
+      this.s.probesStarted = this.probesStartedNow() + 1;
+      this.s.lastProbeAt = this.clock();
     }
     return true;
   }
@@ -161,7 +167,9 @@ export class UpstreamHealth {
   }
 
   private probesStartedNow() {
-    return this.s.circuit === "half_open" ? this.s.probesStarted : 0;
+    if (this.s.circuit !== "half_open") return 0;
+    const lost = this.clock() >= this.s.lastProbeAt + this.policy.cooldownMs;
+    return lost ? this.s.probeSuccesses : this.s.probesStarted;
   }
 
   private prune(now: number) {

@@ -83,6 +83,20 @@ describe("upstream health", () => {
     expect(health.admit()).toBe(true);
   });
 
+  it("probes that never answer stop holding their slots a cooldown after the last one started", () => {
+    const { clock, health } = harness();
+    for (let i = 0; i < 4; i++) health.record(error);
+    clock.now += 30_000;
+    expect(health.admit()).toBe(true);
+    expect(health.record(ok)).toEqual([]);
+    expect(health.admit()).toBe(true); // never answers
+    expect(health.admit()).toBe(false);
+    clock.now += 30_000;
+    expect(health.admit()).toBe(true);
+    expect(health.admit()).toBe(false);
+    expect(health.record(ok)).toEqual([{ type: "upstream.recovered", at: clock.now }]);
+  });
+
   it("honours a 429's Retry-After without counting it as an error", () => {
     const { clock, health } = harness();
     for (let i = 0; i < 10; i++)
