@@ -50,16 +50,18 @@ function checkedBaseUrl(env: Env, raw: string): string {
   return raw.replace(/\/+$/, "");
 }
 
-async function sealedKey(env: Env, upstreamId: string, apiKey: string): Promise<SealedKey> {
+/** The secret sealing added members' keys: a 500 naming it when a request needs it and it is unset. */
+export function upstreamKeySecret(env: Env): string {
   const secret = configFrom(env).upstreamKeySecret;
-  if (!secret) {
-    throw new ApiError(
-      "configuration_error",
-      "the gateway is misconfigured: UPSTREAM_KEY_SECRET: is not set (it encrypts the API keys of added upstreams)",
-    );
-  }
-  return sealKey(secret, upstreamId, apiKey);
+  if (secret) return secret;
+  throw new ApiError(
+    "configuration_error",
+    "the gateway is misconfigured: UPSTREAM_KEY_SECRET: is not set (it encrypts the API keys of added upstreams)",
+  );
 }
+
+const sealedKey = (env: Env, upstreamId: string, apiKey: string): Promise<SealedKey> =>
+  sealKey(upstreamKeySecret(env), upstreamId, apiKey);
 
 /** The route validated every field; a CHECK refusing the write anyway is a bug, not a 4xx. */
 function written(row: UpstreamRow | null | Refused<UpstreamRefusal>): UpstreamRow | null {
