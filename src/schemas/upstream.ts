@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import type { UpstreamRow } from "../db/upstreams";
 import { ACTIONS } from "../domain/actions";
+import type { GateStatus } from "../durable/upstream-gate";
 import { isoOrNull } from "./time";
 
 /** A pool member as the operator API shows it: never its key, only the key's last four characters. */
@@ -23,6 +24,19 @@ export const UpstreamSchema = z
     created_at: z.string(),
     updated_at: z.string(),
     disabled_at: z.string().nullable(),
+    live: z
+      .object({
+        inflight: z.number().int(),
+        queued: z.number().int(),
+        circuit: z.enum(["closed", "open", "half_open"]),
+        admitting: z.boolean(),
+        window_samples: z.number().int(),
+        window_errors: z.number().int(),
+        last_error: z.string().nullable(),
+      })
+      .openapi({
+        description: "its gate now: our tasks open on it, tasks waiting for a slot, its health circuit",
+      }),
   })
   .openapi("Upstream");
 
@@ -76,7 +90,11 @@ export interface UpstreamOrigin {
   source: "environment" | "api";
 }
 
-export function upstreamJson(row: UpstreamRow, origin: UpstreamOrigin): z.infer<typeof UpstreamSchema> {
+export function upstreamJson(
+  row: UpstreamRow,
+  origin: UpstreamOrigin,
+  gate: GateStatus,
+): z.infer<typeof UpstreamSchema> {
   return {
     id: row.id,
     name: row.name,
@@ -89,5 +107,14 @@ export function upstreamJson(row: UpstreamRow, origin: UpstreamOrigin): z.infer<
     created_at: isoOrNull(row.created_at)!,
     updated_at: isoOrNull(row.updated_at)!,
     disabled_at: isoOrNull(row.disabled_at),
+    live: {
+      inflight: gate.inflight,
+      queued: gate.queued,
+      circuit: gate.circuit,
+      admitting: gate.admitting,
+      window_samples: gate.window.samples,
+      window_errors: gate.window.errors,
+      last_error: gate.lastError,
+    },
   };
 }

@@ -8,15 +8,14 @@ import { DEFAULT_UPSTREAM_ID, getUpstream, listUpstreams, type UpstreamRow } fro
 import { openKey } from "../domain/upstream-crypto";
 import type { PoolMember } from "../domain/upstream-routing";
 import { configFrom, type Env } from "../env";
-import { upstreamKeySecret } from "./upstreams";
+import { gateOf, upstreamKeySecret } from "./upstreams";
+
+export { gateOf };
 
 export interface UpstreamCredentials {
   baseUrl: string;
   apiKey: string;
 }
-
-export const gateOf = (env: Env, upstreamId: string) =>
-  env.UPSTREAM_GATES.get(env.UPSTREAM_GATES.idFromName(upstreamId));
 
 /** Every member with its live in-flight count and circuit, one gate call each (a pool is small). */
 export async function poolMembers(env: Env): Promise<PoolMember[]> {

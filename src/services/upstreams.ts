@@ -19,6 +19,9 @@ import { keyHint, type SealedKey, sealKey } from "../domain/upstream-crypto";
 import { configFrom, type Env } from "../env";
 import { type UpstreamChanges, type UpstreamInput, upstreamJson } from "../schemas/upstream";
 
+export const gateOf = (env: Env, upstreamId: string) =>
+  env.UPSTREAM_GATES.get(env.UPSTREAM_GATES.idFromName(upstreamId));
+
 export const upstreamNotFound = (id: string) =>
   new ApiError("not_found", `upstream ${id} not found`, { field: "upstream_id" });
 
@@ -29,16 +32,18 @@ export async function upstreamOr404(db: D1Database, id: string): Promise<Upstrea
 }
 
 /** A member as the operator sees it: the default one's URL and key hint read from the environment. */
-export function upstreamView(env: Env, row: UpstreamRow) {
+export async function upstreamView(env: Env, row: UpstreamRow) {
+  const gate = await gateOf(env, row.id).status();
   if (row.id !== DEFAULT_UPSTREAM_ID) {
-    return upstreamJson(row, { base_url: row.base_url!, key_hint: row.key_hint!, source: "api" });
+    return upstreamJson(row, { base_url: row.base_url!, key_hint: row.key_hint!, source: "api" }, gate);
   }
   const config = configFrom(env);
-  return upstreamJson(row, {
+  const origin = {
     base_url: config.upstreamBaseUrl,
     key_hint: keyHint(config.upstreamApiKey),
-    source: "environment",
-  });
+    source: "environment" as const,
+  };
+  return upstreamJson(row, origin, gate);
 }
 
 /** https only, as for webhooks (loopback http in development); stored without trailing slashes. */

@@ -187,6 +187,24 @@ describe("added members", () => {
     expect(back.body).toMatchObject({ enabled: true, disabled_at: null });
   });
 
+  it("show their gate live: tasks in flight and waiting, circuit, window", async () => {
+    const id = (await create({ max_inflight: 1 })).body.id;
+    const gate = env.UPSTREAM_GATES.get(env.UPSTREAM_GATES.idFromName(id));
+    await gate.acquire("task_live_a", { maxInflight: 1, queueBound: 5 });
+    await gate.acquire("task_live_b", { maxInflight: 1, queueBound: 5 });
+    await gate.record(id, { kind: "error", message: "upstream 503" });
+    const shown = await call("GET", `/admin/upstreams/${id}`, { admin: true });
+    expect(shown.body.live).toEqual({
+      inflight: 1,
+      queued: 1,
+      circuit: "closed",
+      admitting: true,
+      window_samples: 1,
+      window_errors: 1,
+      last_error: "upstream 503",
+    });
+  });
+
   it("unknown ids are 404 for every verb", async () => {
     expectError(await call("GET", "/admin/upstreams/ups_nope", { admin: true }), 404, "not_found");
     expectError(await patch("ups_nope", { weight: 2 }), 404, "not_found");

@@ -15,5 +15,5 @@ export const createUpstreamRoute = createRouter().openapi(
     request: { body: body(UpstreamCreate) },
     responses: { 201: json(UpstreamSchema, "the upstream"), ...errorResponses(400, 401, 500) },
   }),
-  async (c) => c.json(upstreamView(c.env, await createUpstream(c.env, c.req.valid("json"))), 201),
+  async (c) => c.json(await upstreamView(c.env, await createUpstream(c.env, c.req.valid("json"))), 201),
 );

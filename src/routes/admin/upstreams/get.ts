@@ -13,6 +13,8 @@ export const getUpstreamRoute = createRouter().openapi(
     request: { params: UpstreamParams },
     responses: { 200: json(UpstreamSchema, "the upstream"), ...errorResponses(401, 404) },
   }),
-  async (c) =>
-    c.json(upstreamView(c.env, await upstreamOr404(c.env.DB, c.req.valid("param").upstream_id)), 200),
+  async (c) => {
+    const row = await upstreamOr404(c.env.DB, c.req.valid("param").upstream_id);
+    return c.json(await upstreamView(c.env, row), 200);
+  },
 );

@@ -16,5 +16,8 @@ export const listUpstreamsRoute = createRouter().openapi(
       ...errorResponses(401),
     },
   }),
-  async (c) => c.json({ data: (await listUpstreams(c.env.DB)).map((row) => upstreamView(c.env, row)) }, 200),
+  async (c) => {
+    const rows = await listUpstreams(c.env.DB);
+    return c.json({ data: await Promise.all(rows.map((row) => upstreamView(c.env, row))) }, 200);
+  },
 );

@@ -17,6 +17,6 @@ export const updateUpstreamRoute = createRouter().openapi(
   }),
   async (c) => {
     const row = await changeUpstream(c.env, c.req.valid("param").upstream_id, c.req.valid("json"));
-    return c.json(upstreamView(c.env, row), 200);
+    return c.json(await upstreamView(c.env, row), 200);
   },
 );
