@@ -36,7 +36,7 @@ export const hasRoom = (member: PoolMember) => member.inflight < member.maxInfli
 
 /**
  * The member a request for `action` goes to, or null when none can take it now (then
- * `anyEligible` tells a full pool, worth queueing for, from one that cannot serve it).
+ * `pickQueue` names where to wait, or null when no member can serve it at all).
  * `exclude` holds the members already tried by this request.
  */
 export function pickUpstream(
@@ -45,11 +45,18 @@ export function pickUpstream(
   random: RandomSource = Math.random,
   exclude: ReadonlySet<string> = new Set(),
 ): PoolMember | null {
-  const open = members.filter((m) => !exclude.has(m.id) && isEligible(m, action) && hasRoom(m));
-  if (open.length === 0) return null;
-  const best = Math.min(...open.map((m) => m.priority));
+  return bestByWeight(
+    members.filter((m) => !exclude.has(m.id) && isEligible(m, action) && hasRoom(m)),
+    random,
+  );
+}
+
+/** A weighted draw among the candidates of the best (lowest) priority. */
+function bestByWeight(candidates: readonly PoolMember[], random: RandomSource): PoolMember | null {
+  if (candidates.length === 0) return null;
+  const best = Math.min(...candidates.map((m) => m.priority));
   return drawByWeight(
-    open.filter((m) => m.priority === best),
+    candidates.filter((m) => m.priority === best),
     random,
   );
 }
@@ -57,6 +64,21 @@ export function pickUpstream(
 /** Every member that would serve `action` if it had room: a full pool queues, an empty one refuses. */
 export const anyEligible = (members: readonly PoolMember[], action: string) =>
   members.some((m) => isEligible(m, action));
+
+/**
+ * Where a task waits when every eligible member is full: drawn by weight among the eligible
+ * members of the best priority, as a pick would be if they had room; null when none is eligible.
+ */
+export function pickQueue(
+  members: readonly PoolMember[],
+  action: string,
+  random: RandomSource = Math.random,
+): PoolMember | null {
+  return bestByWeight(
+    members.filter((m) => isEligible(m, action)),
+    random,
+  );
+}
 
 /** The order a request tries members in, the first pick first: each next try is a fresh pick. */
 export function failoverOrder(

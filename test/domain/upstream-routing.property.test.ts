@@ -6,6 +6,7 @@ import {
   hasRoom,
   isEligible,
   type PoolMember,
+  pickQueue,
   pickUpstream,
 } from "../../src/domain/upstream-routing";
 
@@ -81,6 +82,19 @@ describe("upstream routing", () => {
         for (let i = 1; i < order.length; i++) {
           expect(order[i]!.priority).toBeGreaterThanOrEqual(order[i - 1]!.priority);
         }
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it("queues on an eligible member of the best priority, full or not; null only when none is eligible", () => {
+    fc.assert(
+      fc.property(arbPool, arbAction, arbRandom, (pool, action, r) => {
+        const target = pickQueue(pool, action, () => r);
+        const eligible = pool.filter((m) => isEligible(m, action));
+        expect(target === null).toBe(eligible.length === 0);
+        if (target) expect(target.priority).toBe(Math.min(...eligible.map((m) => m.priority)));
+        if (target) expect(isEligible(target, action)).toBe(true);
       }),
       { numRuns: 2_000 },
     );
