@@ -39,6 +39,7 @@ export default defineConfig(async () => {
             ADMIN_TOKEN: "test-admin-token",
             // Required outside development (the tests run as production: no ENVIRONMENT).
             STREAM_TOKEN_SECRET: "test-stream-token-secret",
+            UPSTREAM_KEY_SECRET: "test-upstream-key-secret",
             UPSTREAM_TIMEOUT_MS: "1500",
             KEY_CACHE_SECONDS: "0",
           },

@@ -7,7 +7,12 @@ import { logEvent } from "./log";
 import { requireAdmin, tenantAuth } from "./middleware/auth";
 import { limitReads } from "./middleware/read-limit";
 import { requireScopes } from "./middleware/scopes";
-import { adminFinanceRoutes, adminTenantRoutes, adminWebhookRoutes } from "./routes/admin";
+import {
+  adminFinanceRoutes,
+  adminTenantRoutes,
+  adminUpstreamRoutes,
+  adminWebhookRoutes,
+} from "./routes/admin";
 import { adminTasks } from "./routes/admin/tasks";
 import { docs, documentBuiltInRoutes } from "./routes/docs";
 import { accountRoutes, taskRoutes, webhookRoutes } from "./routes/v1";
@@ -90,6 +95,7 @@ export function createApp() {
     ...adminFinanceRoutes,
     ...webhookRoutes,
     ...adminWebhookRoutes,
+    ...adminUpstreamRoutes,
     adminTasks,
   ];
   for (const router of routers) app.route("/", router);

@@ -1,12 +1,15 @@
 import { z } from "zod";
 import type { TaskObject } from "./durable/task-object";
 import type { TenantHub } from "./durable/tenant-hub";
+import type { UpstreamGate } from "./durable/upstream-gate";
 
 /** Bindings and variables of the gateway Worker (see wrangler.toml and README "Configuration"). */
 export interface Env {
   DB: D1Database;
   TASKS: DurableObjectNamespace<TaskObject>;
   TENANT_HUB: DurableObjectNamespace<TenantHub>;
+  /** One gate per upstream (idFromName(upstream id)): its in-flight slots, queue and health. */
+  UPSTREAM_GATES: DurableObjectNamespace<UpstreamGate>;
   /** Workers rate-limiting binding for failed authentication per IP (optional: see middleware/auth.ts). */
   AUTH_FAILURE_LIMITER?: RateLimit;
   /** Workers rate-limiting binding for tenant reads per key (optional: see middleware/read-limit.ts). */
@@ -23,6 +26,8 @@ export interface Env {
   WEBHOOK_RETENTION_DAYS?: string;
   /** Signs stream tokens; required unless ENVIRONMENT is "development" (src/domain/stream-token.ts). */
   STREAM_TOKEN_SECRET?: string;
+  /** Encrypts upstream API keys at rest; required once an upstream other than `default` is added. */
+  UPSTREAM_KEY_SECRET?: string;
   /** "development" allows loopback webhook URLs, the x-debug-d1 header and a derived stream-token secret. */
   ENVIRONMENT?: string;
 }
@@ -36,6 +41,8 @@ export interface GatewayConfig {
   retentionMs: number;
   keyCacheMs: number;
   webhookRetentionMs: number;
+  /** Unset is fine until an upstream is added through the API (src/domain/upstream-crypto.ts). */
+  upstreamKeySecret?: string;
 }
 
 /** A secret that must be set: an empty string is as missing as no binding at all. */
@@ -69,6 +76,10 @@ const ConfigSchema = z.object({
   TASK_RETENTION_SECONDS: numberVar(3 * 86_400),
   KEY_CACHE_SECONDS: numberVar(10),
   WEBHOOK_RETENTION_DAYS: numberVar(30),
+  UPSTREAM_KEY_SECRET: z
+    .string()
+    .optional()
+    .transform((value) => value?.trim() || undefined),
 });
 
 /** The configuration is unusable: names the variable, never its value. */
@@ -98,6 +109,7 @@ function parseConfig(env: Env): GatewayConfig {
     retentionMs: vars.TASK_RETENTION_SECONDS * 1000,
     keyCacheMs: vars.KEY_CACHE_SECONDS * 1000,
     webhookRetentionMs: vars.WEBHOOK_RETENTION_DAYS * 86_400_000,
+    upstreamKeySecret: vars.UPSTREAM_KEY_SECRET,
   };
 }
 

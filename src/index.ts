@@ -6,6 +6,8 @@ import { TenantHub as TenantHubImpl } from "./durable/tenant-hub";
 import { configFrom, type Env } from "./env";
 import { sweepOrphanCharges } from "./services/custody";
 
+export { UpstreamGate } from "./durable/upstream-gate";
+
 const app = createApp();
 
 /**

@@ -14,6 +14,11 @@ export const NAMED_CHECKS = [
   "tenant_inflight_cap",
   "key_budget",
   "key_scopes_json",
+  "upstream_weight_range",
+  "upstream_max_inflight_positive",
+  "upstream_actions_json",
+  "upstream_credentials",
+  "upstream_disabled_at",
 ] as const;
 
 /** `RAISE(ABORT, '<name>')` in the migrations' triggers. */

@@ -136,6 +136,12 @@ export const ERROR_CODES = {
     type: "conflict_error",
     description: "the tenant has the most active webhook endpoints allowed",
   },
+  upstream_default_fixed: {
+    status: 409,
+    type: "conflict_error",
+    description:
+      "the default upstream comes from UPSTREAM_BASE_URL/UPSTREAM_API_KEY: it cannot be deleted, nor its URL or key changed through the API",
+  },
   idempotency_in_progress: {
     status: 409,
     type: "idempotency_error",

@@ -23,6 +23,7 @@ const pathParam = (name: string) => z.string().openapi({ param: { name, in: "pat
 export const TenantParams = z.object({ tenant_id: pathParam("tenant_id") });
 export const KeyParams = TenantParams.extend({ key_id: pathParam("key_id") });
 export const WebhookParams = z.object({ webhook_id: pathParam("webhook_id") });
+export const UpstreamParams = z.object({ upstream_id: pathParam("upstream_id") });
 
 const adminArea = (tag: string) => ({ tags: [tag], security: [{ adminToken: [] }] });
 const tenantArea = (tag: string) => ({ tags: [tag], security: [{ subKey: [] }] });
@@ -32,6 +33,7 @@ export const AREAS = {
   adminTenants: adminArea("Admin: tenants and keys"),
   adminFinance: adminArea("Admin: money and finance"),
   adminWebhooks: adminArea("Admin: webhooks"),
+  adminUpstreams: adminArea("Admin: upstreams"),
   account: tenantArea("Account"),
   webhooks: tenantArea("Webhooks"),
   tasks: tenantArea("Tasks"),

@@ -14,6 +14,11 @@ import { createTenantRoute } from "./tenants/create";
 import { getTenantRoute } from "./tenants/get";
 import { listTenantsRoute } from "./tenants/list";
 import { updateTenantRoute } from "./tenants/update";
+import { createUpstreamRoute } from "./upstreams/create";
+import { disableUpstreamRoute } from "./upstreams/disable";
+import { getUpstreamRoute } from "./upstreams/get";
+import { listUpstreamsRoute } from "./upstreams/list";
+import { updateUpstreamRoute } from "./upstreams/update";
 import { usageRoute } from "./usage";
 import { listDeliveriesRoute } from "./webhook-deliveries/list";
 import { replayDeliveryRoute } from "./webhook-deliveries/replay";
@@ -50,4 +55,12 @@ export const adminWebhookRoutes = [
   disableTenantWebhookRoute,
   listDeliveriesRoute,
   replayDeliveryRoute,
+];
+
+export const adminUpstreamRoutes = [
+  createUpstreamRoute,
+  listUpstreamsRoute,
+  getUpstreamRoute,
+  updateUpstreamRoute,
+  disableUpstreamRoute,
 ];

@@ -1,0 +1,185 @@
+import { DurableObject } from "cloudflare:workers";
+import {
+  DEFAULT_HEALTH_POLICY,
+  type HealthSnapshot,
+  type HealthTransition,
+  type Outcome,
+  UpstreamHealth,
+} from "../domain/upstream-health";
+import type { Env } from "../env";
+import { logEvent } from "../log";
+
+/** What a task asks of its upstream's gate; the caller reads the member's cap from D1. */
+export interface AcquireRequest {
+  maxInflight: number;
+  /** Most tasks that may wait here; past it the task is refused ("queue_full"). */
+  queueBound: number;
+  /** false: a full gate refuses ("full") instead of queueing, e.g. while failover has other members to try. */
+  queue?: boolean;
+}
+
+export type AcquireResult =
+  | { granted: true }
+  | { queued: true; position: number }
+  | { refused: "full" | "queue_full" | "circuit_open" };
+
+export interface ReleaseResult {
+  /** false when the task held no slot and was not waiting (a second release). */
+  released: boolean;
+  /** Waiting tasks that took the freed slots, in queue order: their task objects must be woken. */
+  granted: string[];
+}
+
+export interface GateStatus {
+  inflight: number;
+  queued: number;
+  circuit: ReturnType<UpstreamHealth["circuit"]>;
+  admitting: boolean;
+  window: { samples: number; errors: number };
+  lastError: string | null;
+}
+
+/**
+ * One per upstream (idFromName(upstream id)): the exact count of our tasks open on it, a
+ * FIFO queue of tasks waiting for a slot, and its health circuit (src/domain/upstream-health.ts).
+ * Every method runs its SQL synchronously with no await in between, so calls never
+ * interleave: hundreds of concurrent acquires cannot pass the cap. Acquire and release are
+ * idempotent per task id, as at-least-once callers need.
+ */
+export class UpstreamGate extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private readonly health: UpstreamHealth;
+  /** The cap of the last acquire: releases fill freed slots up to it. */
+  private maxInflight: number;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS holders (task_id TEXT PRIMARY KEY, since INTEGER NOT NULL)`);
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS waiting (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL UNIQUE,
+        since INTEGER NOT NULL)`,
+    );
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+    const saved = this.meta<HealthSnapshot>("health");
+    this.health = new UpstreamHealth(DEFAULT_HEALTH_POLICY, Date.now, saved ?? undefined);
+    this.maxInflight = this.meta<number>("max_inflight") ?? 0;
+  }
+
+  acquire(taskId: string, request: AcquireRequest): AcquireResult {
+    this.setCap(request.maxInflight);
+    this.promote();
+    if (this.holds(taskId)) return { granted: true };
+    const position = this.positionOf(taskId);
+    if (position !== null) return { queued: true, position };
+    if (this.queued() === 0 && this.inflight() < this.maxInflight) {
+      if (!this.admit()) return { refused: "circuit_open" };
+      this.hold(taskId);
+      return { granted: true };
+    }
+    if (request.queue === false) return { refused: "full" };
+    if (this.queued() >= request.queueBound) return { refused: "queue_full" };
+    this.sql.exec("INSERT INTO waiting (task_id, since) VALUES (?1, ?2)", taskId, Date.now());
+    return { queued: true, position: this.queued() };
+  }
+
+  /** Frees the task's slot (or takes it out of the queue) and hands freed slots to the queue's head. */
+  release(taskId: string): ReleaseResult {
+    const held = this.sql.exec("DELETE FROM holders WHERE task_id = ?1 RETURNING task_id", taskId).toArray();
+    const waited = this.sql
+      .exec("DELETE FROM waiting WHERE task_id = ?1 RETURNING task_id", taskId)
+      .toArray();
+    return { released: held.length + waited.length > 0, granted: this.promote() };
+  }
+
+  /** What a request to this upstream got back (submits and polls); logs circuit transitions. */
+  record(upstreamId: string, outcome: Outcome): HealthTransition[] {
+    const transitions = this.health.record(outcome);
+    this.saveHealth();
+    for (const transition of transitions)
+      logEvent(transition.type, { upstream_id: upstreamId, ...transition });
+    return transitions;
+  }
+
+  status(): GateStatus {
+    return {
+      inflight: this.inflight(),
+      queued: this.queued(),
+      circuit: this.health.circuit(),
+      admitting: this.health.admitting(),
+      window: this.health.window(),
+      lastError: this.health.snapshot().lastError,
+    };
+  }
+
+  /** Moves waiting tasks into free slots, oldest first; returns the ones granted. */
+  private promote(): string[] {
+    const granted: string[] = [];
+    while (this.inflight() < this.maxInflight) {
+      const head = this.sql
+        .exec<{ task_id: string }>("SELECT task_id FROM waiting ORDER BY seq LIMIT 1")
+        .toArray()[0];
+      if (!head || !this.admit()) break;
+      this.sql.exec("DELETE FROM waiting WHERE task_id = ?1", head.task_id);
+      this.hold(head.task_id);
+      granted.push(head.task_id);
+    }
+    return granted;
+  }
+
+  private admit(): boolean {
+    const admitted = this.health.admit();
+    this.saveHealth();
+    return admitted;
+  }
+
+  private hold(taskId: string) {
+    this.sql.exec("INSERT INTO holders (task_id, since) VALUES (?1, ?2)", taskId, Date.now());
+  }
+
+  private holds(taskId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM holders WHERE task_id = ?1", taskId).toArray().length > 0;
+  }
+
+  private positionOf(taskId: string): number | null {
+    const row = this.sql
+      .exec<{ position: number }>(
+        `SELECT (SELECT COUNT(*) FROM waiting w2 WHERE w2.seq <= w.seq) AS position
+         FROM waiting w WHERE task_id = ?1`,
+        taskId,
+      )
+      .toArray()[0];
+    return row ? row.position : null;
+  }
+
+  private inflight(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM holders").one().n;
+  }
+
+  private queued(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n;
+  }
+
+  private setCap(maxInflight: number) {
+    if (maxInflight === this.maxInflight) return;
+    this.maxInflight = maxInflight;
+    this.setMeta("max_inflight", maxInflight);
+  }
+
+  private saveHealth() {
+    this.setMeta("health", this.health.snapshot());
+  }
+
+  private meta<T>(key: string): T | null {
+    const row = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?1", key).toArray()[0];
+    return row ? (JSON.parse(row.value) as T) : null;
+  }
+
+  private setMeta(key: string, value: unknown) {
+    this.sql.exec(
+      "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      key,
+      JSON.stringify(value),
+    );
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The UpstreamGate: the exact in-flight count of one upstream under hundreds of concurrent
+ * acquires, its FIFO queue (bounded, drained in order as slots free), idempotent acquire and
+ * release per task id, and the health circuit refusing new work while open.
+ */
+import { env } from "cloudflare:test";
+import { describe, expect, it, vi } from "vitest";
+import { DEFAULT_HEALTH_POLICY } from "../../src/domain/upstream-health";
+
+const gate = () => env.UPSTREAM_GATES.get(env.UPSTREAM_GATES.idFromName(`ups_${crypto.randomUUID()}`));
+const tasks = (n: number, prefix = "t") => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+describe("upstream gate", () => {
+  it("hundreds of concurrent acquires never hold more than max_inflight; the rest queue in order", async () => {
+    const stub = gate();
+    const ids = tasks(300);
+    const results = await Promise.all(
+      ids.map((id) => stub.acquire(id, { maxInflight: 10, queueBound: 1000 })),
+    );
+    const granted = results.filter((r) => "granted" in r);
+    const queued = results.filter((r) => "queued" in r);
+    expect(granted).toHaveLength(10);
+    expect(queued).toHaveLength(290);
+    expect(queued.map((r) => ("queued" in r ? r.position : 0)).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 290 }, (_, i) => i + 1),
+    );
+    expect(await stub.status()).toMatchObject({ inflight: 10, queued: 290 });
+  });
+
+  it("a release hands the slot to the oldest waiting task, in FIFO order", async () => {
+    const stub = gate();
+    for (const id of tasks(5)) await stub.acquire(id, { maxInflight: 2, queueBound: 10 });
+    expect(await stub.release("t0")).toEqual({ released: true, granted: ["t2"] });
+    expect(await stub.release("t1")).toEqual({ released: true, granted: ["t3"] });
+    expect(await stub.acquire("t4", { maxInflight: 2, queueBound: 10 })).toEqual({
+      queued: true,
+      position: 1,
+    });
+    expect(await stub.release("t2")).toEqual({ released: true, granted: ["t4"] });
+    expect(await stub.status()).toMatchObject({ inflight: 2, queued: 0 });
+  });
+
+  it("release twice is one release; acquire twice is one slot", async () => {
+    const stub = gate();
+    await stub.acquire("a", { maxInflight: 1, queueBound: 10 });
+    expect(await stub.acquire("a", { maxInflight: 1, queueBound: 10 })).toEqual({ granted: true });
+    await stub.acquire("b", { maxInflight: 1, queueBound: 10 });
+    expect(await stub.acquire("b", { maxInflight: 1, queueBound: 10 })).toEqual({
+      queued: true,
+      position: 1,
+    });
+    expect(await stub.release("a")).toEqual({ released: true, granted: ["b"] });
+    expect(await stub.release("a")).toEqual({ released: false, granted: [] });
+    expect(await stub.status()).toMatchObject({ inflight: 1, queued: 0 });
+  });
+
+  it("concurrent duplicate releases free one slot only", async () => {
+    const stub = gate();
+    for (const id of tasks(3)) await stub.acquire(id, { maxInflight: 2, queueBound: 10 });
+    const results = await Promise.all(Array.from({ length: 20 }, () => stub.release("t0")));
+    expect(results.filter((r) => r.released)).toHaveLength(1);
+    expect(results.flatMap((r) => r.granted)).toEqual(["t2"]);
+    expect(await stub.status()).toMatchObject({ inflight: 2, queued: 0 });
+  });
+
+  it("refuses past the queue bound, or when told not to queue; a waiting task can leave the queue", async () => {
+    const stub = gate();
+    await stub.acquire("a", { maxInflight: 1, queueBound: 1 });
+    expect(await stub.acquire("b", { maxInflight: 1, queueBound: 1, queue: false })).toEqual({
+      refused: "full",
+    });
+    expect(await stub.acquire("b", { maxInflight: 1, queueBound: 1 })).toEqual({ queued: true, position: 1 });
+    expect(await stub.acquire("c", { maxInflight: 1, queueBound: 1 })).toEqual({ refused: "queue_full" });
+    expect(await stub.release("b")).toEqual({ released: true, granted: [] });
+    expect(await stub.status()).toMatchObject({ inflight: 1, queued: 0 });
+  });
+
+  it("a raised cap lets waiting tasks in, oldest first, before any newcomer", async () => {
+    const stub = gate();
+    for (const id of tasks(4)) await stub.acquire(id, { maxInflight: 1, queueBound: 10 });
+    expect(await stub.acquire("new", { maxInflight: 3, queueBound: 10 })).toEqual({
+      queued: true,
+      position: 2,
+    });
+    expect(await stub.acquire("t1", { maxInflight: 3, queueBound: 10 })).toEqual({ granted: true });
+    expect(await stub.acquire("t2", { maxInflight: 3, queueBound: 10 })).toEqual({ granted: true });
+  });
+
+  it("an open circuit refuses new work and logs upstream.unhealthy once", async () => {
+    const stub = gate();
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    const transitions = [];
+    for (let i = 0; i < DEFAULT_HEALTH_POLICY.minSamples; i++) {
+      transitions.push(...(await stub.record("ups_x", { kind: "error", message: "502" })));
+    }
+    log.mockRestore();
+    expect(transitions.map((t) => t.type)).toEqual(["upstream.unhealthy"]);
+    expect(await stub.acquire("a", { maxInflight: 5, queueBound: 10 })).toEqual({ refused: "circuit_open" });
+    expect(await stub.status()).toMatchObject({
+      circuit: "open",
+      admitting: false,
+      lastError: "502",
+      inflight: 0,
+    });
+  });
+});
