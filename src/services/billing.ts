@@ -308,12 +308,9 @@ function admissionError(refusal: DbRefusal, request: AdmissionRequest): ApiError
       return new ApiError("idempotency_in_progress", "a request with this Idempotency-Key is running", {
         headers: { "Retry-After": "1" },
       });
-    case "refund_exists":
-    case "ledger_append_only":
-    case "ledger_step_required":
-    case "key_scopes_json":
-      // Admission writes no refund, edits no ledger row, always names the step and never
-      // writes a key's scopes: reaching these is a bug, not a refusal.
+    default:
+      // Admission writes no refund, edits no ledger row, always names the step and touches no
+      // other table's constraints: reaching any other refusal is a bug, not a refusal.
       throw new Error(`admission refused by ${refusal}, which it never writes`);
   }
 }
