@@ -30,38 +30,43 @@ export function guardStream(
     }
   };
 
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      const watch = () => {
-        timer = setTimeout(async () => {
-          if (ended) return;
-          const allowed = await stillAllowed().catch(() => true);
-          if (!allowed) end(controller);
-          else if (!ended) watch();
-        }, everyMs);
-      };
-      watch();
-    },
-    async pull(controller) {
-      if (ended) return;
-      try {
-        const { done, value } = await source.read();
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        const watch = () => {
+          timer = setTimeout(async () => {
+            if (ended) return;
+            const allowed = await stillAllowed().catch(() => true);
+            if (!allowed) end(controller);
+            else if (!ended) watch();
+          }, everyMs);
+        };
+        watch();
+      },
+      async pull(controller) {
         if (ended) return;
-        if (done) {
+        try {
+          const { done, value } = await source.read();
+          if (ended) return;
+          if (done) {
+            ended = true;
+            clearTimeout(timer);
+            controller.close();
+          } else controller.enqueue(value);
+        } catch (error) {
           ended = true;
           clearTimeout(timer);
-          controller.close();
-        } else controller.enqueue(value);
-      } catch (error) {
+          controller.error(error);
+        }
+      },
+      cancel(reason) {
         ended = true;
         clearTimeout(timer);
-        controller.error(error);
-      }
+        return source.cancel(reason);
+      },
+      // No read-ahead: a client that stops reading leaves the bytes waiting in the object,
+      // whose heartbeat then lets it go, exactly as without the guard in between.
     },
-    cancel(reason) {
-      ended = true;
-      clearTimeout(timer);
-      return source.cancel(reason);
-    },
-  });
+    { highWaterMark: 0 },
+  );
 }
