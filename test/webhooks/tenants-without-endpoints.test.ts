@@ -247,6 +247,22 @@ describe("an endpoint registered while a task runs", () => {
   });
 });
 
+describe("the tenant hub's webhooksChanged", () => {
+  it("tells the tenant's open tasks only, and answers how many it told", async () => {
+    const t = await tenantWithKey();
+    const open = (await submit(t.key, "imagine", { prompt: "hub tells me" })).body.data[0].task_id as string;
+    const done = (await submit(t.key, "imagine", { prompt: "hub skips me" })).body.data[0].task_id as string;
+    await driveToEnd(done, t.key);
+    const hub = env.TENANT_HUB.get(env.TENANT_HUB.idFromName(t.tenantId));
+    await until(async () => open in (await hub.liveTasks([open])), "the hub to know the open task");
+    await until(async () => !(done in (await hub.liveTasks([done]))), "the hub to see the end");
+
+    expect(await hub.webhooksChanged()).toBe(1);
+    expect((await readRecord(open))?.meta.webhooks).toBe(true);
+    expect((await readRecord(done))?.meta.webhooks).toBe(false);
+  });
+});
+
 describe("the endpoint question is an index search", () => {
   it("in the admission batch and in the settlement batch", async () => {
     const t = await tenantWithKey();
