@@ -1,6 +1,7 @@
 import { dayPeriod, monthPeriod } from "../domain/periods";
 import { type DbRefusal, refusalOf } from "./constraints";
 import { insertCharge, insertRefundOfStep, UNREFUNDED_CHARGE } from "./ledger-writes";
+import { hasEndpointsIn, hasEndpointsStatement } from "./webhooks";
 
 export const RATE_WINDOW_MS = 60_000;
 
@@ -38,10 +39,14 @@ export interface RateLimitState {
 }
 
 /**
- * What the admission batch answers: admitted with the key's rate-limit state, or refused by
- * a named constraint (the refusal, never an HTTP error: services decide what a client sees).
+ * What the admission batch answers: admitted with the key's rate-limit state and whether the
+ * tenant has webhook endpoints for this key (read in the same batch, so a task of a tenant
+ * without endpoints never asks D1 about webhooks), or refused by a named constraint (the
+ * refusal, never an HTTP error: services decide what a client sees).
  */
-export type AdmissionResult = { ok: true; rateLimit: RateLimitState } | { ok: false; refusal: DbRefusal };
+export type AdmissionResult =
+  | { ok: true; rateLimit: RateLimitState; webhooks: boolean }
+  | { ok: false; refusal: DbRefusal };
 
 const KEY_STATE = `CASE WHEN t.status != 'active' THEN 'tenant_suspended'
   WHEN k.status != 'active' THEN k.status
@@ -128,12 +133,14 @@ export async function admit(db: D1Database, request: AdmissionRequest): Promise<
         .bind(tenantId, request.idempotency.key, request.idempotency.requestHash, request.taskId, at),
     );
   }
+  statements.push(hasEndpointsStatement(db, tenantId, keyId));
   try {
     const results = await db.batch<{ count: number; lim: number }>(statements);
     const window = results[0]?.results[0];
     const limit = window?.lim ?? request.rpmLimitHint ?? 0;
     return {
       ok: true,
+      webhooks: hasEndpointsIn(results.at(-1)),
       rateLimit: {
         limit,
         remaining: Math.max(0, limit - (window?.count ?? 1)),
@@ -227,6 +234,37 @@ export interface SettleRequest {
  * Returns true if this call settled the task.
  */
 export async function settleTask(db: D1Database, request: SettleRequest): Promise<boolean> {
+  return (await settleTaskAskingWebhooks(db, request, null)).settled;
+}
+
+/** A settlement, and whether the task's tenant has webhook endpoints for it now. */
+export interface Settlement {
+  /** This call settled the task (a repeated call changes nothing). */
+  settled: boolean;
+  /** Read in the same batch (false when no owner was given). */
+  webhooks: boolean;
+}
+
+/**
+ * `settleTask`, also reading in the same batch (no extra round trip) whether the task's
+ * tenant has active endpoints for its key, so a task that admission found without endpoints
+ * still sends its terminal event to one registered while it ran.
+ */
+export async function settleTaskAskingWebhooks(
+  db: D1Database,
+  request: SettleRequest,
+  owner: { tenantId: string; keyId: string } | null,
+): Promise<Settlement> {
+  const question = owner ? [hasEndpointsStatement(db, owner.tenantId, owner.keyId)] : [];
+  const results = await db.batch([...question, ...settlementStatements(db, request)]);
+  return {
+    settled: (results.at(-1)?.meta.changes ?? 0) === 1,
+    webhooks: owner !== null && hasEndpointsIn(results[0]),
+  };
+}
+
+/** The settlement batch; its last statement settles the task row (its change count says whether this run did). */
+function settlementStatements(db: D1Database, request: SettleRequest): D1PreparedStatement[] {
   const { taskId, at } = request;
   const unsettled = "(SELECT 1 FROM tasks WHERE id = ?1 AND settled_at IS NULL)";
   const statements: D1PreparedStatement[] = [];
@@ -268,8 +306,7 @@ export async function settleTask(db: D1Database, request: SettleRequest): Promis
         request.unpricedUpstreamJobs ?? 0,
       ),
   );
-  const results = await db.batch(statements);
-  return (results.at(-1)?.meta.changes ?? 0) === 1;
+  return statements;
 }
 
 export async function recordLateUpstreamStatus(

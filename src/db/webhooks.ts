@@ -108,6 +108,24 @@ export async function deleteEndpoint(db: D1Database, tenantId: string, id: strin
   return result!.meta.changes === 1;
 }
 
+/**
+ * Whether the tenant has an active endpoint that a task created with `keyId` delivers to:
+ * one index search (webhook_endpoints_by_tenant), meant to ride in the admission and
+ * settlement batches so a tenant without endpoints costs its tasks no webhook round trip.
+ */
+export function hasEndpointsStatement(db: D1Database, tenantId: string, keyId: string): D1PreparedStatement {
+  return db
+    .prepare(
+      `SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE tenant_id = ?1 AND status = 'active'
+         AND (key_id IS NULL OR key_id = ?2)) AS has_endpoints`,
+    )
+    .bind(tenantId, keyId);
+}
+
+/** The answer of `hasEndpointsStatement` inside a batch's results. */
+export const hasEndpointsIn = (result: D1Result | undefined): boolean =>
+  (result?.results[0] as { has_endpoints?: number } | undefined)?.has_endpoints === 1;
+
 /** The endpoints that want this event of a task created with `keyId`. */
 export async function endpointsFor(db: D1Database, tenantId: string, keyId: string, terminal: boolean) {
   const { results } = await db

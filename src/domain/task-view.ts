@@ -17,7 +17,16 @@ export interface TaskMeta {
   stepCosts?: Record<string, number>;
   prompt: string | null;
   metadata: Record<string, unknown> | null;
+  /**
+   * Whether the tenant has webhook endpoints for this task: read by admission, set later by
+   * the tenant hub (an endpoint registered while the task runs) or by settlement. While false
+   * the task does no webhook work at all (no D1); absent (older records) counts as true.
+   */
+  webhooks?: boolean;
 }
+
+/** Whether the task publishes its changes to webhooks (older records, without the flag, do). */
+export const sendsWebhooks = (meta: TaskMeta): boolean => meta.webhooks !== false;
 
 /** Fields we own; everything else the upstream reported passes through untouched. */
 const OWNED_FIELDS = new Set([

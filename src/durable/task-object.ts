@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { ApiError } from "../domain/errors";
 import { isTerminal, nextWakeAt } from "../domain/task-machine";
-import { type TaskMeta, taskView, unifiedTaskView } from "../domain/task-view";
+import { sendsWebhooks, type TaskMeta, taskView, unifiedTaskView } from "../domain/task-view";
 import { configFrom, type Env } from "../env";
 import { logEvent } from "../log";
 import type { RequestBody } from "../upstream/client";
@@ -57,6 +57,7 @@ export class TaskObject extends DurableObject<Env> {
       ended: () => this.events.closeSubscribers(),
       arm: () => this.arm(),
       poll: (record) => this.forwarding.poll(record),
+      webhooksFound: () => this.sendWebhooks(),
     });
     this.forwarding = new Forwarding(env, config, this.clock, this.lifecycle);
   }
@@ -152,6 +153,12 @@ export class TaskObject extends DurableObject<Env> {
     return this.events.subscriberCount;
   }
 
+  /** The tenant registered a webhook endpoint (its hub tells each open task): publish to webhooks from now on. */
+  async webhooksChanged(): Promise<void> {
+    this.lifecycle.refresh();
+    this.sendWebhooks();
+  }
+
   override async alarm(alarmInfo?: AlarmInvocationInfo): Promise<void> {
     const taskId = this.lifecycle.refresh()?.meta.taskId;
     await this.scheduler.run(
@@ -186,7 +193,23 @@ export class TaskObject extends DurableObject<Env> {
     const data = taskView(record.meta, record.state);
     const hub = this.env.TENANT_HUB.get(this.env.TENANT_HUB.idFromName(record.meta.tenantId));
     const seq = this.events.append(at, data, record.meta.taskId, hub);
+    // A tenant without endpoints (as admission found it) costs the task no webhook work.
+    if (!sendsWebhooks(record.meta)) return;
     this.outbox.enqueue(seq, record.state.status, at, data);
+    void this.pumpWebhooks();
+  }
+
+  /**
+   * The task learned that its tenant has endpoints: later changes go out as webhooks, and a
+   * task already finished sends its terminal event now (it was published before anybody knew).
+   */
+  private sendWebhooks(): void {
+    const record = this.lifecycle.record();
+    if (!record || sendsWebhooks(record.meta)) return;
+    this.lifecycle.update((r) => ({ ...r, meta: { ...r.meta, webhooks: true } }));
+    const latest = this.events.latest();
+    if (!isTerminal(record.state.status) || !latest) return;
+    this.outbox.enqueue(latest.seq, record.state.status, latest.at, latest.data);
     void this.pumpWebhooks();
   }
 

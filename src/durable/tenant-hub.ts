@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { isTerminal, STATUSES, type TaskStatus } from "../domain/task-machine";
 import type { Env } from "../env";
+import { logEvent } from "../log";
 import { lastEventId, SSE_HEADERS, SseBroadcaster, type SseEvent } from "./sse-broadcaster";
 
 /** How many recent changes a tenant stream can replay after a reconnect. */
@@ -111,6 +112,14 @@ export class OpenTaskTable {
     return this.rows;
   }
 
+  /** Every open task's id (at most `limit`). */
+  taskIds(): string[] {
+    return this.sql
+      .exec<{ task_id: string }>("SELECT task_id FROM open_tasks")
+      .toArray()
+      .map((row) => row.task_id);
+  }
+
   private evictOldest(count: number): void {
     const evicted = this.sql
       .exec(
@@ -212,4 +221,30 @@ export class TenantHub extends DurableObject<Env> {
   async subscriberCount(): Promise<number> {
     return this.broadcaster.size;
   }
+
+  /**
+   * A webhook endpoint was registered: tells every open task this hub knows, so those that
+   * admission found without endpoints publish their later changes to webhooks. Answers how
+   * many were told once all were asked (a task that missed it still sends its terminal event:
+   * settlement reads the endpoints again).
+   */
+  async webhooksChanged(): Promise<number> {
+    const taskIds = this.openTasks.taskIds();
+    let told = 0;
+    for (let i = 0; i < taskIds.length; i += TELL_AT_ONCE) {
+      const answers = await Promise.allSettled(
+        taskIds
+          .slice(i, i + TELL_AT_ONCE)
+          .map((taskId) => this.env.TASKS.get(this.env.TASKS.idFromName(taskId)).webhooksChanged()),
+      );
+      for (const answer of answers) {
+        if (answer.status === "fulfilled") told++;
+        else logEvent("webhooks_change_not_told", { error: String(answer.reason) });
+      }
+    }
+    return told;
+  }
 }
+
+/** Open tasks told of a webhook change at once (RPCs in flight from one hub). */
+const TELL_AT_ONCE = 50;

@@ -9,6 +9,7 @@ import {
   webhookUrlProblem,
 } from "../domain/webhooks";
 import type { AppContext } from "../http";
+import { logEvent } from "../log";
 import { type EndpointInput, EndpointSchema, endpointJson } from "../schemas/webhook";
 import { json } from "./helpers";
 
@@ -41,8 +42,23 @@ export async function registerEndpoint(c: AppContext, tenantId: string, input: E
       `a tenant can have at most ${MAX_WEBHOOK_ENDPOINTS_PER_TENANT} active webhook endpoints; disable one first`,
     );
   }
+  // The tenant's running tasks learn of it after this answers (see tellRunningTasks).
+  c.executionCtx.waitUntil(tellRunningTasks(c, tenantId));
   // The secret is shown once, like a key.
   return c.json({ ...endpointJson(row), secret: row.secret }, 201);
+}
+
+/**
+ * Tasks admitted while the tenant had no endpoints do no webhook work; its hub tells each
+ * open one that now it should. A lost call costs the task's events until its terminal one,
+ * which settlement still finds.
+ */
+async function tellRunningTasks(c: AppContext, tenantId: string): Promise<void> {
+  try {
+    await c.env.TENANT_HUB.get(c.env.TENANT_HUB.idFromName(tenantId)).webhooksChanged();
+  } catch (error) {
+    logEvent("webhooks_change_not_told", { tenant_id: tenantId, error: String(error) });
+  }
 }
 
 export const webhookNotFound = (webhookId: string) =>

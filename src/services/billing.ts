@@ -25,8 +25,10 @@ import {
   type RateLimitState,
   recordLateUpstreamStatus as recordLateUpstreamStatusInDb,
   refundStep as refundStepInDb,
+  type Settlement,
   type SettleRequest,
   settleTask,
+  settleTaskAskingWebhooks,
   windowStart,
 } from "../db/admission";
 import type { DbRefusal } from "../db/constraints";
@@ -119,6 +121,7 @@ export async function submit(env: Env, request: SubmitRequest): Promise<SubmitAn
     costMicros: cost,
     prompt: request.prompt,
     metadata: request.metadata,
+    webhooks: admitted.webhooks,
   });
   const { requestId } = request;
   // Siblings are recorded before the lead forwards, so every charge has an object that settles it.
@@ -175,6 +178,17 @@ export async function admitModalStep(db: D1Database, request: ModalAdmission): P
 
 /** Settles a task exactly once (slots freed, the machine's refunds written); true if this call did. */
 export const settle = (db: D1Database, request: SettleRequest): Promise<boolean> => settleTask(db, request);
+
+/**
+ * `settle` for the task's own object: also answers (same batch) whether its tenant has
+ * webhook endpoints for it now, so its terminal event reaches an endpoint registered while
+ * it ran even if nobody told the object.
+ */
+export const settleAskingWebhooks = (
+  db: D1Database,
+  owner: { tenantId: string; keyId: string },
+  request: SettleRequest,
+): Promise<Settlement> => settleTaskAskingWebhooks(db, request, owner);
 
 /** Refunds one step of an open task (a /modal that did not run); true if this call wrote it. */
 export const refundStep = (

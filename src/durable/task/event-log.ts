@@ -40,6 +40,16 @@ export class EventLog {
     return seq;
   }
 
+  /** The latest change (null before the first). */
+  latest(): StoredEvent | null {
+    const row = this.sql
+      .exec<{ seq: number; at: number; data: string }>(
+        "SELECT seq, at, data FROM events ORDER BY seq DESC LIMIT 1",
+      )
+      .toArray()[0];
+    return row ? { seq: row.seq, at: row.at, data: JSON.parse(row.data) } : null;
+  }
+
   after(afterSeq: number): StoredEvent[] {
     return this.sql
       .exec<{ seq: number; at: number; data: string }>(

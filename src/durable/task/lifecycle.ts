@@ -20,7 +20,7 @@ import {
 import type { TaskMeta } from "../../domain/task-view";
 import type { GatewayConfig } from "../../env";
 import { logEvent } from "../../log";
-import { recordLateUpstreamStatus, refundStep, settle } from "../../services/billing";
+import { recordLateUpstreamStatus, refundStep, settleAskingWebhooks } from "../../services/billing";
 import type { Clock } from "./clock";
 import type { SiblingAttachment, SubmitOutcome } from "./contract";
 
@@ -49,6 +49,8 @@ export interface LifecycleHooks {
   arm(): void;
   /** The machine asks for a look at the upstream. */
   poll(record: TaskRecord): Promise<void>;
+  /** Settlement found webhook endpoints for this task, which started without: send its terminal event. */
+  webhooksFound?(): void;
 }
 
 export class TaskLifecycle {
@@ -157,7 +159,7 @@ export class TaskLifecycle {
         return;
       }
       case "settle": {
-        const settled = await settle(this.db, {
+        const { settled, webhooks } = await settleAskingWebhooks(this.db, record.meta, {
           taskId,
           status: effect.status,
           refund: effect.outcome === "refund",
@@ -171,6 +173,7 @@ export class TaskLifecycle {
           upstreamTaskId: record.meta.upstreamTaskId,
           at: this.clock.now(),
         });
+        if (webhooks) this.hooks.webhooksFound?.();
         logEvent("task_settled", {
           task_id: taskId,
           status: effect.status,
