@@ -38,7 +38,10 @@ async function bytesOf(response: Response): Promise<{ length: number; sha256: st
   expect(response.status).toBe(200);
   const bytes = await response.arrayBuffer();
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return { length: bytes.byteLength, sha256: [...digest].map((b) => b.toString(16).padStart(2, "0")).join("") };
+  return {
+    length: bytes.byteLength,
+    sha256: [...digest].map((b) => b.toString(16).padStart(2, "0")).join(""),
+  };
 }
 
 describe("copy on success (hosted tenants)", () => {
