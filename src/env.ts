@@ -34,8 +34,6 @@ export interface Env {
   ASSET_SIGNING_SECRET?: string;
   /** The gateway's public origin (https://gw.example.com): hosted links are built on it. */
   PUBLIC_BASE_URL?: string;
-  /** Copy attempts per result file before a hosted task falls back to the upstream's URLs (default 4). */
-  ASSET_COPY_ATTEMPTS?: string;
   /** "development" allows loopback webhook URLs, the x-debug-d1 header and a derived stream-token secret. */
   ENVIRONMENT?: string;
 }
@@ -54,7 +52,6 @@ export interface GatewayConfig {
   /** Hosted results: both are required only once a hosted tenant's link is signed (services/assets.ts). */
   assetSigningSecret?: string;
   publicBaseUrl?: string;
-  assetCopyAttempts: number;
 }
 
 /** A secret that must be set: an empty string is as missing as no binding at all. */
@@ -100,7 +97,6 @@ const ConfigSchema = z.object({
     .string()
     .optional()
     .transform((url) => url?.trim().replace(/\/+$/, "") || undefined),
-  ASSET_COPY_ATTEMPTS: numberVar(4),
 });
 
 /** The configuration is unusable: names the variable, never its value. */
@@ -133,7 +129,6 @@ function parseConfig(env: Env): GatewayConfig {
     upstreamKeySecret: vars.UPSTREAM_KEY_SECRET,
     assetSigningSecret: vars.ASSET_SIGNING_SECRET,
     publicBaseUrl: vars.PUBLIC_BASE_URL,
-    assetCopyAttempts: Math.max(1, Math.floor(vars.ASSET_COPY_ATTEMPTS)),
   };
 }
 

@@ -28,6 +28,8 @@ export interface HostedAssets {
 
 /** A whole file download may take a while (a large video); a stalled one must still end. */
 const COPY_TIMEOUT_MS = 5 * 60_000;
+/** Tries per file before a hosted task falls back to the upstream's URL for it (a 4xx is not retried). */
+const COPY_ATTEMPTS = 4;
 const BACKOFF_BASE_MS = 250;
 const BACKOFF_MAX_MS = 4_000;
 
@@ -75,7 +77,7 @@ export async function hostResultFiles(
   const copied = await Promise.all(
     urls.map(async (url, i) => {
       const objectKey = assetObjectKey(input.tenantId, input.taskId, names[i]!);
-      const bytes = await copyWithRetries(bucket, url, objectKey, config.assetCopyAttempts, input.taskId);
+      const bytes = await copyWithRetries(bucket, url, objectKey, COPY_ATTEMPTS, input.taskId);
       if (bytes === null) return null;
       await recordAssetFile(env.DB, { ...input, objectKey, bytes, storedAt: input.now });
       return [url, await signAssetLink(config.publicBaseUrl!, objectKey, exp, config.assetSigningSecret!)];
