@@ -92,6 +92,25 @@ export async function hostResultFiles(
   return { links, storedAt: input.now };
 }
 
+/**
+ * An operator turning a tenant to `hosted` on a gateway that cannot host: 500
+ * `configuration_error` naming the missing setting (and one log line), nothing written.
+ */
+export function requireHostingConfigured(
+  env: AssetEnv,
+  config: GatewayConfig,
+  mode: string | undefined,
+): void {
+  if (mode !== "hosted") return;
+  const missing = missingSetting(env, config);
+  if (!missing) return;
+  logEvent("configuration_error", { missing_setting: missing, message: `hosted results need ${missing}` });
+  throw new ApiError(
+    "configuration_error",
+    `the gateway is misconfigured: ${missing} is not set (needed by asset_mode hosted)`,
+  );
+}
+
 function missingSetting(env: AssetEnv, config: GatewayConfig): string | null {
   if (!env.ASSETS_BUCKET) return "ASSETS_BUCKET";
   if (!config.assetSigningSecret) return "ASSET_SIGNING_SECRET";

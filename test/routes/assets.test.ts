@@ -4,8 +4,8 @@
  * upstream's files, no upstream host in a hosted tenant's task JSON (GET and SSE), and the
  * tenant's asset settings on create and PATCH.
  */
-import { env, SELF } from "cloudflare:test";
-import { beforeAll, describe, expect, it } from "vitest";
+import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { signAssetLink } from "../../src/domain/asset-links";
 import { readRecord } from "../durable/durable-helpers";
 import { call, driveToEnd, sim, submit, tenantWithKey } from "../helpers";
@@ -196,5 +196,35 @@ describe("tenant asset settings", () => {
       expect(response.status).toBe(400);
       expect(response.body.error.field).toBe(field);
     }
+  });
+});
+
+describe("a gateway that cannot host", () => {
+  it("turning a tenant to hosted without ASSET_SIGNING_SECRET is 500 configuration_error naming it, nothing written", async () => {
+    const { createApp } = await import("../../src/app");
+    const app = createApp();
+    const ctx = createExecutionContext();
+    const bare = { ...env, ASSET_SIGNING_SECRET: undefined };
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    const name = `unhostable-${crypto.randomUUID()}`;
+    const response = await app.fetch(
+      new Request("http://gateway.test/admin/tenants", {
+        method: "POST",
+        headers: { authorization: "Bearer test-admin-token", "content-type": "application/json" },
+        body: JSON.stringify({ name, asset_mode: "hosted" }),
+      }),
+      bare,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    const lines = log.mock.calls.map((args) => String(args[0]));
+    log.mockRestore();
+    expect(response.status).toBe(500);
+    const body = await response.json<{ error: { code: string; message: string } }>();
+    expect(body.error.code).toBe("configuration_error");
+    expect(body.error.message).toContain("ASSET_SIGNING_SECRET");
+    expect(lines.some((line) => line.includes('"missing_setting":"ASSET_SIGNING_SECRET"'))).toBe(true);
+    const row = await env.DB.prepare("SELECT 1 FROM tenants WHERE name = ?1").bind(name).first();
+    expect(row).toBeNull();
   });
 });
