@@ -237,10 +237,15 @@ export async function serveAsset(
     headers: { ...fileHeaders(head), "content-length": String(head.size) },
   });
   if (cache && request.method === "GET" && head.size <= MAX_CACHED_BYTES) {
-    waitUntil(cache.put(cacheKey, response.clone()).catch(() => {}));
+    // The edge copy lives a day, so a file deleted by retention stops being served soon after.
+    const edgeCopy = new Response(response.clone().body, response);
+    edgeCopy.headers.set("cache-control", EDGE_CACHE);
+    waitUntil(cache.put(cacheKey, edgeCopy).catch(() => {}));
   }
   return response;
 }
+
+const EDGE_CACHE = "public, max-age=86400";
 
 /** Larger files are served from R2 each time: the cache's tee would hold them while one side lags. */
 const MAX_CACHED_BYTES = 32 * 1024 * 1024;
@@ -254,13 +259,16 @@ function fileHeaders(object: R2Object): Record<string, string> {
   };
 }
 
+/** A cache hit as clients get it: immutable (the edge copy's shorter lifetime is ours), or a 304. */
 function withConditional(request: Request, cached: Response): Response {
+  const headers = new Headers(cached.headers);
+  headers.set("cache-control", IMMUTABLE_CACHE);
   const etag = cached.headers.get("etag");
   if (etag && request.headers.get("if-none-match") === etag) {
     void cached.body?.cancel();
-    return new Response(null, { status: 304, headers: cached.headers });
+    return new Response(null, { status: 304, headers });
   }
-  return cached;
+  return new Response(cached.body, { status: cached.status, headers });
 }
 
 /** The cron: deletes files past their tenant's retention from R2, then their rows. Returns how many. */

@@ -48,6 +48,17 @@ describe("GET /assets/… (signed links)", () => {
     expect(again.status).toBe(304);
   });
 
+  it("answers HEAD with the headers and no body, and a second GET (cached or not) the same bytes", async () => {
+    const first = new Uint8Array(await (await SELF.fetch(hosted.view.image_urls[1])).arrayBuffer());
+    const head = await SELF.fetch(hosted.view.image_urls[1], { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers.get("content-length"))).toBe(first.length);
+    expect((await head.arrayBuffer()).byteLength).toBe(0);
+    const second = await SELF.fetch(hosted.view.image_urls[1]);
+    expect(second.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+    expect(new Uint8Array(await second.arrayBuffer())).toEqual(first);
+  });
+
   it("answers one Range with 206 and Content-Range, and 416 past the end", async () => {
     const whole = new Uint8Array(await (await SELF.fetch(hosted.view.grid_image_url)).arrayBuffer());
     const first = await SELF.fetch(hosted.view.grid_image_url, { headers: { range: "bytes=0-99" } });
