@@ -40,6 +40,8 @@ export default defineConfig(async () => {
             // Required outside development (the tests run as production: no ENVIRONMENT).
             STREAM_TOKEN_SECRET: "test-stream-token-secret",
             UPSTREAM_KEY_SECRET: "test-upstream-key-secret",
+            ASSET_SIGNING_SECRET: "test-asset-signing-secret",
+            PUBLIC_BASE_URL: "http://gateway.test",
             UPSTREAM_TIMEOUT_MS: "1500",
             KEY_CACHE_SECONDS: "0",
           },

@@ -24,6 +24,8 @@ const GENERATED = {
   ADMIN_TOKEN: () => `adm_${randomBytes(24).toString("hex")}`,
   // Required outside development; generated here so local runs sign like production does.
   STREAM_TOKEN_SECRET: () => randomBytes(32).toString("hex"),
+  // Signs hosted result links (/assets/…); needed once a tenant is in `hosted` mode.
+  ASSET_SIGNING_SECRET: () => randomBytes(32).toString("hex"),
 };
 
 /** Creates .dev.vars with a generated ADMIN_TOKEN and STREAM_TOKEN_SECRET, or adds the missing ones. */
@@ -42,6 +44,7 @@ export function ensureDevVars(file = join(ROOT, ".dev.vars")) {
       "# Local secrets for `npm start` (never commit this file).",
       `ADMIN_TOKEN="${GENERATED.ADMIN_TOKEN()}"`,
       `STREAM_TOKEN_SECRET="${GENERATED.STREAM_TOKEN_SECRET()}"`,
+      `ASSET_SIGNING_SECRET="${GENERATED.ASSET_SIGNING_SECRET()}"`,
       "# Point the gateway at a real upstream instead of the simulator:",
       '# UPSTREAM_BASE_URL="https://upstream.example.com"',
       '# UPSTREAM_API_KEY="sk-..."',
@@ -113,7 +116,7 @@ export async function startStack(options = {}) {
 
   const children = [];
   // Local runs are development: loopback webhook URLs are allowed, debug headers work.
-  const vars = ["--var", "ENVIRONMENT:development"];
+  const vars = ["--var", "ENVIRONMENT:development", "--var", `PUBLIC_BASE_URL:http://127.0.0.1:${port}`];
   if (!realUpstream) {
     const simulator = devServer(
       [

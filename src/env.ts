@@ -28,6 +28,12 @@ export interface Env {
   STREAM_TOKEN_SECRET?: string;
   /** Encrypts upstream API keys at rest; required once an upstream other than `default` is added. */
   UPSTREAM_KEY_SECRET?: string;
+  /** Hosted results (issue 14): the result files of `hosted` tenants, under t/{tenant}/{task}/{name}. */
+  ASSETS_BUCKET?: R2Bucket;
+  /** Signs hosted result links (HMAC); required once a hosted tenant's link is signed or checked. */
+  ASSET_SIGNING_SECRET?: string;
+  /** The gateway's public origin (https://gw.example.com): hosted links are built on it. */
+  PUBLIC_BASE_URL?: string;
   /** "development" allows loopback webhook URLs, the x-debug-d1 header and a derived stream-token secret. */
   ENVIRONMENT?: string;
 }
@@ -43,6 +49,9 @@ export interface GatewayConfig {
   webhookRetentionMs: number;
   /** Unset is fine until an upstream is added through the API (src/domain/upstream-crypto.ts). */
   upstreamKeySecret?: string;
+  /** Hosted results: both are required only once a hosted tenant's link is signed (services/assets.ts). */
+  assetSigningSecret?: string;
+  publicBaseUrl?: string;
 }
 
 /** A secret that must be set: an empty string is as missing as no binding at all. */
@@ -65,6 +74,12 @@ const numberVar = (fallback: number) =>
       return z.NEVER;
     });
 
+/** A secret needed only by some features: unset or blank is undefined, and the feature says so when used. */
+const optionalSecret = z
+  .string()
+  .optional()
+  .transform((value) => value?.trim() || undefined);
+
 const ConfigSchema = z.object({
   UPSTREAM_BASE_URL: secret("UPSTREAM_BASE_URL").transform((url) => url.replace(/\/+$/, "")),
   UPSTREAM_API_KEY: secret("UPSTREAM_API_KEY"),
@@ -76,10 +91,12 @@ const ConfigSchema = z.object({
   TASK_RETENTION_SECONDS: numberVar(3 * 86_400),
   KEY_CACHE_SECONDS: numberVar(10),
   WEBHOOK_RETENTION_DAYS: numberVar(30),
-  UPSTREAM_KEY_SECRET: z
+  UPSTREAM_KEY_SECRET: optionalSecret,
+  ASSET_SIGNING_SECRET: optionalSecret,
+  PUBLIC_BASE_URL: z
     .string()
     .optional()
-    .transform((value) => value?.trim() || undefined),
+    .transform((url) => url?.trim().replace(/\/+$/, "") || undefined),
 });
 
 /** The configuration is unusable: names the variable, never its value. */
@@ -110,6 +127,8 @@ function parseConfig(env: Env): GatewayConfig {
     keyCacheMs: vars.KEY_CACHE_SECONDS * 1000,
     webhookRetentionMs: vars.WEBHOOK_RETENTION_DAYS * 86_400_000,
     upstreamKeySecret: vars.UPSTREAM_KEY_SECRET,
+    assetSigningSecret: vars.ASSET_SIGNING_SECRET,
+    publicBaseUrl: vars.PUBLIC_BASE_URL,
   };
 }
 

@@ -4,6 +4,7 @@ import { countRoundTrips, type D1Usage, emptyUsage } from "./db/round-trip-count
 import { TaskObject as TaskObjectImpl } from "./durable/task-object";
 import { TenantHub as TenantHubImpl } from "./durable/tenant-hub";
 import { configFrom, type Env } from "./env";
+import { purgeExpiredAssets } from "./services/assets";
 import { sweepOrphanCharges } from "./services/custody";
 
 export { UpstreamGate } from "./durable/upstream-gate";
@@ -55,6 +56,7 @@ export default {
       Promise.all([
         runMaintenance(env.DB, now, { webhookRetentionMs: configFrom(env).webhookRetentionMs }),
         sweepOrphanCharges(env, now),
+        purgeExpiredAssets(env, now),
       ]),
     );
   },

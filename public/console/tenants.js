@@ -191,6 +191,43 @@ function renderTenant(tenant, keys) {
         tenant.cors_origins.join("\n"),
       ),
     ),
+    h(
+      "label",
+      null,
+      "Result files",
+      h(
+        "select",
+        { name: "asset_mode" },
+        h("option", { value: "upstream", selected: tenant.asset_mode === "upstream" }, "upstream's URLs"),
+        h(
+          "option",
+          { value: "hosted", selected: tenant.asset_mode === "hosted" },
+          "hosted here (signed links)",
+        ),
+      ),
+    ),
+    h(
+      "label",
+      null,
+      "Hosted link lifetime (s)",
+      h("input", {
+        name: "asset_link_ttl_seconds",
+        type: "number",
+        min: 60,
+        value: String(tenant.asset_link_ttl_seconds),
+      }),
+    ),
+    h(
+      "label",
+      null,
+      "Hosted retention (days)",
+      h("input", {
+        name: "asset_retention_days",
+        type: "number",
+        min: 1,
+        value: String(tenant.asset_retention_days),
+      }),
+    ),
     h("button", { type: "submit", class: "secondary" }, "Save limits"),
   );
   limits.addEventListener("submit", (event) => {
@@ -205,6 +242,12 @@ function renderTenant(tenant, keys) {
           cors_origins: String(form.get("cors") ?? "")
             .split(/[\s,]+/)
             .filter(Boolean),
+          // Sent only when changed: turning hosting on needs the gateway's hosting settings.
+          ...(form.get("asset_mode") !== tenant.asset_mode
+            ? { asset_mode: String(form.get("asset_mode")) }
+            : {}),
+          asset_link_ttl_seconds: Number(form.get("asset_link_ttl_seconds")),
+          asset_retention_days: Number(form.get("asset_retention_days")),
         },
       });
       toast("Limits saved.", "ok");

@@ -14,6 +14,9 @@ export interface TenantRow {
   inflight: number;
   max_inflight: number;
   cors_origins: string;
+  asset_mode: "upstream" | "hosted";
+  asset_link_ttl_seconds: number;
+  asset_retention_days: number;
   created_at: number;
 }
 
@@ -58,6 +61,9 @@ const TENANT_FIELDS: ColumnsOf<TenantChanges> = {
   price_multiplier_bps: { column: "price_multiplier_bps" },
   max_inflight: { column: "max_inflight" },
   cors_origins: { column: "cors_origins", encode: (origins) => JSON.stringify(origins) },
+  asset_mode: { column: "asset_mode" },
+  asset_link_ttl_seconds: { column: "asset_link_ttl_seconds" },
+  asset_retention_days: { column: "asset_retention_days" },
 };
 
 const KEY_FIELDS: ColumnsOf<KeyChanges> = {
@@ -229,7 +235,8 @@ async function findPrincipal(
          k.allowed_actions, k.scopes, k.rpm_limit, k.inflight AS k_inflight, k.max_inflight AS k_max_inflight, k.daily_cap,
          k.monthly_cap, k.created_at AS k_created_at, k.revoked_at,
          t.name AS t_name, t.status AS t_status, t.balance, t.price_multiplier_bps, t.inflight AS t_inflight,
-         t.max_inflight AS t_max_inflight, t.cors_origins, t.created_at AS t_created_at
+         t.max_inflight AS t_max_inflight, t.cors_origins, t.asset_mode, t.asset_link_ttl_seconds,
+         t.asset_retention_days, t.created_at AS t_created_at
        FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE ${column} = ?1`,
     )
     .bind(value)
@@ -263,6 +270,9 @@ async function findPrincipal(
       inflight: row.t_inflight,
       max_inflight: row.t_max_inflight,
       cors_origins: row.cors_origins,
+      asset_mode: row.asset_mode,
+      asset_link_ttl_seconds: row.asset_link_ttl_seconds,
+      asset_retention_days: row.asset_retention_days,
       created_at: row.t_created_at,
     },
   };

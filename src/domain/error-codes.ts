@@ -99,7 +99,22 @@ export const ERROR_CODES = {
     type: "permission_error",
     description: "the browser origin is not allowed",
   },
+  asset_link_invalid: {
+    status: 403,
+    type: "permission_error",
+    description: "the hosted file link's signature is missing or wrong",
+  },
+  asset_link_expired: {
+    status: 403,
+    type: "permission_error",
+    description: "the hosted file link has expired",
+  },
   not_found: { status: 404, type: "not_found_error", description: "no such route or resource" },
+  asset_not_found: {
+    status: 404,
+    type: "not_found_error",
+    description: "no such hosted file (never stored, or deleted by retention)",
+  },
   task_not_found: { status: 404, type: "not_found_error", description: "no such task for this tenant" },
   insufficient_balance: {
     status: 402,

@@ -6,6 +6,7 @@ import { configFrom, type Env } from "../env";
 import { logEvent } from "../log";
 import type { RequestBody } from "../upstream/client";
 import { SseBroadcaster } from "./sse-broadcaster";
+import { AssetHosting, visibleState } from "./task/asset-hosting";
 import { TaskClock } from "./task/clock";
 import {
   type ModalInput,
@@ -30,6 +31,7 @@ import { WebhookOutbox } from "./task/webhook-outbox";
  * - `forwarding`: the submit, a /modal and polls to the upstream, and the hand-over watchdogs;
  * - `events`: the durable event log, SSE subscribers and the tenant hub;
  * - `outbox`: webhook messages and deliveries;
+ * - `assets`: hosted results, copied before a SUCCESS is published (views show their links);
  * - `scheduler`: the single alarm over every stored timer, on `clock`.
  */
 export class TaskObject extends DurableObject<Env> {
@@ -41,6 +43,7 @@ export class TaskObject extends DurableObject<Env> {
   private readonly outbox: WebhookOutbox;
   private readonly lifecycle: TaskLifecycle;
   private readonly forwarding: Forwarding;
+  private readonly assets: AssetHosting;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -52,12 +55,15 @@ export class TaskObject extends DurableObject<Env> {
       backOff: () => this.scheduler.backOff(),
       rearm: () => this.arm(),
     });
+    this.assets = new AssetHosting(env, config, this.clock);
     this.lifecycle = new TaskLifecycle(ctx.storage.sql, env.DB, this.clock, config, {
       changed: (at) => this.publish(at),
       ended: () => this.events.closeSubscribers(),
       arm: () => this.arm(),
       poll: (record) => this.forwarding.poll(record),
       webhooksFound: () => this.sendWebhooks(),
+      beforeSuccess: (record, result) =>
+        this.assets.beforeSuccess(record, result, (change) => this.lifecycle.update(change)),
     });
     this.forwarding = new Forwarding(env, config, this.clock, this.lifecycle);
   }
@@ -109,7 +115,7 @@ export class TaskObject extends DurableObject<Env> {
   async view(tenantId: string, shape: "task" | "unified" = "task"): Promise<Record<string, unknown> | null> {
     const record = this.lifecycle.refresh() && this.lifecycle.recordOf(tenantId);
     if (!record) return null;
-    return (shape === "task" ? taskView : unifiedTaskView)(record.meta, record.state);
+    return (shape === "task" ? taskView : unifiedTaskView)(record.meta, visibleState(record));
   }
 
   async parentInfo(tenantId: string): Promise<ParentInfo | null> {
@@ -144,7 +150,7 @@ export class TaskObject extends DurableObject<Env> {
     }
     return this.events.subscribe(
       request,
-      taskView(record.meta, record.state),
+      taskView(record.meta, visibleState(record)),
       isTerminal(record.state.status),
     );
   }
@@ -190,7 +196,7 @@ export class TaskObject extends DurableObject<Env> {
   private publish(at: number): void {
     const record = this.lifecycle.record();
     if (!record) return;
-    const data = taskView(record.meta, record.state);
+    const data = taskView(record.meta, visibleState(record));
     const hub = this.env.TENANT_HUB.get(this.env.TENANT_HUB.idFromName(record.meta.tenantId));
     const seq = this.events.append(at, data, record.meta.taskId, hub);
     // A tenant without endpoints (as admission found it) costs the task no webhook work.

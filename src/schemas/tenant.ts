@@ -4,6 +4,9 @@ import { isoOrNull } from "./time";
 
 const origin = z.string().regex(/^https?:\/\/[^/\s]+$/, "must be an origin like https://app.example.com");
 
+/** `upstream`: result URLs exactly as the upstream gave them; `hosted`: copied to R2, signed gateway links. */
+export const ASSET_MODES = ["upstream", "hosted"] as const;
+
 /** A tenant as the operator API shows it. */
 export const TenantSchema = z
   .object({
@@ -15,6 +18,9 @@ export const TenantSchema = z
     inflight: z.number().int(),
     max_inflight: z.number().int(),
     cors_origins: z.array(z.string()),
+    asset_mode: z.enum(ASSET_MODES),
+    asset_link_ttl_seconds: z.number().int(),
+    asset_retention_days: z.number().int(),
     created_at: z.string(),
   })
   .openapi("Tenant");
@@ -25,6 +31,24 @@ const tenantSettings = {
   price_multiplier_bps: z.number().int().min(1).max(1_000_000).optional(),
   max_inflight: z.number().int().min(1).max(100_000).optional(),
   cors_origins: z.array(origin).max(50).optional(),
+  asset_mode: z
+    .enum(ASSET_MODES)
+    .optional()
+    .openapi({ description: "`hosted`: result files are copied to the gateway's storage and linked signed" }),
+  asset_link_ttl_seconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(366 * 86_400)
+    .optional()
+    .openapi({ description: "lifetime of a signed result link (default 604800 = 7 days)" }),
+  asset_retention_days: z
+    .number()
+    .int()
+    .min(1)
+    .max(3650)
+    .optional()
+    .openapi({ description: "hosted files are deleted this many days after they were stored (default 30)" }),
 };
 
 export const TenantCreate = z.strictObject({ name: tenantName, ...tenantSettings }).openapi("TenantCreate");
@@ -51,6 +75,9 @@ export function tenantJson(row: TenantRow): z.infer<typeof TenantSchema> {
     inflight: row.inflight,
     max_inflight: row.max_inflight,
     cors_origins: JSON.parse(row.cors_origins),
+    asset_mode: row.asset_mode,
+    asset_link_ttl_seconds: row.asset_link_ttl_seconds,
+    asset_retention_days: row.asset_retention_days,
     created_at: isoOrNull(row.created_at)!,
   };
 }

@@ -20,6 +20,7 @@ import {
 import type { TaskMeta } from "../../domain/task-view";
 import type { GatewayConfig } from "../../env";
 import { logEvent } from "../../log";
+import type { HostedAssets } from "../../services/assets";
 import { recordLateUpstreamStatus, refundStep, settleAskingWebhooks } from "../../services/billing";
 import type { Clock } from "./clock";
 import type { SiblingAttachment, SubmitOutcome } from "./contract";
@@ -37,6 +38,8 @@ export interface TaskRecord {
   leadTaskId?: string;
   /** Upstream jobs the answer carried beyond the tasks we charged for (flagged in reconciliation). */
   unpricedUpstreamJobs?: number;
+  /** Hosted tenants: links to the result files copied to R2 (src/durable/task/asset-hosting.ts). */
+  assets?: HostedAssets;
 }
 
 /** What the lifecycle asks of the rest of the object. */
@@ -51,6 +54,8 @@ export interface LifecycleHooks {
   poll(record: TaskRecord): Promise<void>;
   /** Settlement found webhook endpoints for this task, which started without: send its terminal event. */
   webhooksFound?(): void;
+  /** A SUCCESS is about to be published: put its result files in place first (hosted tenants). */
+  beforeSuccess?(record: TaskRecord, result: Record<string, unknown>): Promise<void>;
 }
 
 export class TaskLifecycle {
@@ -131,8 +136,17 @@ export class TaskLifecycle {
 
   /** Feeds one observation through the machine and carries out what it asks for. */
   async observe(observation: Observation, requestId?: string): Promise<void> {
+    await this.hostResultsBeforeSuccess(observation);
     const { effects } = this.apply(observation, requestId);
     for (const effect of effects) await this.perform(effect);
+  }
+
+  /** Hosted results: a SUCCESS is published once its files are in place (or the copy gave up). */
+  private async hostResultsBeforeSuccess(observation: Observation): Promise<void> {
+    const record = this.record();
+    if (observation.type !== "upstream" || observation.status !== "SUCCESS") return;
+    if (!record || isTerminal(record.state.status) || record.assets) return;
+    await this.hooks.beforeSuccess?.(record, observation.result);
   }
 
   /** Carries out effects at once; if D1 fails, the unrecorded settlement is retried by the alarm. */

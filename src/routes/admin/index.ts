@@ -1,4 +1,5 @@
 /** The operator API (ADMIN_TOKEN), one route (or a small verb group) per file. */
+import { assetUsageRoute } from "./assets/usage";
 import { adjustmentRoute, topupRoute } from "./credits";
 import { createKeyRoute } from "./keys/create";
 import { listKeysRoute } from "./keys/list";
@@ -47,6 +48,7 @@ export const adminFinanceRoutes = [
   usageRoute,
   reconciliationRoute,
   marginRoute,
+  assetUsageRoute,
 ];
 
 export const adminWebhookRoutes = [

@@ -1,7 +1,9 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createTenant } from "../../../db/tenants";
+import { configFrom } from "../../../env";
 import { createRouter, errorResponses } from "../../../http";
 import { TenantCreate, TenantSchema, tenantJson } from "../../../schemas/tenant";
+import { requireHostingConfigured } from "../../../services/assets";
 import { AREAS, body, json } from "../../helpers";
 
 export const createTenantRoute = createRouter().openapi(
@@ -11,7 +13,11 @@ export const createTenantRoute = createRouter().openapi(
     ...AREAS.adminTenants,
     summary: "create a tenant",
     request: { body: body(TenantCreate) },
-    responses: { 201: json(TenantSchema, "the tenant"), ...errorResponses(400, 401) },
+    responses: { 201: json(TenantSchema, "the tenant"), ...errorResponses(400, 401, 500) },
   }),
-  async (c) => c.json(tenantJson(await createTenant(c.env.DB, c.req.valid("json"))), 201),
+  async (c) => {
+    const input = c.req.valid("json");
+    requireHostingConfigured(c.env, configFrom(c.env), input.asset_mode);
+    return c.json(tenantJson(await createTenant(c.env.DB, input)), 201);
+  },
 );
