@@ -23,6 +23,12 @@ export interface TaskMeta {
    * the task does no webhook work at all (no D1); absent (older records) counts as true.
    */
   webhooks?: boolean;
+  /**
+   * Whether the tenant hosts its results (asset_mode "hosted", as the key's cached tenant row
+   * said at admission): an `upstream` tenant's SUCCESS costs no D1 read for its settings;
+   * absent (older records) asks D1.
+   */
+  hosted?: boolean;
 }
 
 /** Whether the task publishes its changes to webhooks (older records, without the flag, do). */

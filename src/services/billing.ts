@@ -122,6 +122,7 @@ export async function submit(env: Env, request: SubmitRequest): Promise<SubmitAn
     prompt: request.prompt,
     metadata: request.metadata,
     webhooks: admitted.webhooks,
+    hosted: principal.tenant.asset_mode === "hosted",
   });
   const { requestId } = request;
   // Siblings are recorded before the lead forwards, so every charge has an object that settles it.

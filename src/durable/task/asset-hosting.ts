@@ -30,6 +30,8 @@ export class AssetHosting {
     result: Record<string, unknown>,
     save: (change: (record: TaskRecord) => TaskRecord) => void,
   ): Promise<void> {
+    // Admission knew the tenant's mode: an `upstream` tenant's SUCCESS reads nothing more.
+    if (record.meta.hosted === false) return Promise.resolve();
     this.inFlight ??= (async () => {
       try {
         const assets = await hostResultFiles(this.env, this.config, {
