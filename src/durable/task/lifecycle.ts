@@ -37,6 +37,10 @@ export interface TaskRecord {
   leadTaskId?: string;
   /** Upstream jobs the answer carried beyond the tasks we charged for (flagged in reconciliation). */
   unpricedUpstreamJobs?: number;
+  /** The pool member the task was submitted to (absent: `default`); polls and /modal go there. */
+  upstreamId?: string;
+  /** The task holds a slot on its member's gate, released once at its terminal state. */
+  holdsSlot?: boolean;
 }
 
 /** What the lifecycle asks of the rest of the object. */
