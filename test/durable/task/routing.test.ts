@@ -7,8 +7,10 @@
  */
 import { env } from "cloudflare:test";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { gateOf } from "../../../src/services/upstream-pool";
 import { call, driveToEnd, ledgerOf, sim, submit, tenantWithKey } from "../../helpers";
 import { expectError, expectSubmitted, marker, TEST_UPSTREAM_KEY } from "../../routes/route-helpers";
+import { upscaledParent } from "../durable-helpers";
 
 interface Member {
   id: string;
@@ -168,4 +170,33 @@ it("keys never leave the gateway: not in submit answers, task views or the opera
   const seen = JSON.stringify([submitted.body, done, list.body, one.body]);
   expect(seen).not.toContain(member.key);
   expect(seen).not.toContain(TEST_UPSTREAM_KEY);
+});
+
+describe("slots and /modal", () => {
+  it("a task gives its slot back once at its terminal state, so a member with cap 1 takes the next", async () => {
+    const member = await addMember({ max_inflight: 1 });
+    const tenant = await tenantWithKey(100_000_000);
+    for (let i = 0; i < 2; i++) {
+      const taskId = expectSubmitted(await imagine(tenant.key));
+      expect((await gateOf(env, member.id).status()).inflight).toBe(1);
+      expect((await driveToEnd(taskId, tenant.key)).status).toBe("SUCCESS");
+      expect((await gateOf(env, member.id).status()).inflight).toBe(0);
+    }
+  });
+
+  it("a /modal whose task's member is disabled gets 503 parent_upstream_unavailable, charged nothing; it works once re-enabled", async () => {
+    const member = await addMember();
+    const tenant = await tenantWithKey(100_000_000);
+    const parent = await upscaledParent(tenant, marker("modal-sticky"));
+    const taskId = expectSubmitted(await submit(tenant.key, "inpaint", { task_id: parent }), "modal");
+    await addMember();
+    await patchMember(member.id, { enabled: false });
+    const ledgerBefore = await ledgerOf(tenant.tenantId);
+    const body = { task_id: taskId, prompt: "a red hat", mask_url: "https://example.com/m.png" };
+    expectError(await submit(tenant.key, "modal", body), 503, "parent_upstream_unavailable");
+    expect(await ledgerOf(tenant.tenantId)).toEqual(ledgerBefore);
+    await patchMember(member.id, { enabled: true });
+    expectSubmitted(await submit(tenant.key, "modal", body));
+    expect((await driveToEnd(taskId, tenant.key)).status).toBe("SUCCESS");
+  });
 });
