@@ -234,7 +234,14 @@ export class Forwarding {
   }
 
   private async forward(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
-    const routed = await this.upstreams.submit(input.meta.taskId, input.meta.action, body, input.route);
+    // The slot is on record before the request, so a watchdog refund after an eviction frees it.
+    const routed = await this.upstreams.submit(
+      input.meta.taskId,
+      input.meta.action,
+      body,
+      input.route,
+      (id) => this.lifecycle.update((r) => ({ ...r, upstreamId: id, holdsSlot: true })),
+    );
     const at = this.clock.now();
     const siblings = input.siblings ?? [];
     if (routed.upstreamId !== null) {

@@ -79,6 +79,8 @@ export class UpstreamRoute {
     action: string,
     body: RequestBody,
     route: RouteCandidate[] | undefined,
+    /** Called with each member once its slot is held, before the request: the slot must outlive an eviction. */
+    holding: (upstreamId: string) => void = () => {},
   ): Promise<RoutedSubmit> {
     if (!route) {
       const result = await (await this.client()).submit(action, body);
@@ -96,6 +98,7 @@ export class UpstreamRoute {
         ignoreCircuit: candidate.ignoreCircuit,
       });
       if (!("granted" in slot)) continue;
+      holding(candidate.id);
       const result = await (await this.client(candidate.id)).submit(action, payload);
       await this.record(candidate.id, result);
       last = { upstreamId: candidate.id, holdsSlot: true, result };
