@@ -184,6 +184,21 @@ export const ERROR_CODES = {
     description: "too many failed authentications from this address",
   },
   upstream_rate_limited: { status: 429, type: "rate_limit_error", description: "the upstream is busy" },
+  upstream_busy: {
+    status: 429,
+    type: "rate_limit_error",
+    description: "every upstream that could take the task is at its cap; nothing was charged",
+  },
+  upstream_unavailable: {
+    status: 503,
+    type: "upstream_error",
+    description: "no upstream is enabled, healthy and serving this action now; nothing was charged",
+  },
+  parent_upstream_unavailable: {
+    status: 503,
+    type: "upstream_error",
+    description: "the upstream that ran the parent task is disabled or unhealthy; nothing was charged",
+  },
   upstream_error: { status: 502, type: "upstream_error", description: "the upstream failed" },
   upstream_bad_response: {
     status: 502,

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { DEFAULT_UPSTREAM_ID } from "../db/upstreams";
 import { ApiError } from "../domain/errors";
 import { isTerminal, nextWakeAt } from "../domain/task-machine";
 import { sendsWebhooks, type TaskMeta, taskView, unifiedTaskView } from "../domain/task-view";
@@ -58,7 +59,10 @@ export class TaskObject extends DurableObject<Env> {
     this.assets = new AssetHosting(env, config, this.clock);
     this.lifecycle = new TaskLifecycle(ctx.storage.sql, env.DB, this.clock, config, {
       changed: (at) => this.publish(at),
-      ended: () => this.events.closeSubscribers(),
+      ended: () => {
+        this.events.closeSubscribers();
+        void this.forwarding.releaseSlot();
+      },
       arm: () => this.arm(),
       poll: (record) => this.forwarding.poll(record),
       webhooksFound: () => this.sendWebhooks(),
@@ -126,6 +130,7 @@ export class TaskObject extends DurableObject<Env> {
       status: record.state.status,
       action: record.meta.action,
       upstreamTaskId: record.meta.upstreamTaskId,
+      upstreamId: record.upstreamId ?? DEFAULT_UPSTREAM_ID,
       customIds: Array.isArray(buttons) ? buttons.map((b: { customId?: unknown }) => String(b.customId)) : [],
     };
   }

@@ -16,6 +16,8 @@ export interface AcquireRequest {
   queueBound: number;
   /** false: a full gate refuses ("full") instead of queueing, e.g. while failover has other members to try. */
   queue?: boolean;
+  /** true: the circuit is not asked (a pool of one has no other member to shed traffic to). */
+  ignoreCircuit?: boolean;
 }
 
 export type AcquireResult =
@@ -73,7 +75,7 @@ export class UpstreamGate extends DurableObject<Env> {
     const position = this.positionOf(taskId);
     if (position !== null) return { queued: true, position };
     if (this.queued() === 0 && this.inflight() < this.maxInflight) {
-      if (!this.admit()) return { refused: "circuit_open" };
+      if (!request.ignoreCircuit && !this.admit()) return { refused: "circuit_open" };
       this.hold(taskId);
       return { granted: true };
     }

@@ -45,6 +45,7 @@ import type { Env } from "../env";
 import { checkPrincipal } from "../middleware/auth";
 import { cachedPriceBook } from "../pricing-cache";
 import { jsonBodyStream } from "../upstream/json-stream";
+import { routeFor } from "./upstream-pool";
 
 /** A submit as the route parsed it: who, what, and the body the upstream will see. */
 export interface SubmitRequest {
@@ -54,7 +55,7 @@ export interface SubmitRequest {
   /** The lead task's id, minted by the caller (so its logs can name it before the answer). */
   taskId: string;
   /** The task this follow-up continues (ours) and its upstream id, checked by the caller. */
-  parent: { id: string; upstreamTaskId: string } | null;
+  parent: { id: string; upstreamTaskId: string; upstreamId: string } | null;
   prompt: string | null;
   metadata: TaskMeta["metadata"];
   upstreamBody: Record<string, unknown>;
@@ -103,6 +104,17 @@ export async function submit(env: Env, request: SubmitRequest): Promise<SubmitAn
     idempotency: request.idempotency,
     at: Date.now(),
   };
+  // Where the task can go is decided first: a full or unavailable pool charges nothing.
+  const route = await routeFor(env, request.action, request.parent?.upstreamId ?? null).catch(
+    async (error: unknown) => {
+      // A retry of a request already answered replays that answer, busy pool or not.
+      const { idempotency } = request;
+      if (idempotency && (await findIdempotencyRecord(env.DB, principal.tenant.id, idempotency.key)))
+        return null;
+      throw error;
+    },
+  );
+  if (route === null) return replay(env, principal, request.idempotency!);
   const admitted = await admit(env.DB, admission);
   if (!admitted.ok) {
     if (admitted.refusal === "idempotency_taken") return replay(env, principal, request.idempotency!);
@@ -132,7 +144,7 @@ export async function submit(env: Env, request: SubmitRequest): Promise<SubmitAn
     ),
   );
   const outcome = await taskStub(env, taskId).start(
-    { meta: meta(taskId), requestId, siblings: siblings.map((s) => s.taskId) },
+    { meta: meta(taskId), requestId, siblings: siblings.map((s) => s.taskId), route },
     jsonBodyStream(request.upstreamBody),
   );
   await releaseKeyOnRefusal(env, principal, request.idempotency, outcome);

@@ -6,6 +6,7 @@ import type { AdmissionRequest } from "../../db/admission";
 import { ApiError, type ErrorCode, type ErrorStatus } from "../../domain/errors";
 import type { TaskState } from "../../domain/task-machine";
 import type { TaskMeta } from "../../domain/task-view";
+import type { RouteCandidate } from "../../services/upstream-pool";
 
 export interface StartInput {
   meta: TaskMeta;
@@ -16,11 +17,17 @@ export interface StartInput {
    * upstream task id in the order of the upstream's answer.
    */
   siblings?: string[];
+  /**
+   * The pool members to try, in order (src/services/upstream-pool.ts `routeFor`): each is
+   * tried only with a slot from its gate. Absent: the default upstream, without a gate (as
+   * before the pool, for callers that route nothing themselves).
+   */
+  route?: RouteCandidate[];
 }
 
 /** What the lead hands a sibling: its upstream task, or why there is none. */
 export type SiblingAttachment =
-  | { ok: true; upstreamTaskId: string; status: "submitted" | "modal" }
+  | { ok: true; upstreamTaskId: string; status: "submitted" | "modal"; upstreamId?: string }
   | { ok: false; error: SerializedError; reason: string };
 
 export interface SerializedError {
@@ -43,6 +50,8 @@ export interface ParentInfo {
   status: TaskState["status"];
   action: string;
   upstreamTaskId: string | null;
+  /** The pool member that ran it: its follow-ups must go there too. */
+  upstreamId: string;
   /** The customIds of the task's buttons, as tenants see them. */
   customIds: string[];
 }

@@ -3,13 +3,16 @@
  * each sibling task its upstream job), a /modal (charged through the billing service first),
  * and polls. Errors are worded in our ids, never the upstream's.
  */
+
+import { DEFAULT_UPSTREAM_ID } from "../../db/upstreams";
 import { ApiError } from "../../domain/errors";
-import { pendingModalStep } from "../../domain/task-machine";
+import { isTerminal, pendingModalStep } from "../../domain/task-machine";
 import { compactUpstreamResult, type TaskMeta, translateIds } from "../../domain/task-view";
 import type { Env, GatewayConfig } from "../../env";
 import { logEvent } from "../../log";
 import { admitModalStep } from "../../services/billing";
-import { apiErrorForUpstream, isAmbiguous, type RequestBody, UpstreamClient } from "../../upstream/client";
+import { memberAvailable, parentUpstreamUnavailable } from "../../services/upstream-pool";
+import { apiErrorForUpstream, isAmbiguous, type RequestBody } from "../../upstream/client";
 import type { Clock } from "./clock";
 import {
   type ModalInput,
@@ -20,6 +23,7 @@ import {
   serializeError,
 } from "./contract";
 import type { TaskLifecycle, TaskRecord } from "./lifecycle";
+import { UpstreamRoute } from "./upstream-route";
 
 /** A sibling waits this long past the upstream timeout for its lead before asking it, then refunds. */
 const SIBLING_GRACE_MS = 30_000;
@@ -29,13 +33,16 @@ const unconfirmed = () => new ApiError("upstream_timeout", "the upstream did not
 export class Forwarding {
   /** The submit being forwarded by this instance (null when none is, or it was evicted). */
   private inFlight: Promise<SubmitOutcome> | null = null;
+  private readonly upstreams: UpstreamRoute;
 
   constructor(
     private readonly env: Env,
     private readonly config: GatewayConfig,
     private readonly clock: Clock,
     private readonly lifecycle: TaskLifecycle,
-  ) {}
+  ) {
+    this.upstreams = new UpstreamRoute(env, config);
+  }
 
   /** Records the task and forwards it; called again, the first outcome stands. */
   async start(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
@@ -94,6 +101,7 @@ export class Forwarding {
       ...r,
       meta: { ...r.meta, upstreamTaskId: attachment.upstreamTaskId },
       submitOutcome: { ok: true, status: attachment.status },
+      upstreamId: attachment.upstreamId,
     }));
     await this.lifecycle.observe({ type: "accepted", at, upstreamStatus: attachment.status });
   }
@@ -115,6 +123,11 @@ export class Forwarding {
       await this.lifecycle.settleNow(requested.effects); // a MODAL that just expired is cancelled here
       return refusedOutcome(modalRefusalError(requested.modalRefusal));
     }
+    // Sticky: only the member that made the job can continue it; decided before the charge.
+    if (!(await memberAvailable(this.env, upstreamOf(record)))) {
+      this.lifecycle.apply({ type: "modal_released", at: this.clock.now() });
+      return refusedOutcome(parentUpstreamUnavailable());
+    }
     // Each /modal is its own charged step, so a refused one can be refunded alone and retried.
     const step = pendingModalStep(requested.state)!;
     const refusal = await admitModalStep(this.env.DB, {
@@ -131,10 +144,12 @@ export class Forwarding {
       ...r,
       meta: { ...r.meta, stepCosts: { ...r.meta.stepCosts, [step]: input.admission.costMicros } },
     }));
-    const result = await this.upstream().submit("modal", {
+    const upstreamId = upstreamOf(record);
+    const result = await (await this.upstreams.client(upstreamId)).submit("modal", {
       ...input.body,
       task_id: record.meta.upstreamTaskId,
     });
+    await this.upstreams.record(upstreamId, result);
     const outcome: SubmitOutcome = result.ok
       ? { ok: true, status: "submitted" }
       : await this.modalFailed(step, result.failure, input.requestId);
@@ -147,7 +162,9 @@ export class Forwarding {
   async poll(record: TaskRecord): Promise<void> {
     const upstreamId = record.meta.upstreamTaskId;
     if (!upstreamId) return;
-    const result = await this.upstream().query(upstreamId);
+    const member = upstreamOf(record);
+    const result = await (await this.upstreams.client(member)).query(upstreamId);
+    await this.upstreams.record(member, result);
     const at = this.clock.now();
     if (!result.ok) {
       logEvent("task_poll_error", { task_id: record.meta.taskId, failure: result.failure.kind });
@@ -172,6 +189,7 @@ export class Forwarding {
    * forward that never reported back (evicted mid-call) is refunded. True when it handled the run.
    */
   async watch(record: TaskRecord, now: number): Promise<boolean> {
+    if (record.holdsSlot && isTerminal(record.state.status)) await this.releaseSlot();
     if (record.leadTaskId && !record.meta.upstreamTaskId && !record.submitOutcome) {
       const lead = this.env.TASKS.get(this.env.TASKS.idFromName(record.leadTaskId));
       const attachment = await lead.attachmentFor(record.meta.taskId).catch(() => null);
@@ -206,12 +224,32 @@ export class Forwarding {
     return false;
   }
 
+  /** The task ended: its slot on the member's gate goes back (once: the gate ignores a second release). */
+  async releaseSlot(): Promise<void> {
+    const record = this.lifecycle.record();
+    if (!record?.holdsSlot) return;
+    if (await this.upstreams.release(record.meta.taskId, upstreamOf(record))) {
+      this.lifecycle.update((r) => ({ ...r, holdsSlot: false }));
+    }
+  }
+
   private async forward(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
-    const result = await this.upstream().submit(input.meta.action, body);
+    // The slot is on record before the request, so a watchdog refund after an eviction frees it.
+    const routed = await this.upstreams.submit(
+      input.meta.taskId,
+      input.meta.action,
+      body,
+      input.route,
+      (id) => this.lifecycle.update((r) => ({ ...r, upstreamId: id, holdsSlot: true })),
+    );
     const at = this.clock.now();
     const siblings = input.siblings ?? [];
-    if (!result.ok) {
-      const error = this.translated(apiErrorForUpstream(result.failure));
+    if (routed.upstreamId !== null) {
+      this.lifecycle.update((r) => ({ ...r, upstreamId: routed.upstreamId, holdsSlot: routed.holdsSlot }));
+    }
+    const result = routed.upstreamId === null ? null : routed.result;
+    if (!result?.ok) {
+      const error = this.translated(result ? apiErrorForUpstream(result.failure) : everyMemberFull());
       const outcome = refusedOutcome(error);
       const reason = `upstream refused the submit: ${error.message}`;
       this.lifecycle.update((r) => ({
@@ -224,7 +262,7 @@ export class Forwarding {
         })),
       }));
       this.lifecycle.log("submit_failed", input.requestId, {
-        failure: result.failure.kind,
+        failure: result?.failure.kind ?? "no_slot",
         status: error.status,
       });
       await this.lifecycle.observe({ type: "rejected", at, reason });
@@ -238,7 +276,12 @@ export class Forwarding {
     const attachments = siblings.map((taskId, i) => {
       const upstream = others[i];
       const attachment: SiblingAttachment = upstream
-        ? { ok: true, upstreamTaskId: upstream.taskId, status: upstream.status }
+        ? {
+            ok: true,
+            upstreamTaskId: upstream.taskId,
+            status: upstream.status,
+            upstreamId: routed.upstreamId!,
+          }
         : {
             ok: false,
             error: serializeError(
@@ -322,14 +365,6 @@ export class Forwarding {
     }));
   }
 
-  private upstream(): UpstreamClient {
-    return new UpstreamClient({
-      baseUrl: this.config.upstreamBaseUrl,
-      apiKey: this.config.upstreamApiKey,
-      timeoutMs: this.config.upstreamTimeoutMs,
-    });
-  }
-
   /** The upstream's error, worded with our task ids. */
   private translated(error: ApiError): ApiError {
     const record = this.lifecycle.record();
@@ -342,6 +377,15 @@ export class Forwarding {
     );
   }
 }
+
+/** The member a task was submitted to; tasks recorded before the pool went to the default one. */
+const upstreamOf = (record: TaskRecord) => record.upstreamId ?? DEFAULT_UPSTREAM_ID;
+
+/** Every member was full by the time the task asked for a slot (the check before admission raced). */
+const everyMemberFull = () =>
+  new ApiError("upstream_busy", "every upstream is at capacity; the charge was refunded, retry shortly", {
+    headers: { "Retry-After": "5" },
+  });
 
 const stillRunning = () =>
   refusedOutcome(new ApiError("idempotency_in_progress", "the original request is still running"));

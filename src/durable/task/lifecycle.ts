@@ -40,6 +40,10 @@ export interface TaskRecord {
   unpricedUpstreamJobs?: number;
   /** Hosted tenants: links to the result files copied to R2 (src/durable/task/asset-hosting.ts). */
   assets?: HostedAssets;
+  /** The pool member the task was submitted to (absent: `default`); polls and /modal go there. */
+  upstreamId?: string;
+  /** The task holds a slot on its member's gate, released once at its terminal state. */
+  holdsSlot?: boolean;
 }
 
 /** What the lifecycle asks of the rest of the object. */

@@ -35,7 +35,7 @@ function routeFor(action: Action, path: string) {
         description: "accepted: the task id to poll or subscribe to",
         content: { "application/json": { schema: SubmitResponse } },
       },
-      ...errorResponses(400, 401, 402, 403, 404, 409, 413, 422, 429, 502, 504),
+      ...errorResponses(400, 401, 402, 403, 404, 409, 413, 422, 429, 502, 503, 504),
     },
   });
 }
@@ -124,11 +124,11 @@ async function resolveParent(c: AppContext, principal: KeyPrincipal, parentId: s
       field: "custom_id",
     });
   }
-  return { id: parentId, upstreamTaskId: info.upstreamTaskId };
+  return { id: parentId, upstreamTaskId: info.upstreamTaskId, upstreamId: info.upstreamId };
 }
 
 /** The body the upstream sees: the parent's upstream id instead of ours, everywhere it appears. */
-function toUpstreamBody(body: GenerationBody, parent: { id: string; upstreamTaskId: string } | null) {
+function toUpstreamBody(body: GenerationBody, parent: { upstreamTaskId: string; id: string } | null) {
   if (!parent) return { ...body };
   const translated = JSON.parse(toUpstreamIds(JSON.stringify(body), parent.id, parent.upstreamTaskId));
   return { ...translated, task_id: parent.upstreamTaskId };
