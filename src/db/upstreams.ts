@@ -69,6 +69,26 @@ export async function getUpstream(db: D1Database, id: string): Promise<UpstreamR
   return db.prepare("SELECT * FROM upstreams WHERE id = ?1").bind(id).first<UpstreamRow>();
 }
 
+/**
+ * The pool changes rarely and every submit routes over it: each isolate keeps the rows for a
+ * few seconds (like the price table), so a submit stays at one D1 round trip. A write on
+ * this isolate forgets them at once; other isolates see a change within POOL_CACHE_MS.
+ */
+export const POOL_CACHE_MS = 5_000;
+let cachedPool: { rows: UpstreamRow[]; until: number } | null = null;
+
+export function forgetCachedUpstreams(): void {
+  cachedPool = null;
+}
+
+/** `listUpstreams`, served from the isolate's short cache. */
+export async function cachedUpstreams(db: D1Database, now = Date.now()): Promise<UpstreamRow[]> {
+  if (cachedPool && cachedPool.until > now) return cachedPool.rows;
+  const rows = await listUpstreams(db);
+  cachedPool = { rows, until: now + POOL_CACHE_MS };
+  return rows;
+}
+
 /** Every member, the default first, then in creation order (a pool is small: no paging). */
 export async function listUpstreams(db: D1Database): Promise<UpstreamRow[]> {
   const { results } = await db
@@ -109,7 +129,9 @@ export async function insertUpstream(
     )
     .bind(...given.map(([, value]) => value))
     .first<UpstreamRow>();
-  return (await refusedOr(write, UPSTREAM_REFUSALS))!;
+  const inserted = (await refusedOr(write, UPSTREAM_REFUSALS))!;
+  forgetCachedUpstreams();
+  return inserted;
 }
 
 /**
@@ -147,7 +169,9 @@ export async function updateUpstream(
     .prepare(`UPDATE upstreams SET ${sets.join(", ")} WHERE id = ?1 RETURNING *`)
     .bind(...values)
     .first<UpstreamRow>();
-  return refusedOr(write, UPSTREAM_REFUSALS);
+  const updated = await refusedOr(write, UPSTREAM_REFUSALS);
+  forgetCachedUpstreams();
+  return updated;
 }
 
 /** Disables a member (its tasks in flight keep polling it); null when there is no such member. */

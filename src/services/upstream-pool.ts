@@ -4,7 +4,7 @@
  * and clear key for a request (the default member's from the environment, the others'
  * unsealed under UPSTREAM_KEY_SECRET). Keys go from here to the upstream request only.
  */
-import { DEFAULT_UPSTREAM_ID, getUpstream, listUpstreams, type UpstreamRow } from "../db/upstreams";
+import { cachedUpstreams, DEFAULT_UPSTREAM_ID, type UpstreamRow } from "../db/upstreams";
 import { ApiError } from "../domain/errors";
 import { openKey } from "../domain/upstream-crypto";
 import {
@@ -26,7 +26,7 @@ export interface UpstreamCredentials {
 
 /** Every member with its live in-flight count and circuit, one gate call each (a pool is small). */
 export async function poolMembers(env: Env): Promise<PoolMember[]> {
-  const rows = await listUpstreams(env.DB);
+  const rows = await cachedUpstreams(env.DB);
   return Promise.all(
     rows.map(async (row) => {
       const status = await gateOf(env, row.id).status();
@@ -57,7 +57,7 @@ export async function upstreamCredentials(env: Env, upstreamId: string): Promise
   if (upstreamId === DEFAULT_UPSTREAM_ID) {
     return { baseUrl: config.upstreamBaseUrl, apiKey: config.upstreamApiKey };
   }
-  const row = await getUpstream(env.DB, upstreamId);
+  const row = (await cachedUpstreams(env.DB)).find((member) => member.id === upstreamId) ?? null;
   if (!row) return null;
   const apiKey = await openKey(upstreamKeySecret(env), row.id, {
     ciphertext: row.api_key_ciphertext!,

@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { admit, settleTaskAskingWebhooks } from "../../src/db/admission";
 import { countRoundTrips } from "../../src/db/round-trip-counter";
 import { findPrincipalByKeyId } from "../../src/db/tenants";
+import { cachedUpstreams } from "../../src/db/upstreams";
 import { createEndpoint } from "../../src/db/webhooks";
 import { billableParams } from "../../src/domain/billable-params";
 import { newTaskId } from "../../src/domain/ids";
@@ -106,6 +107,7 @@ async function driveObjects(tenantId: string, taskIds: string[]) {
 async function submitDirect(t: TenantWithKey, body: Record<string, unknown>) {
   const principal = await findPrincipalByKeyId(env.DB, t.keyId);
   await cachedPriceBook(env.DB); // priced from the isolate's cache, as a warm Worker does
+  await cachedUpstreams(env.DB); // routed over the isolate's cached pool, likewise
   return async () => {
     const answer = await billingSubmit(env, {
       principal: principal!,
