@@ -5,6 +5,15 @@
  * database messages.
  */
 
+/** The CHECKs of the upstreams table (migrations/0008) an operator's write can meet. */
+export const UPSTREAM_CHECKS = [
+  "upstream_weight_range",
+  "upstream_max_inflight_positive",
+  "upstream_actions_json",
+  "upstream_credentials",
+  "upstream_disabled_at",
+] as const;
+
 /** `CONSTRAINT <name> CHECK (…)` in migrations/*.sql. */
 export const NAMED_CHECKS = [
   "balance_nonnegative",
@@ -14,11 +23,7 @@ export const NAMED_CHECKS = [
   "tenant_inflight_cap",
   "key_budget",
   "key_scopes_json",
-  "upstream_weight_range",
-  "upstream_max_inflight_positive",
-  "upstream_actions_json",
-  "upstream_credentials",
-  "upstream_disabled_at",
+  ...UPSTREAM_CHECKS,
 ] as const;
 
 /** `RAISE(ABORT, '<name>')` in the migrations' triggers. */

@@ -4,7 +4,7 @@
  */
 import { ulid } from "../domain/ids";
 import type { SealedKey } from "../domain/upstream-crypto";
-import { type Refused, refusedOr } from "./constraints";
+import { type Refused, refusedOr, UPSTREAM_CHECKS } from "./constraints";
 
 /** The member configured by UPSTREAM_BASE_URL/UPSTREAM_API_KEY: its row holds only settings. */
 export const DEFAULT_UPSTREAM_ID = "default";
@@ -52,14 +52,8 @@ export interface UpstreamUpdate extends UpstreamSettings {
   key?: SealedKey;
 }
 
-/** The CHECKs an operator's write can meet (the route validates first; these are the backstop). */
-const UPSTREAM_REFUSALS = [
-  "upstream_weight_range",
-  "upstream_max_inflight_positive",
-  "upstream_actions_json",
-  "upstream_credentials",
-  "upstream_disabled_at",
-] as const;
+/** The route validates first; these CHECKs are the backstop. */
+const UPSTREAM_REFUSALS = UPSTREAM_CHECKS;
 export type UpstreamRefusal = (typeof UPSTREAM_REFUSALS)[number];
 
 const actionsJson = (actions: readonly string[] | null | undefined) =>
