@@ -8,10 +8,10 @@
 //
 // Both use a fresh persistence directory with the D1 migrations applied by wrangler, so the D1
 // database is an ordinary SQLite file the benchmark can measure and seed.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "../scripts/stack.mjs";
+import { ROOT, waitFor, wranglerDev } from "../scripts/stack.mjs";
 import { descendants, sleep } from "./support.mjs";
 
 const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
@@ -192,35 +192,6 @@ export async function startLean({ buildDir, persistTo, port, simulatorPort, admi
   };
 }
 
-function wranglerDev(args, log) {
-  const child = spawn(
-    WRANGLER,
-    ["dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false", ...args],
-    {
-      cwd: ROOT,
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  child.stdout.on("data", (chunk) => log(chunk.toString()));
-  child.stderr.on("data", (chunk) => log(chunk.toString()));
-  return child;
-}
-
-async function waitFor(url, child, timeoutMs = 90_000) {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`${url}: wrangler dev exited with code ${child.exitCode}`);
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(3_000) });
-      await response.arrayBuffer();
-      if (response.status < 500) return;
-    } catch {}
-    await sleep(300);
-  }
-  throw new Error(`${url} did not come up within ${timeoutMs} ms`);
-}
-
 /**
  * The `npm start` stack (scripts/stack.mjs's arguments, with the inspector ports inside the
  * benchmark's port range). `log` receives the servers' output.
@@ -275,8 +246,8 @@ export async function startDev({
     for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
   };
   try {
-    await waitFor(`http://127.0.0.1:${simulatorPort}/_sim/stats`, simulator);
-    await waitFor(`http://127.0.0.1:${port}/health`, gateway);
+    await waitFor(`http://127.0.0.1:${simulatorPort}/_sim/stats`, 90_000, simulator);
+    await waitFor(`http://127.0.0.1:${port}/health`, 90_000, gateway);
     await sleep(2_000); // wrangler finishes spawning its workerd processes
   } catch (error) {
     await stop();

@@ -65,12 +65,14 @@ function run(args, options = {}) {
   }
 }
 
-async function waitFor(url, timeoutMs, child) {
+/** Resolves once `url` answers below 500; fails if the server exits or the time runs out. */
+export async function waitFor(url, timeoutMs, child) {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`${url}: the server exited with code ${child.exitCode}`);
     try {
-      const response = await fetch(url);
+      const response = await fetch(url, { signal: AbortSignal.timeout(3_000) });
+      await response.arrayBuffer();
       if (response.status < 500) return;
     } catch {}
     await new Promise((r) => setTimeout(r, 250));
@@ -78,7 +80,8 @@ async function waitFor(url, timeoutMs, child) {
   throw new Error(`${url} did not come up within ${timeoutMs} ms`);
 }
 
-function devServer(args, label, quiet) {
+/** `wrangler dev` on 127.0.0.1 with `args`; its output goes to `onOutput(text, isError)`. */
+export function wranglerDev(args, onOutput) {
   const child = spawn(
     WRANGLER,
     ["dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false", ...args],
@@ -88,16 +91,21 @@ function devServer(args, label, quiet) {
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
-  const prefix = (chunk) =>
-    chunk
-      .toString()
+  child.stdout.on("data", (chunk) => onOutput(chunk.toString(), false));
+  child.stderr.on("data", (chunk) => onOutput(chunk.toString(), true));
+  return child;
+}
+
+function devServer(args, label, quiet) {
+  const prefix = (text) =>
+    text
       .split("\n")
       .filter((l) => l.trim())
       .map((l) => `[${label}] ${l}`)
       .join("\n");
-  child.stdout.on("data", (c) => quiet || console.log(prefix(c)));
-  child.stderr.on("data", (c) => quiet || console.error(prefix(c)));
-  return child;
+  return wranglerDev(args, (text, isError) => {
+    if (!quiet) (isError ? console.error : console.log)(prefix(text));
+  });
 }
 
 /**
