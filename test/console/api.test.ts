@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { actionsOf, renderConsoleApi, scopesOf, typeOf } from "../../scripts/console-api.mjs";
 import { ACTIONS } from "../../src/domain/actions";
 import { SCOPES } from "../../src/domain/scopes";
+import { CONSOLE_SCRIPTS } from "./console-files";
 
 const BASE = "http://gateway.test";
 const assets = () => (env as unknown as { ASSETS: Fetcher }).ASSETS;
@@ -18,23 +19,6 @@ const asset = async (path: string) => {
   return response.text();
 };
 const servedDocument = async () => (await SELF.fetch(`${BASE}/openapi.json`)).json<any>();
-
-/** Every console script but the generated one. */
-const CONSOLE_SCRIPTS = [
-  "session.js",
-  "http.js",
-  "dom.js",
-  "money.js",
-  "format.js",
-  "sse.js",
-  "shell.js",
-  "pickers.js",
-  "taskcard.js",
-  "tenants.js",
-  "tasks.js",
-  "playground.js",
-  "finance.js",
-];
 
 describe("the console's generated API module", () => {
   it("is exactly what the served /openapi.json renders", async () => {

@@ -6,6 +6,7 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { CONSOLE_SCRIPTS, SHARED_MODULES } from "./console-files";
 
 const BASE = "http://gateway.test";
 const assets = () => (env as unknown as { ASSETS: Fetcher }).ASSETS;
@@ -37,19 +38,6 @@ function referencedUrls(html: string): string[] {
 }
 
 const external = (url: string) => /^(https?:)?\/\//i.test(url);
-
-/** The modules every page shares, one concern each (public/console/*.js besides the pages). */
-const SHARED = [
-  "session.js",
-  "http.js",
-  "dom.js",
-  "money.js",
-  "format.js",
-  "sse.js",
-  "shell.js",
-  "pickers.js",
-  "taskcard.js",
-];
 
 describe("console pages", () => {
   for (const [path, page] of Object.entries(PAGES)) {
@@ -93,7 +81,7 @@ describe("console pages", () => {
   });
 
   it("every script and stylesheet the pages use is served, and imports only from this origin", async () => {
-    const files = ["/console/console.css", ...SHARED.map((file) => `/console/${file}`)];
+    const files = ["/console/console.css", ...SHARED_MODULES.map((file) => `/console/${file}`)];
     for (const page of Object.values(PAGES)) files.push(page.script);
     for (const file of files) {
       const response = await asset(file);
@@ -125,7 +113,7 @@ describe("console pages", () => {
     const text = async (file: string) => (await asset(`/console/${file}`)).text();
     expect(await text("session.js")).toContain("sessionStorage");
     expect(await text("http.js")).toMatch(/authorization = `Bearer \$\{credential\}`/);
-    for (const file of [...SHARED, "tenants.js", "tasks.js", "playground.js", "finance.js"]) {
+    for (const file of CONSOLE_SCRIPTS) {
       const script = await text(file);
       expect(script, file).not.toMatch(/[?&](admin_token|api_key|key|authorization)=/i);
       expect(script, file).not.toContain("localStorage");
