@@ -86,10 +86,14 @@ export class UpstreamRoute {
       const result = await (await this.client()).submit(action, body);
       return { upstreamId: DEFAULT_UPSTREAM_ID, holdsSlot: false, result };
     }
-    // A stream can be sent once: with more than one member to try, the body is kept as text.
-    const payload = route.length > 1 && typeof body !== "string" ? await new Response(body).text() : body;
+    // A stream can be sent once: with more than one member to try, a body of at most
+    // REPLAYABLE_BODY_BYTES is kept to send again; a larger one (big data URIs) is sent to one
+    // member only, so failover never holds tens of MiB in the object's memory.
+    const { payload, replayable } =
+      route.length > 1 ? await replayableBody(body) : { payload: body, replayable: false };
     let last: RoutedSubmit = { upstreamId: null };
     for (const candidate of route) {
+      if (last.upstreamId !== null && !replayable) break;
       const gate = gateOf(this.env, candidate.id);
       const slot = await gate.acquire(taskId, {
         maxInflight: candidate.maxInflight,
@@ -146,4 +150,52 @@ export class UpstreamRoute {
     if (!credentials) throw new Error(`upstream ${upstreamId} is not in the pool`);
     return new UpstreamClient({ ...credentials, timeoutMs: this.config.upstreamTimeoutMs });
   }
+}
+
+/** Bodies up to this size are kept to be sent to the next member after a clear refusal. */
+export const REPLAYABLE_BODY_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Reads a body to keep it for another try, up to `limit` bytes; past that, the bytes read so
+ * far and the rest of the stream become one stream again, to be sent once.
+ */
+export async function replayableBody(
+  body: RequestBody,
+  limit = REPLAYABLE_BODY_BYTES,
+): Promise<{ payload: RequestBody; replayable: boolean }> {
+  if (typeof body === "string") return { payload: body, replayable: true };
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { payload: new TextDecoder().decode(concat(chunks, size)), replayable: true };
+    chunks.push(value);
+    size += value.byteLength;
+    if (size > limit) break;
+  }
+  const rest = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const chunk of chunks) controller.enqueue(chunk);
+    },
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+  return { payload: rest, replayable: false };
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
 }

@@ -116,6 +116,30 @@ describe("routing new tasks over the pool", () => {
   });
 });
 
+describe("a body too large to keep", () => {
+  it("is sent to one member only: a clear refusal of a submit over 8 MiB is refunded, not resent elsewhere", async () => {
+    const first = await addMember({ priority: 0 });
+    const other = await addMember({ priority: 1 });
+    await sim("POST", "/_sim/faults", {
+      type: "status",
+      status: 500,
+      on: "submit",
+      count: 1,
+      key: first.key,
+    });
+    const tenant = await tenantWithKey(100_000_000);
+    // 9 MiB of image as a data URI: more than REPLAYABLE_BODY_BYTES, within the 12 MiB input bound.
+    const image = `data:image/png;base64,${btoa("\u0089PNG".padEnd(9 * 1024 * 1024, "x"))}`;
+    const res = await submit(tenant.key, "imagine", { prompt: marker("big"), image_urls: [image] });
+    expect(res.status).toBeGreaterThanOrEqual(500);
+    expect((await statsOf(first)).submits).toBe(1);
+    expect((await statsOf(other)).submits).toBe(0);
+    const ledger = await ledgerOf(tenant.tenantId);
+    expect(ledger.filter((row: any) => row.kind === "charge")).toHaveLength(1);
+    expect(ledger.filter((row: any) => row.kind === "refund")).toHaveLength(1);
+  });
+});
+
 describe("follow-ups are sticky", () => {
   async function finishedImagineOn(member: Member, key: string) {
     const taskId = expectSubmitted(await imagine(key));

@@ -5,7 +5,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { DEFAULT_HEALTH_POLICY } from "../../../src/domain/upstream-health";
-import { failsOver, healthOutcome } from "../../../src/durable/task/upstream-route";
+import { failsOver, healthOutcome, replayableBody } from "../../../src/durable/task/upstream-route";
 import { gateOf, routeFor } from "../../../src/services/upstream-pool";
 import type { UpstreamFailure } from "../../../src/upstream/client";
 
@@ -53,5 +53,29 @@ describe("failures and routing", () => {
     });
     expect(granted).toEqual({ granted: true });
     await gateOf(env, "default").release("task_lone");
+  });
+});
+
+describe("replayableBody", () => {
+  const streamOf = (parts: string[]) =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const part of parts) controller.enqueue(new TextEncoder().encode(part));
+        controller.close();
+      },
+    });
+
+  it("keeps a body within the limit, whole, to send again", async () => {
+    const kept = await replayableBody(streamOf(['{"prompt":', '"a fox"}']), 64);
+    expect(kept).toEqual({ payload: '{"prompt":"a fox"}', replayable: true });
+    expect(await replayableBody("as text", 1)).toEqual({ payload: "as text", replayable: true });
+  });
+
+  it("past the limit gives back one stream of every byte, to be sent once", async () => {
+    const parts = ["a".repeat(40), "b".repeat(40), "c".repeat(40)];
+    const once = await replayableBody(streamOf(parts), 50);
+    expect(once.replayable).toBe(false);
+    expect(typeof once.payload).not.toBe("string");
+    expect(await new Response(once.payload as ReadableStream).text()).toBe(parts.join(""));
   });
 });
