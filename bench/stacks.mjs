@@ -9,7 +9,7 @@
 // Both use a fresh persistence directory with the D1 migrations applied by wrangler, so the D1
 // database is an ordinary SQLite file the benchmark can measure and seed.
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { createWriteStream, existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, waitFor, wranglerDev } from "../scripts/stack.mjs";
 import { descendants, sleep } from "./support.mjs";
@@ -26,22 +26,18 @@ const MINIFLARE = join(
   "src",
   "index.js",
 );
-const COMPATIBILITY_DATE = "2026-04-01";
-/** database_id in wrangler.toml: wrangler's local D1 and Miniflare both name the file after it. */
-const D1_ID = "00000000-0000-0000-0000-000000000000";
-/** [vars] of wrangler.toml (the lean stack has no wrangler to read them). */
-const GATEWAY_VARS = {
-  UPSTREAM_TIMEOUT_MS: "20000",
-  MODAL_TIMEOUT_SECONDS: "1800",
-  TASK_MAX_LIFETIME_SECONDS: "7200",
-  TASK_RETENTION_SECONDS: "259200",
-  KEY_CACHE_SECONDS: "10",
-  WEBHOOK_RETENTION_DAYS: "30",
-};
-const RATE_LIMITS = {
-  AUTH_FAILURE_LIMITER: { simple: { limit: 20, period: 60 } },
-  READ_LIMITER: { simple: { limit: 1200, period: 60 } },
-};
+/**
+ * A Worker's bindings as Miniflare takes them, read from its wrangler.toml by wrangler's own
+ * API: the lean stack binds exactly what `wrangler dev` and a deploy would (vars, D1, R2,
+ * Durable Objects, rate limits), with no second list to keep in step.
+ */
+async function workerOptionsFrom(config) {
+  const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, config), undefined, {});
+  const { compatibilityDate, compatibilityFlags, bindings, d1Databases, r2Buckets, durableObjects, ratelimits } =
+    workerOptions;
+  return { compatibilityDate, compatibilityFlags, bindings, d1Databases, r2Buckets, durableObjects, ratelimits };
+}
 
 function wrangler(args, timeoutMs = 120_000) {
   const result = spawnSync(WRANGLER, args, {
@@ -96,25 +92,24 @@ const workerdPidsNow = () =>
   );
 
 /** One Worker through Miniflare's API; returns its URL, its workerd pid and dispose(). */
-async function miniflareWorker({
-  Miniflare,
-  name,
-  dir,
-  port,
-  persistTo,
-  bindings,
-  d1,
-  durableObjects,
-  ratelimits,
-}) {
+async function miniflareWorker({ Miniflare, name, dir, port, persistTo, config, vars }) {
+  const options = await workerOptionsFrom(config);
   const before = workerdPidsNow();
   const mf = new Miniflare({
     host: "127.0.0.1",
     port,
     d1Persist: join(persistTo, "v3", "d1"),
     durableObjectsPersist: join(persistTo, "v3", "do"),
+    r2Persist: join(persistTo, "v3", "r2"),
     // Worker logs (one line per request) go nowhere: production ships them off the hot path.
+    // BENCH_WORKER_LOG=<file> keeps them there instead, for profiling.
     handleRuntimeStdio(stdout, stderr) {
+      if (process.env.BENCH_WORKER_LOG) {
+        const file = createWriteStream(process.env.BENCH_WORKER_LOG, { flags: "a" });
+        stdout.pipe(file);
+        stderr.pipe(file);
+        return;
+      }
       stdout.resume();
       stderr.resume();
     },
@@ -124,11 +119,8 @@ async function miniflareWorker({
         modules: true,
         modulesRoot: dir,
         scriptPath: join(dir, "index.js"),
-        compatibilityDate: COMPATIBILITY_DATE,
-        bindings,
-        ...(d1 ? { d1Databases: { DB: D1_ID } } : {}),
-        durableObjects,
-        ...(ratelimits ? { ratelimits } : {}),
+        ...options,
+        bindings: { ...options.bindings, ...vars },
       },
     ],
   });
@@ -146,8 +138,8 @@ export async function startLean({ buildDir, persistTo, port, simulatorPort, admi
     dir: join(buildDir, "simulator"),
     port: simulatorPort,
     persistTo,
-    bindings: { SIM_TIME_SCALE: String(timeScale) },
-    durableObjects: { STORE: { className: "SimulatorStore", useSQLite: true } },
+    config: "simulator/wrangler.toml",
+    vars: { SIM_TIME_SCALE: String(timeScale) },
   });
   let gateway;
   try {
@@ -157,19 +149,13 @@ export async function startLean({ buildDir, persistTo, port, simulatorPort, admi
       dir: join(buildDir, "gateway"),
       port,
       persistTo,
-      bindings: {
-        ...GATEWAY_VARS,
+      config: "wrangler.toml",
+      vars: {
         ENVIRONMENT: "development",
         ADMIN_TOKEN: adminToken,
         UPSTREAM_BASE_URL: simulator.url,
         UPSTREAM_API_KEY: "sk-sim-local",
       },
-      d1: true,
-      durableObjects: {
-        TASKS: { className: "TaskObject", useSQLite: true },
-        TENANT_HUB: { className: "TenantHub", useSQLite: true },
-      },
-      ratelimits: RATE_LIMITS,
     });
   } catch (error) {
     await simulator.dispose();
