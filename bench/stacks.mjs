@@ -34,9 +34,24 @@ const MINIFLARE = join(
 async function workerOptionsFrom(config) {
   const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
   const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, config), undefined, {});
-  const { compatibilityDate, compatibilityFlags, bindings, d1Databases, r2Buckets, durableObjects, ratelimits } =
-    workerOptions;
-  return { compatibilityDate, compatibilityFlags, bindings, d1Databases, r2Buckets, durableObjects, ratelimits };
+  const {
+    compatibilityDate,
+    compatibilityFlags,
+    bindings,
+    d1Databases,
+    r2Buckets,
+    durableObjects,
+    ratelimits,
+  } = workerOptions;
+  return {
+    compatibilityDate,
+    compatibilityFlags,
+    bindings,
+    d1Databases,
+    r2Buckets,
+    durableObjects,
+    ratelimits,
+  };
 }
 
 function wrangler(args, timeoutMs = 120_000) {
