@@ -148,7 +148,7 @@ describe("every ledger read is an index search", () => {
     expect(statements).toHaveLength(filters.length * 5);
     const expectedIndex = (sql: string, params: unknown[]) =>
       sql.includes("task_id = ")
-        ? "(ledger_by_task|ledger_one_charge_or_refund_per_task)"
+        ? "ledger_by_task_kind"
         : sql.includes("key_id = ")
           ? "ledger_by_key_time"
           : sql.includes("tenant_id = ")
