@@ -455,6 +455,11 @@ async function sseFanOut(c, sse, adminToken) {
       changedAt.set(seq, { at: Date.parse(body.timestamp), status: body.data.status });
   }
   const lastConnect = Math.max(...connected.map((s) => s.connectedAt));
+  // The TaskObject's own report of each broadcast (src/durable/sse-broadcaster.ts): subscribers
+  // reached and its turn's duration, the in-object part of every subscriber's latency.
+  const broadcasts = c.stack
+    .reports()
+    .filter((r) => r.event === "sse_broadcast" && r.task_id === taskId && r.stream !== "tenant");
   const delays = [];
   /** Per event: first receipt − change = the in-object broadcast plus one delivery; spread = last − first receipt. */
   const firstReceipt = [];
@@ -477,9 +482,13 @@ async function sseFanOut(c, sse, adminToken) {
     first_receipt_per_event_ms: summary(firstReceipt, 1),
     receipt_spread_per_event_ms: summary(spread, 1),
     events_measured: firstReceipt.length,
-    in_object_broadcast_ms: null,
+    in_object_broadcast_ms: summary(
+      broadcasts.filter((b) => changedAt.get(b.seq)?.at > lastConnect).map((b) => b.turn_ms),
+      1,
+    ),
+    in_object_broadcast_subscribers: broadcasts.map((b) => b.subscribers),
     in_object_broadcast_note:
-      "not exposed by the product (src/durable/sse-broadcaster.ts neither logs nor reports how long a broadcast takes); first receipt bounds it from above",
+      "the TaskObject's sse_broadcast log line: the turn that enqueued the event to every subscriber (Workers' clock moves between turns, so an upper bound)",
     kib_per_subscriber: connected.length ? round((rssConnected - rssBefore) / connected.length, 1) : null,
     rss_mib: { before: round(rssBefore / 1024, 1), connected: round(rssConnected / 1024, 1) },
     streams_open_30s_after_success: stillOpen,
@@ -802,7 +811,13 @@ function report(r) {
     (m) => ok(m.sse) && `${m.sse.receipt_spread_per_event_ms.p50} / ${m.sse.receipt_spread_per_event_ms.max}`,
   );
   both("memory per subscriber (workerd RSS)", (m) => ok(m.sse) && f(m.sse.kib_per_subscriber, " KiB"));
-  out("  in-object broadcast time: not exposed by the product (first receipt bounds it from above)");
+  both(
+    "in-object broadcast (object's turn) p50 / max ms",
+    (m) =>
+      ok(m.sse) &&
+      m.sse.in_object_broadcast_ms &&
+      `${m.sse.in_object_broadcast_ms.p50} / ${m.sse.in_object_broadcast_ms.max} (to ${Math.max(0, ...m.sse.in_object_broadcast_subscribers)} subscribers)`,
+  );
   const h = r.modes.lean?.history;
   if (ok(h)) {
     out("\nHistory (lean)");

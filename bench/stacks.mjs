@@ -108,6 +108,7 @@ const workerdPidsNow = () =>
 
 /** One Worker through Miniflare's API; returns its URL, its workerd pid and dispose(). */
 async function miniflareWorker({ Miniflare, name, dir, port, persistTo, config, vars }) {
+  const reports = [];
   const options = await workerOptionsFrom(config);
   const before = workerdPidsNow();
   const mf = new Miniflare({
@@ -118,6 +119,10 @@ async function miniflareWorker({ Miniflare, name, dir, port, persistTo, config, 
     r2Persist: join(persistTo, "v3", "r2"),
     // Worker logs (one line per request) go nowhere: production ships them off the hot path.
     // BENCH_WORKER_LOG=<file> keeps them there instead, for profiling.
+    // BENCH_INSPECTOR_PORT=<port> opens the gateway's V8 inspector there, for CPU profiles.
+    ...(process.env.BENCH_INSPECTOR_PORT && name === "mj-gateway"
+      ? { inspectorPort: Number(process.env.BENCH_INSPECTOR_PORT) }
+      : {}),
     handleRuntimeStdio(stdout, stderr) {
       if (process.env.BENCH_WORKER_LOG) {
         const file = createWriteStream(process.env.BENCH_WORKER_LOG, { flags: "a" });
@@ -125,7 +130,7 @@ async function miniflareWorker({ Miniflare, name, dir, port, persistTo, config, 
         stderr.pipe(file);
         return;
       }
-      stdout.resume();
+      keepLines(stdout, reports);
       stderr.resume();
     },
     workers: [
@@ -141,7 +146,26 @@ async function miniflareWorker({ Miniflare, name, dir, port, persistTo, config, 
   });
   const url = String(await mf.ready).replace(/\/$/, "");
   const pid = [...workerdPidsNow()].find((p) => !before.has(p)) ?? null;
-  return { url, pid, dispose: () => mf.dispose() };
+  return { url, pid, reports, dispose: () => mf.dispose() };
+}
+
+/** Log events the bench reads back (the objects' own reports); every other line is dropped unparsed. */
+const REPORTED = ["sse_broadcast"];
+
+function keepLines(stream, into) {
+  let partial = "";
+  stream.on("data", (chunk) => {
+    const text = partial + chunk;
+    const lines = text.split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) {
+      if (!REPORTED.some((event) => line.includes(event))) continue;
+      try {
+        into.push(JSON.parse(line.slice(line.indexOf("{"))));
+      } catch {}
+    }
+    if (partial.length > 1 << 16) partial = "";
+  });
 }
 
 /** The lean stack on an existing state directory (see freshState). */
@@ -186,6 +210,8 @@ export async function startLean({ buildDir, persistTo, port, simulatorPort, admi
     simulatorPids: [simulator.pid].filter(Boolean),
     /** The socket SSE subscribers connect to (the same: no proxy). */
     workerUrl: gateway.url,
+    /** The gateway's log events named in REPORTED, parsed, in order. */
+    reports: () => gateway.reports,
     stop: async () => {
       await gateway.dispose();
       await simulator.dispose();
@@ -205,6 +231,7 @@ export async function startDev({
   timeScale = 0,
   log = () => {},
 }) {
+  const reports = [];
   const simulator = wranglerDev(
     [
       "-c",
@@ -237,7 +264,15 @@ export async function startDev({
       "--persist-to",
       persistTo,
     ],
-    (text) => log("gateway", text),
+    (text) => {
+      for (const line of text.split("\n")) {
+        if (!REPORTED.some((event) => line.includes(event))) continue;
+        try {
+          reports.push(JSON.parse(line.slice(line.indexOf("{"))));
+        } catch {}
+      }
+      log("gateway", text);
+    },
   );
   const children = [simulator, gateway];
   const stop = async () => {
@@ -267,6 +302,7 @@ export async function startDev({
     toolingPids: [gateway.pid, ...(proxy ? [proxy.pid] : [])],
     simulatorPids: [simulator.pid, ...workerds(simulator).map((p) => p.pid)],
     workerUrl: null,
+    reports: () => reports,
     stop,
   };
 }

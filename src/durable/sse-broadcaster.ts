@@ -12,6 +12,8 @@
  * Last-Event-ID and replays from the durable log. Nothing here drives billing.
  */
 
+import { logEvent } from "../log";
+
 export interface SseEvent {
   id: number;
   event: string;
@@ -91,11 +93,32 @@ export class SseBroadcaster {
     return stream;
   }
 
-  broadcast(event: SseEvent): void {
+  /**
+   * Enqueues the event to every subscriber, then logs (`sse_broadcast`, with `context`) how
+   * many it reached and how long the object's turn took: the Workers clock stands still while
+   * code runs, so the time is read at the next turn, an upper bound of the enqueue loop. It
+   * is the in-object part of a subscriber's latency; the rest is delivery and the client.
+   */
+  broadcast(event: SseEvent, context: Record<string, unknown> = {}): void {
+    if (this.subscribers.size === 0) return;
+    const started = Date.now();
     const bytes = formatSse(event);
+    let reached = 0;
     for (const subscriber of this.subscribers) {
-      if (subscriber.filter(event)) this.send(subscriber, bytes);
+      if (subscriber.filter(event)) {
+        this.send(subscriber, bytes);
+        reached++;
+      }
     }
+    setTimeout(() => {
+      logEvent("sse_broadcast", {
+        ...context,
+        seq: event.id,
+        subscribers: reached,
+        bytes: bytes.byteLength,
+        turn_ms: Date.now() - started,
+      });
+    }, 0);
   }
 
   /** Ends every stream (after the terminal event). */

@@ -180,7 +180,7 @@ export class TenantHub extends DurableObject<Env> {
       .one().seq;
     if (seq % 1000 === 0) this.sql.exec("DELETE FROM events WHERE seq <= ?1", seq - KEEP_EVENTS);
     this.openTasks.record(taskId, seq, at, data);
-    this.broadcaster.broadcast({ id: seq, event: "status", data });
+    this.broadcaster.broadcast({ id: seq, event: "status", data }, { task_id: taskId, stream: "tenant" });
   }
 
   override async fetch(request: Request): Promise<Response> {

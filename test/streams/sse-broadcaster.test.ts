@@ -141,7 +141,8 @@ describe("heartbeats and stalled subscribers", () => {
     await stream.next();
     expect(stream.comments.filter((c) => c === "ping")).toHaveLength(1);
     hub.closeAll();
-    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(0); // the broadcasts' one-shot reports (sse_broadcast) are written
+    expect(vi.getTimerCount()).toBe(0); // and no heartbeat is left
   });
 
   it("a subscriber that reads nothing for a whole beat while bytes wait is dropped; readers are kept", async () => {
@@ -194,5 +195,36 @@ describe("heartbeats and stalled subscribers", () => {
     expect(reader.done).toBe(true);
     const ids = [...reader.text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
     expect(ids).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+});
+
+describe("the broadcast's own report", () => {
+  it("logs one sse_broadcast line per event with subscribers: how many it reached, its bytes and the object's turn", async () => {
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    try {
+      const broadcaster = new SseBroadcaster();
+      broadcaster.broadcast(event(1), { task_id: "task_x" });
+      await settle();
+      expect(log).not.toHaveBeenCalled(); // nobody listens: nothing to report
+      const streams = [0, 1, 2].map(() => collect(broadcaster.subscribe([])));
+      broadcaster.subscribe([], { filter: (e) => e.id !== 2 });
+      broadcaster.broadcast(event(2), { task_id: "task_x" });
+      await settle();
+      await settle();
+      const lines = log.mock.calls.map(([line]) => JSON.parse(String(line)));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({
+        event: "sse_broadcast",
+        task_id: "task_x",
+        seq: 2,
+        subscribers: 3,
+        bytes: formatSse(event(2)).byteLength,
+      });
+      expect(lines[0].turn_ms).toBeGreaterThanOrEqual(0);
+      expect(streams.every((s) => s.text.includes("id: 2\n"))).toBe(true);
+      broadcaster.closeAll();
+    } finally {
+      log.mockRestore();
+    }
   });
 });

@@ -30,7 +30,7 @@ export class EventLog {
         JSON.stringify(data),
       )
       .one().seq;
-    this.subscribers.broadcast({ id: seq, event: "status", data });
+    this.subscribers.broadcast({ id: seq, event: "status", data }, { task_id: taskId });
     this.hubQueue = this.hubQueue
       .then(() => tenant.publish(taskId, at, data))
       .then(
