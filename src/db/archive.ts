@@ -4,7 +4,7 @@
  * history again. The R2 side and the order of steps are in src/services/archive.ts.
  */
 import { type Refused, refusedOr } from "./constraints";
-import type { LedgerEntry } from "./ledger-reads";
+import type { LedgerEntry, LedgerFilter, UsageDimension, UsageRow } from "./ledger-reads";
 
 /** A task row as archived (every column of `tasks`). */
 export type ArchivedTask = Record<string, unknown> & { id: string; tenant_id: string; created_at: number };
@@ -190,5 +190,49 @@ export async function archiveObjectsFor(
     )
     .bind(range.from, range.to, range.afterId, ...(range.tenantId ? [range.tenantId] : []))
     .all<ArchiveObjectRow>();
+  return results;
+}
+
+const USAGE_DIMENSION_SQL: Record<UsageDimension, string> = {
+  day: "day",
+  tenant: "tenant_id",
+  key: "NULLIF(key_id, '')",
+  action: "NULLIF(action, '')",
+};
+
+/**
+ * Usage totals of archived history (archive_usage), grouped like `usageTotals`. Archived
+ * history is counted by whole UTC days: a day counts when its date is in [date(from), date(to)).
+ */
+export async function archivedUsageTotals(
+  db: D1Database,
+  filter: LedgerFilter & { from: number },
+  groupBy: UsageDimension[],
+): Promise<UsageRow[]> {
+  const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  const clauses = ["day >= ?1", "day < ?2"];
+  const params: unknown[] = [day(filter.from), filter.to === undefined ? "9999-12-31" : day(filter.to)];
+  const add = (clause: string, value: unknown) => {
+    params.push(value);
+    clauses.push(`${clause} ?${params.length}`);
+  };
+  if (filter.tenantId) add("tenant_id =", filter.tenantId);
+  if (filter.keyId) add("key_id =", filter.keyId);
+  if (filter.action) add("action =", filter.action);
+  const dims = groupBy.map((d) => `${USAGE_DIMENSION_SQL[d]} AS "${d}"`);
+  const group = groupBy.length ? `GROUP BY ${groupBy.map((d) => `"${d}"`).join(", ")}` : "";
+  const { results } = await db
+    .prepare(
+      `SELECT ${[
+        ...dims,
+        "COALESCE(SUM(charged_micros), 0) AS charged_micros",
+        "COALESCE(SUM(refunded_micros), 0) AS refunded_micros",
+        "COALESCE(SUM(charged_micros - refunded_micros), 0) AS net_micros",
+        "COALESCE(SUM(charged_tasks), 0) AS charged_tasks",
+        "COALESCE(SUM(refunded_tasks), 0) AS refunded_tasks",
+      ].join(", ")} FROM archive_usage WHERE ${clauses.join(" AND ")} ${group}`,
+    )
+    .bind(...params)
+    .all<UsageRow>();
   return results;
 }

@@ -6,54 +6,12 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { settleTask } from "../../src/db/admission";
 import { commitArchive, nextArchivePlan } from "../../src/db/archive";
 import { credit } from "../../src/db/credits";
 import { archiveSettledHistory, readArchiveObject, writeArchiveObject } from "../../src/services/archive";
-import { admittedTask, row, rows } from "../db/money-helpers";
-import { balanceOf, ledgerOf, reconciliation, tenantWithKey } from "../helpers";
-
-const DAY = 86_400_000;
-const AGE = 90 * DAY;
-
-/** The 10th of the month about seven months back: old enough, and months apart from `next`. */
-function oldMonth(monthsBack = 7) {
-  const d = new Date(Date.now() - monthsBack * 30 * DAY);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 10);
-}
-
-/**
- * A tenant with: an old top-up, old settled tasks in two months (a success, a refunded
- * failure), an old task still open, a settled task 10 days old, and a top-up today.
- */
-async function tenantWithHistory() {
-  const t = await tenantWithKey(0);
-  const m1 = oldMonth(7);
-  const m2 = oldMonth(6);
-  await credit(env.DB, t.tenantId, "topup", 10_000_000, "old funds", m1 - 1000);
-  const settled = async (at: number, status: "SUCCESS" | "FAILURE") => {
-    const id = await admittedTask(t, 1_000, at);
-    await settleTask(env.DB, {
-      taskId: id,
-      status,
-      refund: status === "FAILURE",
-      reason: status === "FAILURE" ? "failed" : null,
-      failReason: null,
-      upstreamTaskId: null,
-      at: at + 60_000,
-    });
-    return id;
-  };
-  const old = [
-    await settled(m1, "SUCCESS"),
-    await settled(m1 + 1000, "FAILURE"),
-    await settled(m2, "SUCCESS"),
-  ];
-  const open = await admittedTask(t, 1_000, m1 + 2000);
-  const young = await settled(Date.now() - 10 * DAY, "FAILURE");
-  await credit(env.DB, t.tenantId, "topup", 500_000, "new funds");
-  return { ...t, old, open, young, m1, m2 };
-}
+import { row, rows } from "../db/money-helpers";
+import { balanceOf, ledgerOf, reconciliation } from "../helpers";
+import { AGE, DAY, tenantWithHistory } from "./archive-helpers";
 
 async function checkpointOf(tenantId: string) {
   return row<{ archived_sum: number; archived_rows: number; archived_tasks: number }>(
