@@ -5,6 +5,7 @@
  */
 import { type Refused, refusedOr } from "./constraints";
 import type { LedgerEntry, LedgerFilter, UsageDimension, UsageRow } from "./ledger-reads";
+import { deleteArchivedLedgerRows } from "./ledger-writes";
 
 /** A task row as archived (every column of `tasks`). */
 export type ArchivedTask = Record<string, unknown> & { id: string; tenant_id: string; created_at: number };
@@ -148,7 +149,7 @@ export async function commitArchive(
              refunded_tasks = refunded_tasks + excluded.refunded_tasks`,
         )
         .bind(ids),
-      db.prepare("DELETE FROM ledger WHERE id IN (SELECT value FROM json_each(?1))").bind(ids),
+      deleteArchivedLedgerRows(db, ids),
       db.prepare("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?1))").bind(taskIds),
       db.prepare("UPDATE archive_objects SET state = 'committed' WHERE object_key = ?1").bind(plan.key),
     ]),
