@@ -4,10 +4,16 @@
  * between the R2 put and the D1 commit is finished by the next one without losing or
  * duplicating a row, open tasks never move, and the ledger refuses any other delete.
  */
-import { env } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createScheduledController,
+  env,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { commitArchive, nextArchivePlan } from "../../src/db/archive";
 import { credit } from "../../src/db/credits";
+import worker from "../../src/index";
 import { archiveSettledHistory, readArchiveObject, writeArchiveObject } from "../../src/services/archive";
 import { row, rows } from "../db/money-helpers";
 import { balanceOf, ledgerOf, reconciliation } from "../helpers";
@@ -155,5 +161,27 @@ describe("archiving settled history", () => {
     await expect(env.DB.prepare("DELETE FROM tasks WHERE id = ?1").bind(t.open).run()).rejects.toThrow(
       /task_not_archivable/,
     );
+  });
+
+  it("runs from the cron with ARCHIVE_AFTER_DAYS, and not without its bucket", async () => {
+    const t = await tenantWithHistory();
+    const cron = async (overrides: Record<string, unknown>) => {
+      const ctx = createExecutionContext();
+      await worker.scheduled(
+        createScheduledController({ cron: "*/5 * * * *", scheduledTime: Date.now() }),
+        { ...env, ...overrides },
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+    };
+    await cron({ ARCHIVE_BUCKET: undefined });
+    expect(await checkpointOf(t.tenantId)).toBeNull();
+    await cron({ ARCHIVE_AFTER_DAYS: "90" });
+    // The same cron's orphan sweep refunds the made-up open task (it has no TaskObject): settled
+    // just now, it stays hot with its charge and its refund.
+    expect((await ledgerOf(t.tenantId)).map((r: any) => r.task_id ?? r.reason).sort()).toEqual(
+      [t.open, t.open, t.young, t.young, "new funds"].sort(),
+    );
+    expect(await breachesOf(t.tenantId)).toEqual([]);
   });
 });
