@@ -23,6 +23,7 @@ import {
   tenantIdsAfter,
 } from "../db/archive";
 import type { LedgerEntry, LedgerFilter } from "../db/ledger-reads";
+import { ApiError } from "../domain/errors";
 import { configFrom, type Env } from "../env";
 import { logEvent } from "../log";
 
@@ -31,6 +32,12 @@ export const ARCHIVE_BATCH_ITEMS = 500;
 /** Batches per cron run: each is ~4 D1 round trips and 2 R2 operations. */
 export const ARCHIVE_BATCHES_PER_RUN = 40;
 const TENANT_PAGE = 100;
+/**
+ * Objects one ledger read may open. A page stops as soon as it has its rows, so only a sparse
+ * filter (a task, a key, an action) over a long archived range reaches this: it is refused
+ * with a 400 naming `from` rather than left to run into the Worker's subrequest limit.
+ */
+export const MAX_ARCHIVE_OBJECTS_PER_READ = 200;
 
 type ArchiveEnv = Pick<Env, "DB" | "ARCHIVE_BUCKET">;
 
@@ -170,6 +177,7 @@ export async function archivedLedgerRows(
   filter: LedgerFilter & { from: number },
   afterId: number,
   limit: number,
+  maxObjects = MAX_ARCHIVE_OBJECTS_PER_READ,
 ): Promise<LedgerEntry[]> {
   if (!env.ARCHIVE_BUCKET) return [];
   const to = filter.to ?? Number.MAX_SAFE_INTEGER;
@@ -180,8 +188,16 @@ export async function archivedLedgerRows(
     afterId,
   });
   const found: LedgerEntry[] = [];
+  let opened = 0;
   for (const object of objects) {
     if (found.length >= limit && object.min_id > found[limit - 1]!.id) break;
+    if (++opened > maxObjects) {
+      throw new ApiError(
+        "invalid_request",
+        `from: this range reaches more than ${maxObjects} archived objects for too few matching rows; narrow from/to (or filter by tenant_id)`,
+        { field: "from" },
+      );
+    }
     const contents = await readArchiveObject(env.ARCHIVE_BUCKET, object.object_key);
     if (!contents) throw new Error(`archive object ${object.object_key} is listed but missing`);
     for (const row of contents.ledger) {

@@ -5,7 +5,8 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { archiveSettledHistory } from "../../../src/services/archive";
+import { ApiError } from "../../../src/domain/errors";
+import { archivedLedgerRows, archiveSettledHistory } from "../../../src/services/archive";
 import { rows } from "../../db/money-helpers";
 import { call, ledgerOf } from "../../helpers";
 import { AGE, DAY, tenantWithHistory } from "../../services/archive-helpers";
@@ -56,5 +57,17 @@ describe("ledger reads across the archive", () => {
     expect((await ledgerOf(t.tenantId)).length).toBeLessThan(before.ledgerPages.flat().length);
 
     expect(await everyRead(t, other.tenantId)).toEqual(before);
+  });
+});
+
+describe("a sparse read over a long archived range", () => {
+  it("is refused with a 400 naming `from` past the objects one read may open", async () => {
+    const t = await tenantWithHistory();
+    await archiveSettledHistory(env, Date.now(), { afterMs: AGE });
+    const filter = { tenantId: t.tenantId, kind: "adjustment", from: t.m1 - 2 * DAY, to: Date.now() };
+    expect(await archivedLedgerRows(env, filter, 0, 100, 2)).toEqual([]);
+    const refused = await archivedLedgerRows(env, filter, 0, 100, 1).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ApiError);
+    expect(refused).toMatchObject({ status: 400, options: { field: "from" } });
   });
 });
