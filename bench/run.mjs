@@ -10,6 +10,7 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { ROOT } from "../scripts/stack.mjs";
+import { archiveBench, archiveReport } from "./archive.mjs";
 import { costPer1000Tasks, PRICES } from "./prices.mjs";
 import { buildWorkers, d1File, freshState, sqlite, startDev, startLean } from "./stacks.mjs";
 import {
@@ -55,7 +56,13 @@ const BIG_BALANCE = 1_000_000_000_000;
 const RUN_TAG = Date.now().toString(36);
 /** Task reads are limited per key (READ_LIMITER: 1,200 a minute): reads rotate over a pool of keys. */
 const READ_KEYS = 40;
-const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
+// `npm run bench -- --only archive` or BENCH_ONLY=archive,d1: run only the named sections.
+const onlyArg = process.argv.indexOf("--only");
+const ONLY = (onlyArg > 0 ? (process.argv[onlyArg + 1] ?? "") : (process.env.BENCH_ONLY ?? ""))
+  .split(",")
+  .filter(Boolean);
+/** The archive section needs no Worker: with --only archive no stack is started. */
+const STACKS = !ONLY.length || ONLY.some((name) => name !== "archive");
 
 const log = (message) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 const ratio = (a, b) => (a && b ? round(a / b, 2) : null);
@@ -661,7 +668,7 @@ async function runMode(mode) {
           note: "file growth over every task of this run (their ledger, idempotency, rate-window and webhook rows and indexes included), over the tasks row count",
         },
         days_to_10gb_without_archive: { at_100k_per_day: days(100_000), at_1m_per_day: days(1_000_000) },
-        days_to_10gb_with_archive: "no archive yet",
+        days_to_10gb_with_archive: "see the archive section",
       };
     });
   }
@@ -724,6 +731,10 @@ function report(r) {
     `Benchmark ${r.started_at} (${r.machine.cpus} CPUs, ${r.machine.memory_gib} GiB, Node ${r.machine.node}) — ${r.provisional}`,
   );
   const modes = Object.keys(r.modes);
+  if (!modes.length) {
+    if (r.archive) out(r.archive.error ? `\nArchive: failed: ${r.archive.error}` : archiveReport(r.archive));
+    return lines.join("\n");
+  }
   const both = (label, pick) =>
     out(`  ${label.padEnd(44)} ${modes.map((m) => `${m}: ${pick(r.modes[m]) || "n/a"}`).join("   |   ")}`);
   out("\nLatency, one connection, p50 / p99 ms (same Worker's GET /health as the baseline)");
@@ -828,9 +839,10 @@ function report(r) {
       `  D1 bytes per task: ${h.d1.bytes_per_task} (${h.d1.tasks} tasks, ${h.d1.empty_bytes} → ${h.d1.after_run_bytes} bytes)`,
     );
     out(
-      `  days to 10 GB without archive: ${h.days_to_10gb_without_archive.at_100k_per_day} at 100 k tasks/day, ${h.days_to_10gb_without_archive.at_1m_per_day} at 1 M/day (with archive: no archive yet)`,
+      `  days to 10 GB without archive: ${h.days_to_10gb_without_archive.at_100k_per_day} at 100 k tasks/day, ${h.days_to_10gb_without_archive.at_1m_per_day} at 1 M/day (with archive: see the archive section)`,
     );
   }
+  if (r.archive) out(r.archive.error ? `\nArchive: failed: ${r.archive.error}` : archiveReport(r.archive));
   if (r.cost) {
     const c = r.cost.per_1000_tasks_usd;
     out(`\nInfra cost per 1,000 tasks, USD at list prices (${r.cost.prices.as_of}; see bench/prices.mjs)`);
@@ -851,6 +863,15 @@ function report(r) {
 
 let exitCode = 0;
 try {
+  if (!ONLY.length || ONLY.includes("archive")) {
+    log("archive: seeding settled tasks into a migrated SQLite file");
+    try {
+      results.archive = archiveBench({ tasks: setting("BENCH_ARCHIVE_TASKS", 20_000) });
+    } catch (error) {
+      results.archive = { error: String(error?.message ?? error) };
+    }
+  }
+  if (!STACKS) CONFIG.modes = [];
   if (CONFIG.modes.includes("lean")) {
     log("building the Workers (wrangler deploy --dry-run --outdir bench/.build)");
     buildWorkers(join(ROOT, "bench", ".build"));
@@ -866,7 +887,7 @@ try {
       current = null;
     }
   }
-  results.cost = cost();
+  if (STACKS) results.cost = cost();
 } catch (error) {
   exitCode = 1;
   results.error = String(error?.stack ?? error);

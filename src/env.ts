@@ -30,6 +30,10 @@ export interface Env {
   UPSTREAM_KEY_SECRET?: string;
   /** Hosted results (issue 14): the result files of `hosted` tenants, under t/{tenant}/{task}/{name}. */
   ASSETS_BUCKET?: R2Bucket;
+  /** Archived history (issue 12): settled tasks and ledger rows past ARCHIVE_AFTER_DAYS, gzip NDJSON. */
+  ARCHIVE_BUCKET?: R2Bucket;
+  /** Settled history older than this many days moves to ARCHIVE_BUCKET (default 90; 0 = off). */
+  ARCHIVE_AFTER_DAYS?: string;
   /** Signs hosted result links (HMAC); required once a hosted tenant's link is signed or checked. */
   ASSET_SIGNING_SECRET?: string;
   /** The gateway's public origin (https://gw.example.com): hosted links are built on it. */
@@ -47,6 +51,8 @@ export interface GatewayConfig {
   retentionMs: number;
   keyCacheMs: number;
   webhookRetentionMs: number;
+  /** Settled history older than this leaves D1 for ARCHIVE_BUCKET; 0 = never (src/services/archive.ts). */
+  archiveAfterMs: number;
   /** Unset is fine until an upstream is added through the API (src/domain/upstream-crypto.ts). */
   upstreamKeySecret?: string;
   /** Hosted results: both are required only once a hosted tenant's link is signed (services/assets.ts). */
@@ -91,6 +97,7 @@ const ConfigSchema = z.object({
   TASK_RETENTION_SECONDS: numberVar(3 * 86_400),
   KEY_CACHE_SECONDS: numberVar(10),
   WEBHOOK_RETENTION_DAYS: numberVar(30),
+  ARCHIVE_AFTER_DAYS: numberVar(90),
   UPSTREAM_KEY_SECRET: optionalSecret,
   ASSET_SIGNING_SECRET: optionalSecret,
   PUBLIC_BASE_URL: z
@@ -126,6 +133,7 @@ function parseConfig(env: Env): GatewayConfig {
     retentionMs: vars.TASK_RETENTION_SECONDS * 1000,
     keyCacheMs: vars.KEY_CACHE_SECONDS * 1000,
     webhookRetentionMs: vars.WEBHOOK_RETENTION_DAYS * 86_400_000,
+    archiveAfterMs: vars.ARCHIVE_AFTER_DAYS * 86_400_000,
     upstreamKeySecret: vars.UPSTREAM_KEY_SECRET,
     assetSigningSecret: vars.ASSET_SIGNING_SECRET,
     publicBaseUrl: vars.PUBLIC_BASE_URL,

@@ -23,6 +23,7 @@ export const NAMED_CHECKS = [
   "tenant_inflight_cap",
   "key_budget",
   "key_scopes_json",
+  "archive_object_complete",
   ...UPSTREAM_CHECKS,
 ] as const;
 
@@ -33,6 +34,7 @@ export const RAISED_NAMES = [
   "refund_exists",
   "ledger_append_only",
   "ledger_step_required",
+  "task_not_archivable",
 ] as const;
 
 /** UNIQUE indexes a caller may collide with, by the columns SQLite names in its message. */

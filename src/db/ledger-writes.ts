@@ -69,3 +69,13 @@ export function insertCredit(db: D1Database, row: CreditRow): D1PreparedStatemen
     )
     .bind(row.tenantId, row.kind, row.amountMicros, row.reason, row.at);
 }
+
+/**
+ * The only delete of ledger rows: the archive commit's (src/db/archive.ts), by id. The
+ * migration-0013 triggers refuse it outside an open archive object of the row's tenant and
+ * move every deleted amount into the tenant's checkpoint, so no balance changes. `idsJson` is
+ * a JSON array of ledger ids.
+ */
+export function deleteArchivedLedgerRows(db: D1Database, idsJson: string): D1PreparedStatement {
+  return db.prepare("DELETE FROM ledger WHERE id IN (SELECT value FROM json_each(?1))").bind(idsJson);
+}

@@ -2,24 +2,54 @@ import { RATE_WINDOW_MS } from "./admission";
 import { IDEMPOTENCY_RETENTION_MS } from "./idempotency";
 import { purgeWebhookHistory } from "./webhooks";
 
-/** Purge rounds per run: at most this many × 5,000 webhook deliveries go per hour. */
+/** Rows per purge statement: each is one short, index-backed delete, never a sweep of a table. */
+export const PURGE_BATCH_ROWS = 5_000;
+/** Purge rounds per table and run: at most this many × PURGE_BATCH_ROWS rows go per run. */
 const MAX_PURGE_ROUNDS = 10;
 
+/** Rate windows that started before `before` (oldest first, at most `batch`); returns how many went. */
+export async function purgeRateWindows(db: D1Database, before: number, batch = PURGE_BATCH_ROWS) {
+  const result = await db
+    .prepare(
+      `DELETE FROM rate_windows WHERE rowid IN
+         (SELECT rowid FROM rate_windows WHERE window_start < ?1 ORDER BY window_start LIMIT ?2)`,
+    )
+    .bind(before, batch)
+    .run();
+  return result.meta.changes;
+}
+
+/** Idempotency keys created before `before` (oldest first, at most `batch`); returns how many went. */
+export async function purgeIdempotencyKeys(db: D1Database, before: number, batch = PURGE_BATCH_ROWS) {
+  const result = await db
+    .prepare(
+      `DELETE FROM idempotency WHERE rowid IN
+         (SELECT rowid FROM idempotency WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)`,
+    )
+    .bind(before, batch)
+    .run();
+  return result.meta.changes;
+}
+
+async function inRounds(purge: () => Promise<number>, batch: number) {
+  for (let round = 0; round < MAX_PURGE_ROUNDS; round++) {
+    if ((await purge()) < batch) break;
+  }
+}
+
 /**
- * Hourly housekeeping: old rate windows and idempotency keys (after their 24 h) go away,
- * and settled webhook deliveries with their attempts after `webhookRetentionMs`.
+ * Cron housekeeping, in bounded rounds: rate windows ten windows after they ended, idempotency
+ * keys after their 24 h, and settled webhook deliveries with their attempts after
+ * `webhookRetentionMs`. A backlog larger than a run's rounds is finished by the next runs.
  */
 export async function runMaintenance(
   db: D1Database,
   now: number,
-  options: { webhookRetentionMs: number } = { webhookRetentionMs: 30 * 86_400_000 },
+  options: { webhookRetentionMs: number; batch?: number } = { webhookRetentionMs: 30 * 86_400_000 },
 ): Promise<void> {
-  await db.batch([
-    db.prepare("DELETE FROM rate_windows WHERE window_start < ?1").bind(now - 10 * RATE_WINDOW_MS),
-    db.prepare("DELETE FROM idempotency WHERE created_at < ?1").bind(now - IDEMPOTENCY_RETENTION_MS),
-  ]);
+  const batch = options.batch ?? PURGE_BATCH_ROWS;
+  await inRounds(() => purgeRateWindows(db, now - 10 * RATE_WINDOW_MS, batch), batch);
+  await inRounds(() => purgeIdempotencyKeys(db, now - IDEMPOTENCY_RETENTION_MS, batch), batch);
   const before = now - options.webhookRetentionMs;
-  for (let round = 0; round < MAX_PURGE_ROUNDS; round++) {
-    if ((await purgeWebhookHistory(db, before)) < 5_000) break;
-  }
+  await inRounds(() => purgeWebhookHistory(db, before, batch), batch);
 }

@@ -18,7 +18,10 @@ export const LedgerQuery = z.object({
 });
 
 /** The query as a ledger filter, its range defaulted and bounded (src/domain/ranges.ts). */
-export function ledgerFilter(query: z.infer<typeof LedgerQuery>, now = Date.now()): LedgerFilter {
+export function ledgerFilter(
+  query: z.infer<typeof LedgerQuery>,
+  now = Date.now(),
+): LedgerFilter & { from: number } {
   const range = boundedRange(query.from, query.to, now);
   return {
     tenantId: query.tenant_id,

@@ -32,7 +32,14 @@ describe("the constraint map and the migrations", () => {
       sql: string;
     }>();
     expect(results.length).toBeGreaterThan(0);
+    // Bookkeeping triggers of the archive (migrations/0013) raise nothing: they count what a
+    // guarded delete moved into the checkpoint.
+    const bookkeeping = ["ledger_delete_moves_to_checkpoint", "tasks_delete_counted"];
     for (const trigger of results) {
+      if (bookkeeping.includes(trigger.name)) {
+        expect(trigger.sql, trigger.name).not.toMatch(/RAISE/i);
+        continue;
+      }
       const raised = /RAISE\s*\(\s*ABORT\s*,\s*'([^']*)'/i.exec(trigger.sql)?.[1];
       expect(raised, trigger.name).toMatch(/^\w+$/);
       expect(RAISED_NAMES as readonly string[], trigger.name).toContain(raised);

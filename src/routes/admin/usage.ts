@@ -1,8 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { usageTotals } from "../../db/ledger-reads";
 import { RANGE_DESCRIPTION } from "../../domain/ranges";
 import { createRouter, errorResponses } from "../../http";
 import { UsageRowSchema } from "../../schemas/ledger";
+import { usageHistoryTotals } from "../../services/ledger-history";
 import { AREAS, json } from "../helpers";
 import { LedgerQuery, ledgerFilter, parseGroupBy } from "../ledger-query";
 
@@ -26,7 +26,7 @@ export const usageRoute = createRouter().openapi(
   async (c) => {
     const query = c.req.valid("query");
     const groupBy = parseGroupBy(query.group_by);
-    const rows = await usageTotals(c.env.DB, ledgerFilter(query), groupBy);
+    const rows = await usageHistoryTotals(c.env, ledgerFilter(query), groupBy);
     return c.json({ group_by: groupBy, data: rows }, 200);
   },
 );

@@ -1,9 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { ledgerPage, usageTotals } from "../../db/ledger-reads";
 import { boundedRange, RANGE_DESCRIPTION, RANGE_DOCS } from "../../domain/ranges";
 import { createRouter, errorResponses } from "../../http";
 import { LedgerEntrySchema, ledgerJson, UsageRowSchema } from "../../schemas/ledger";
 import { isoTimeField } from "../../schemas/time";
+import { ledgerHistoryPage, usageHistoryTotals } from "../../services/ledger-history";
 import { AREAS, json } from "../helpers";
 import { LedgerPageQuery, parseGroupBy } from "../ledger-query";
 
@@ -42,8 +42,8 @@ export const usageRoute = createRouter().openapi(
     };
     const groupBy = parseGroupBy(query.group_by ?? "day,action").filter((d) => d !== "tenant");
     const [totals, page] = await Promise.all([
-      usageTotals(c.env.DB, filter, groupBy),
-      ledgerPage(c.env.DB, filter, query.cursor ?? 0, query.limit),
+      usageHistoryTotals(c.env, filter, groupBy),
+      ledgerHistoryPage(c.env, filter, query.cursor ?? 0, query.limit),
     ]);
     return c.json(
       {

@@ -19,7 +19,7 @@ export const ledgerCsvRoute = createRouter().openapi(
     },
   }),
   (c) =>
-    new Response(ledgerCsvStream(c.env.DB, ledgerFilter(c.req.valid("query"))), {
+    new Response(ledgerCsvStream(c.env, ledgerFilter(c.req.valid("query"))), {
       headers: {
         "content-type": "text/csv; charset=utf-8",
         "content-disposition": 'attachment; filename="ledger.csv"',

@@ -1,6 +1,8 @@
-import { type LedgerFilter, ledgerPage } from "../../../db/ledger-reads";
+import type { LedgerFilter } from "../../../db/ledger-reads";
 import { csvLine } from "../../../domain/csv";
 import { microsToUsdString } from "../../../domain/money";
+import type { Env } from "../../../env";
+import { ledgerHistoryPage } from "../../../services/ledger-history";
 
 const CSV_COLUMNS = [
   "id",
@@ -22,7 +24,10 @@ const PAGE_ROWS = 500;
  * The ledger rows of `filter` as CSV (header first, CRLF lines), pulled one page at a time
  * so a large range is never held in memory.
  */
-export function ledgerCsvStream(db: D1Database, filter: LedgerFilter): ReadableStream<Uint8Array> {
+export function ledgerCsvStream(
+  env: Pick<Env, "DB" | "ARCHIVE_BUCKET">,
+  filter: LedgerFilter & { from: number },
+): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   let cursor = 0;
   let headerSent = false;
@@ -33,7 +38,7 @@ export function ledgerCsvStream(db: D1Database, filter: LedgerFilter): ReadableS
         controller.enqueue(encoder.encode(`${csvLine(CSV_COLUMNS)}\r\n`));
         return;
       }
-      const page = await ledgerPage(db, filter, cursor, PAGE_ROWS);
+      const page = await ledgerHistoryPage(env, filter, cursor, PAGE_ROWS);
       const lines = page.rows.map((r) =>
         csvLine([
           r.id,

@@ -1,8 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { ledgerPage } from "../../../db/ledger-reads";
 import { RANGE_DESCRIPTION } from "../../../domain/ranges";
 import { createRouter, errorResponses } from "../../../http";
 import { LedgerEntrySchema, ledgerJson } from "../../../schemas/ledger";
+import { ledgerHistoryPage } from "../../../services/ledger-history";
 import { AREAS, json } from "../../helpers";
 import { LedgerPageQuery, LedgerQuery, ledgerFilter } from "../../ledger-query";
 
@@ -24,7 +24,7 @@ export const listLedgerRoute = createRouter().openapi(
   }),
   async (c) => {
     const query = c.req.valid("query");
-    const page = await ledgerPage(c.env.DB, ledgerFilter(query), query.cursor ?? 0, query.limit);
+    const page = await ledgerHistoryPage(c.env, ledgerFilter(query), query.cursor ?? 0, query.limit);
     return c.json(
       {
         data: page.rows.map(ledgerJson),
