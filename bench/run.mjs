@@ -619,6 +619,11 @@ async function runMode(mode) {
   current = await start();
   let c = client(current, adminToken);
   log(`${mode}: gateway ${c.G}, simulator ${c.S}`);
+  // The pool's default member caps our open tasks at 100; the load runs keep more open.
+  await must(200, c.G, "PATCH", "/admin/upstreams/default", {
+    auth: adminToken,
+    body: { max_inflight: 100_000 },
+  });
   const main = await c.tenantWithKey("bench-main", BIG_BALANCE);
   main.readKeys = [];
   for (let i = 0; i < READ_KEYS; i++) main.readKeys.push(await c.newKey(main.tenantId));
