@@ -4,6 +4,7 @@ import { countRoundTrips, type D1Usage, emptyUsage } from "./db/round-trip-count
 import { TaskObject as TaskObjectImpl } from "./durable/task-object";
 import { TenantHub as TenantHubImpl } from "./durable/tenant-hub";
 import { configFrom, type Env } from "./env";
+import { chargeStorage } from "./services/asset-usage";
 import { purgeExpiredAssets } from "./services/assets";
 import { sweepOrphanCharges } from "./services/custody";
 
@@ -57,6 +58,7 @@ export default {
         runMaintenance(env.DB, now, { webhookRetentionMs: configFrom(env).webhookRetentionMs }),
         sweepOrphanCharges(env, now),
         purgeExpiredAssets(env, now),
+        chargeStorage(env.DB, now),
       ]),
     );
   },

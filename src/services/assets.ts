@@ -19,6 +19,7 @@ import {
 import { ApiError } from "../domain/errors";
 import type { Env, GatewayConfig } from "../env";
 import { logEvent } from "../log";
+import { countServedBytes } from "./asset-usage";
 
 /** What a hosted task keeps in its record: the upstream URL → signed gateway link of every copied file. */
 export interface HostedAssets {
@@ -172,8 +173,7 @@ async function copyOnce(bucket: R2Bucket, url: string, objectKey: string): Promi
 }
 
 /**
- * GET /assets/{objectKey}?exp=&sig=: checks the link, then answers from the Workers cache or
- * R2 (one `Range` honoured, 206/416). Only whole files go into the cache.
+ * GET /assets/t/{tenant}/{task}/{name}?exp=&sig=: checks the link, then answers the file.
  */
 export async function serveAsset(
   env: AssetEnv,
@@ -182,32 +182,63 @@ export async function serveAsset(
   objectKey: string,
   waitUntil: (promise: Promise<unknown>) => void,
 ): Promise<Response> {
-  if (!config.assetSigningSecret || !env.ASSETS_BUCKET) {
-    const missing = config.assetSigningSecret ? "ASSETS_BUCKET" : "ASSET_SIGNING_SECRET";
-    logEvent("configuration_error", { missing_setting: missing, message: `hosted results need ${missing}` });
-    throw new ApiError("configuration_error", `the gateway is misconfigured: ${missing} is not set`);
-  }
+  const bucket = requireServing(env, config);
   const url = new URL(request.url);
-  const path = assetPath(objectKey);
   const check = await checkAssetLink(
-    path,
+    assetPath(objectKey),
     url.searchParams.get("exp") ?? undefined,
     url.searchParams.get("sig") ?? undefined,
-    config.assetSigningSecret,
+    config.assetSigningSecret!,
     Math.floor(Date.now() / 1000),
   );
   if (check === "invalid") throw new ApiError("asset_link_invalid", "the link's signature is not valid");
   if (check === "expired")
     throw new ApiError("asset_link_expired", "the link has expired: ask for the task again");
+  const tenantId = objectKey.split("/")[1]!;
+  return serveStoredFile(env.DB, bucket, request, objectKey, tenantId, waitUntil);
+}
 
+function requireServing(env: AssetEnv, config: GatewayConfig): R2Bucket {
+  if (!config.assetSigningSecret || !env.ASSETS_BUCKET) {
+    const missing = config.assetSigningSecret ? "ASSETS_BUCKET" : "ASSET_SIGNING_SECRET";
+    logEvent("configuration_error", { missing_setting: missing, message: `hosted results need ${missing}` });
+    throw new ApiError("configuration_error", `the gateway is misconfigured: ${missing} is not set`);
+  }
+  return env.ASSETS_BUCKET;
+}
+
+/** A file whose link has been checked, from the Workers cache or R2; its bytes counted for the tenant. */
+async function serveStoredFile(
+  db: D1Database,
+  bucket: R2Bucket,
+  request: Request,
+  objectKey: string,
+  tenantId: string,
+  waitUntil: (promise: Promise<unknown>) => void,
+): Promise<Response> {
+  const response = await answerFromStorage(bucket, request, objectKey, waitUntil);
+  if (request.method === "GET" && (response.status === 200 || response.status === 206)) {
+    const bytes = Number(response.headers.get("content-length") ?? 0);
+    countServedBytes(db, tenantId, bytes, Date.now(), waitUntil);
+  }
+  return response;
+}
+
+/** One `Range` honoured (206/416); only whole files go into the cache, keyed by the object. */
+async function answerFromStorage(
+  bucket: R2Bucket,
+  request: Request,
+  objectKey: string,
+  waitUntil: (promise: Promise<unknown>) => void,
+): Promise<Response> {
+  const url = new URL(request.url);
   const range = request.headers.get("range");
   const cache = (globalThis as { caches?: { default?: Cache } }).caches?.default;
-  const cacheKey = new Request(`${url.origin}${path}`);
+  const cacheKey = new Request(`${url.origin}${assetPath(objectKey)}`);
   if (!range && cache) {
     const hit = await cache.match(cacheKey).catch(() => undefined);
     if (hit) return withConditional(request, hit);
   }
-  const bucket = env.ASSETS_BUCKET;
   const head = await bucket.head(objectKey);
   if (!head) throw new ApiError("asset_not_found", "no such file");
   const notModified = request.headers.get("if-none-match");
