@@ -71,6 +71,10 @@ CREATE TABLE IF NOT EXISTS stats (
 	n INTEGER NOT NULL,
 	PRIMARY KEY (api_key, kind, task_id)
 );
+CREATE TABLE IF NOT EXISTS task_inputs (
+	task_id TEXT PRIMARY KEY,
+	image_urls TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS forgotten_files (
 	task_id TEXT PRIMARY KEY,
 	api_key TEXT NOT NULL
@@ -202,6 +206,8 @@ export interface TaskSummary {
   speed: string | null;
   /** What the upstream bills for the task (USD). */
   cost: number;
+  /** The submit's `image_urls` as received (tests check what the gateway forwarded). */
+  image_urls: string[];
 }
 
 export interface SimStats {
@@ -382,8 +388,16 @@ export class SimulatorStore extends DurableObject<Env> {
           parent_id: task.parentId,
           speed: task.speed,
           cost: task.cost,
+          image_urls: this.imageUrlsOf(task.id),
         };
       });
+  }
+
+  private imageUrlsOf(taskId: string): string[] {
+    const row = this.sql
+      .exec<{ image_urls: string }>("SELECT image_urls FROM task_inputs WHERE task_id = ?", taskId)
+      .toArray()[0];
+    return row ? (JSON.parse(row.image_urls) as string[]) : [];
   }
 
   /** The CDN drops one task's files (as upstream links expire); the task itself stays. False if unknown. */
@@ -542,10 +556,14 @@ export class SimulatorStore extends DurableObject<Env> {
   reset(apiKey?: string): void {
     if (apiKey === undefined) {
       this.sql.exec(
-        "DELETE FROM tasks; DELETE FROM faults; DELETE FROM stats; DELETE FROM config; DELETE FROM forgotten_files;",
+        "DELETE FROM tasks; DELETE FROM faults; DELETE FROM stats; DELETE FROM config; DELETE FROM forgotten_files; DELETE FROM task_inputs;",
       );
       return;
     }
+    this.sql.exec(
+      "DELETE FROM task_inputs WHERE task_id IN (SELECT id FROM tasks WHERE api_key = ?)",
+      apiKey,
+    );
     this.sql.exec("DELETE FROM tasks WHERE api_key = ?", apiKey);
     this.sql.exec("DELETE FROM forgotten_files WHERE api_key = ?", apiKey);
     this.sql.exec("DELETE FROM stats WHERE api_key = ?", apiKey);
@@ -573,6 +591,13 @@ export class SimulatorStore extends DurableObject<Env> {
     for (let copy = 0; copy < plan.repeat; copy++) {
       const task = this.newTask(apiKey, plan, parent, copy);
       this.insertTask(task);
+      if (plan.imageUrls.length) {
+        this.sql.exec(
+          "INSERT INTO task_inputs (task_id, image_urls) VALUES (?, ?)",
+          task.id,
+          JSON.stringify(plan.imageUrls),
+        );
+      }
       submitted.push({ status: task.action === "inpaint" ? "modal" : "submitted", task_id: task.id });
     }
     return { status: 200, body: { code: 200, data: submitted } };
@@ -723,6 +748,7 @@ export class SimulatorStore extends DurableObject<Env> {
   private unlessExpired(task: TaskRecord): TaskRecord | null {
     if (this.nowFor(task.apiKey) - task.createdMs < RETENTION_MS) return task;
     this.sql.exec("DELETE FROM tasks WHERE id = ?", task.id);
+    this.sql.exec("DELETE FROM task_inputs WHERE task_id = ?", task.id);
     return null;
   }
 
