@@ -146,7 +146,7 @@ export function parseByteRange(
 
 /** 16 random bytes (128 bits) as base64url: a capability link's whole secret. */
 export const newCapabilityToken = () => randomToken(16);
-const CAPABILITY_TOKEN = /^[A-Za-z0-9_-]{22}$/;
+export const isCapabilityToken = (text: string) => /^[A-Za-z0-9_-]{22}$/.test(text);
 
 /** A capability link: the token is the only secret, the name only gives browsers a file type. */
 export const capabilityLink = (origin: string, token: string, name: string) =>
@@ -189,7 +189,7 @@ export function parseOwnAssetLink(link: string): OwnAssetLink {
       sig: url.searchParams.get("sig") ?? undefined,
     };
   }
-  if (parts.length === 5 && parts[2] === "c" && CAPABILITY_TOKEN.test(parts[3]!)) {
+  if (parts.length === 5 && parts[2] === "c" && isCapabilityToken(parts[3]!)) {
     return { kind: "capability", token: parts[3]! };
   }
   return { kind: "malformed" };

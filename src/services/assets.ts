@@ -6,12 +6,21 @@
  * never held whole in memory: videos can be hundreds of MiB.
  */
 
-import { expiredAssetFiles, forgetAssetFiles, getAssetSettings, recordAssetFile } from "../db/assets";
+import {
+  expiredAssetFiles,
+  fileByCapability,
+  forgetAssetFiles,
+  getAssetSettings,
+  recordAssetFile,
+} from "../db/assets";
 import {
   assetObjectKey,
   assetPath,
+  capabilityLink,
   checkAssetLink,
   fileNamesFor,
+  isCapabilityToken,
+  newCapabilityToken,
   parseByteRange,
   resultFileUrls,
   signAssetLink,
@@ -80,6 +89,11 @@ export async function hostResultFiles(
       const objectKey = assetObjectKey(input.tenantId, input.taskId, names[i]!);
       const bytes = await copyWithRetries(bucket, url, objectKey, COPY_ATTEMPTS, input.taskId);
       if (bytes === null) return null;
+      if (settings.asset_links === "capability") {
+        const capability = newCapabilityToken();
+        await recordAssetFile(env.DB, { ...input, objectKey, bytes, storedAt: input.now, capability });
+        return [url, capabilityLink(config.publicBaseUrl!, capability, names[i]!)];
+      }
       await recordAssetFile(env.DB, { ...input, objectKey, bytes, storedAt: input.now });
       return [url, await signAssetLink(config.publicBaseUrl!, objectKey, exp, config.assetSigningSecret!)];
     }),
@@ -196,6 +210,24 @@ export async function serveAsset(
     throw new ApiError("asset_link_expired", "the link has expired: ask for the task again");
   const tenantId = objectKey.split("/")[1]!;
   return serveStoredFile(env.DB, bucket, request, objectKey, tenantId, waitUntil);
+}
+
+/**
+ * GET /assets/c/{token}/{name}: a capability link. The token (128 random bits, stored with the
+ * file) is the whole secret; an unknown one, or a file deleted by retention, is 404 at once
+ * (D1 is asked before the edge cache).
+ */
+export async function serveCapabilityAsset(
+  env: AssetEnv,
+  config: GatewayConfig,
+  request: Request,
+  token: string,
+  waitUntil: (promise: Promise<unknown>) => void,
+): Promise<Response> {
+  const bucket = requireServing(env, config);
+  const file = isCapabilityToken(token) ? await fileByCapability(env.DB, token) : null;
+  if (!file) throw new ApiError("asset_not_found", "no such file");
+  return serveStoredFile(env.DB, bucket, request, file.object_key, file.tenant_id, waitUntil);
 }
 
 function requireServing(env: AssetEnv, config: GatewayConfig): R2Bucket {

@@ -7,7 +7,7 @@ import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { admit, refundStep, settleTask } from "../../src/db/admission";
 import { addServedBytes } from "../../src/db/asset-usage";
-import { recordAssetFile } from "../../src/db/assets";
+import { fileByCapability, recordAssetFile } from "../../src/db/assets";
 import { openTasksAdmittedBefore } from "../../src/db/tasks";
 import { newTaskId } from "../../src/domain/ids";
 import { chargeStorage } from "../../src/services/asset-usage";
@@ -116,12 +116,15 @@ describe("money statements are index-backed", () => {
         taskId: "task_p",
         bytes: 1_000_000_000,
         storedAt: Date.now(),
+        capability: i % 2 ? `cap${String(i).padStart(19, "0")}` : null,
       });
     }
     await env.DB.exec("ANALYZE");
     const { db, statements } = recordingDb();
     await chargeStorage(db, Date.now());
     await addServedBytes(db, [{ tenantId: priced.tenantId, day: "2031-01-01", bytes: 10, responses: 1 }]);
+    // Serving a capability link reads its file by token on every request.
+    expect(await fileByCapability(db, `cap${String(3).padStart(19, "0")}`)).not.toBeNull();
     await expectNoScans(statements);
     expect(statements.some((s) => s.sql.includes("'storage'"))).toBe(true);
     // Aliased tables show as their alias: only the partial index of priced tenants may be walked.

@@ -112,6 +112,36 @@ describe("own hosted files as inputs", () => {
   });
 });
 
+describe("capability links as inputs", () => {
+  it("reach the upstream as a fresh signed link of the same file; an unknown token is 400", async () => {
+    const t = await tenantWithKey(50_000_000, {}, { asset_mode: "hosted", asset_links: "capability" });
+    const first = await submit(t.key, "imagine", { prompt: `cap source ${crypto.randomUUID()}` });
+    const view = await driveToEnd(first.body.data[0].task_id, t.key);
+    const marker = crypto.randomUUID();
+    const response = await submit(t.key, "imagine", {
+      prompt: `cap ${marker}`,
+      image_urls: [view.image_urls[0]],
+    });
+    expect(response.status, JSON.stringify(response.body)).toBe(200);
+    const forwarded = new URL((await received(marker)).image_urls[0]!);
+    expect(forwarded.pathname).toMatch(new RegExp(`^/assets/t/${t.tenantId}/task_\\w+/0\\.png$`));
+    expect(forwarded.searchParams.get("sig")).toBeTruthy();
+
+    const unknown = await submit(t.key, "imagine", {
+      prompt: "cap unknown",
+      image_urls: [`${GATEWAY}/assets/c/AAAAAAAAAAAAAAAAAAAAAA/0.png`],
+    });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error).toMatchObject({ code: "asset_input_invalid", field: "image_urls" });
+    const foreign = await submit(owner.key, "imagine", {
+      prompt: "cap foreign",
+      image_urls: [view.image_urls[0]],
+    });
+    expect(foreign.status).toBe(400);
+    expect(foreign.body.error.code).toBe("asset_input_not_yours");
+  });
+});
+
 describe("the simulator's record of inputs", () => {
   it("keeps image_urls exactly as sent when they are not ours", async () => {
     const marker = crypto.randomUUID();
