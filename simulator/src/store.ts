@@ -71,6 +71,11 @@ CREATE TABLE IF NOT EXISTS stats (
 	n INTEGER NOT NULL,
 	PRIMARY KEY (api_key, kind, task_id)
 );
+CREATE TABLE IF NOT EXISTS video_files (
+	api_key TEXT PRIMARY KEY,
+	content_type TEXT NOT NULL,
+	bytes BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS task_inputs (
 	task_id TEXT PRIMARY KEY,
 	image_urls TEXT NOT NULL
@@ -195,6 +200,8 @@ export interface ImageSource {
   batchSize: number;
   /** Size of each of its videos: the key's or the global setting, else the default. */
   videoBytes: number;
+  /** A real video the key's tests uploaded (PUT /_sim/video-file): served for every video of its tasks. */
+  videoFile: { contentType: string; bytes: Uint8Array } | null;
 }
 
 export interface TaskSummary {
@@ -366,7 +373,32 @@ export class SimulatorStore extends DurableObject<Env> {
       pickIndex: task.pickIndex,
       batchSize: task.batchSize,
       videoBytes: this.videoBytesFor(task.apiKey),
+      videoFile: this.videoFileFor(task.apiKey),
     };
+  }
+
+  /** At most 1 MiB: a Durable Object's value is at most 2 MB. Null bytes forget it. */
+  setVideoFile(apiKey: string, file: { contentType: string; bytes: Uint8Array } | null): void {
+    if (file === null) {
+      this.sql.exec("DELETE FROM video_files WHERE api_key = ?", apiKey);
+      return;
+    }
+    this.sql.exec(
+      "INSERT OR REPLACE INTO video_files (api_key, content_type, bytes) VALUES (?, ?, ?)",
+      apiKey,
+      file.contentType,
+      file.bytes.slice().buffer,
+    );
+  }
+
+  private videoFileFor(apiKey: string): { contentType: string; bytes: Uint8Array } | null {
+    const row = this.sql
+      .exec<{ content_type: string; bytes: ArrayBuffer }>(
+        "SELECT content_type, bytes FROM video_files WHERE api_key = ?",
+        apiKey,
+      )
+      .toArray()[0];
+    return row ? { contentType: row.content_type, bytes: new Uint8Array(row.bytes) } : null;
   }
 
   // -------------------------------------------------------------------------
@@ -556,7 +588,7 @@ export class SimulatorStore extends DurableObject<Env> {
   reset(apiKey?: string): void {
     if (apiKey === undefined) {
       this.sql.exec(
-        "DELETE FROM tasks; DELETE FROM faults; DELETE FROM stats; DELETE FROM config; DELETE FROM forgotten_files; DELETE FROM task_inputs;",
+        "DELETE FROM tasks; DELETE FROM faults; DELETE FROM stats; DELETE FROM config; DELETE FROM forgotten_files; DELETE FROM task_inputs; DELETE FROM video_files;",
       );
       return;
     }
@@ -566,6 +598,7 @@ export class SimulatorStore extends DurableObject<Env> {
     );
     this.sql.exec("DELETE FROM tasks WHERE api_key = ?", apiKey);
     this.sql.exec("DELETE FROM forgotten_files WHERE api_key = ?", apiKey);
+    this.sql.exec("DELETE FROM video_files WHERE api_key = ?", apiKey);
     this.sql.exec("DELETE FROM stats WHERE api_key = ?", apiKey);
     this.sql.exec(
       "DELETE FROM config WHERE name IN (?, ?, ?)",
