@@ -29,6 +29,8 @@ const MINIFLARE = join(
 const COMPATIBILITY_DATE = "2026-04-01";
 /** database_id in wrangler.toml: wrangler's local D1 and Miniflare both name the file after it. */
 const D1_ID = "00000000-0000-0000-0000-000000000000";
+/** Hosted results in both stacks (the asset phase): a throwaway secret, the gateway's own origin. */
+const ASSET_SECRET = "bench-asset-signing-secret";
 /** [vars] of wrangler.toml (the lean stack has no wrangler to read them). */
 const GATEWAY_VARS = {
   UPSTREAM_TIMEOUT_MS: "20000",
@@ -106,6 +108,8 @@ async function miniflareWorker({
   d1,
   durableObjects,
   ratelimits,
+  r2Buckets,
+  onLine,
 }) {
   const before = workerdPidsNow();
   const mf = new Miniflare({
@@ -113,9 +117,12 @@ async function miniflareWorker({
     port,
     d1Persist: join(persistTo, "v3", "d1"),
     durableObjectsPersist: join(persistTo, "v3", "do"),
-    // Worker logs (one line per request) go nowhere: production ships them off the hot path.
+    r2Persist: join(persistTo, "v3", "r2"),
+    // Worker logs (one line per request) go nowhere: production ships them off the hot path. Only
+    // lines `onLine` asks for are kept (the asset phase reads the copy's own log line).
     handleRuntimeStdio(stdout, stderr) {
-      stdout.resume();
+      if (onLine) stdout.on("data", (chunk) => onLine(String(chunk)));
+      else stdout.resume();
       stderr.resume();
     },
     workers: [
@@ -129,6 +136,7 @@ async function miniflareWorker({
         ...(d1 ? { d1Databases: { DB: D1_ID } } : {}),
         durableObjects,
         ...(ratelimits ? { ratelimits } : {}),
+        ...(r2Buckets ? { r2Buckets } : {}),
       },
     ],
   });
@@ -138,7 +146,15 @@ async function miniflareWorker({
 }
 
 /** The lean stack on an existing state directory (see freshState). */
-export async function startLean({ buildDir, persistTo, port, simulatorPort, adminToken, timeScale = 0 }) {
+export async function startLean({
+  buildDir,
+  persistTo,
+  port,
+  simulatorPort,
+  adminToken,
+  timeScale = 0,
+  onGatewayLine,
+}) {
   const { Miniflare } = await import(MINIFLARE);
   const simulator = await miniflareWorker({
     Miniflare,
@@ -163,11 +179,16 @@ export async function startLean({ buildDir, persistTo, port, simulatorPort, admi
         ADMIN_TOKEN: adminToken,
         UPSTREAM_BASE_URL: simulator.url,
         UPSTREAM_API_KEY: "sk-sim-local",
+        ASSET_SIGNING_SECRET: ASSET_SECRET,
+        PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
       },
       d1: true,
+      r2Buckets: { ASSETS_BUCKET: "mj-gateway-assets" },
+      onLine: onGatewayLine,
       durableObjects: {
         TASKS: { className: "TaskObject", useSQLite: true },
         TENANT_HUB: { className: "TenantHub", useSQLite: true },
+        UPSTREAM_GATES: { className: "UpstreamGate", useSQLite: true },
       },
       ratelimits: RATE_LIMITS,
     });
@@ -233,6 +254,10 @@ export async function startDev({
       "UPSTREAM_API_KEY:sk-sim-local",
       "--var",
       `ADMIN_TOKEN:${adminToken}`,
+      "--var",
+      `ASSET_SIGNING_SECRET:${ASSET_SECRET}`,
+      "--var",
+      `PUBLIC_BASE_URL:http://127.0.0.1:${port}`,
       "--persist-to",
       persistTo,
     ],

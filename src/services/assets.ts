@@ -84,11 +84,15 @@ export async function hostResultFiles(
   const bucket = env.ASSETS_BUCKET!;
   const names = fileNamesFor(urls);
   const exp = Math.floor(input.now / 1000) + settings.asset_link_ttl_seconds;
+  // Wall time of the copy (Date.now advances across I/O in Workers): the bench reads it from this log.
+  const started = Date.now();
+  let bytesCopied = 0;
   const copied = await Promise.all(
     urls.map(async (url, i) => {
       const objectKey = assetObjectKey(input.tenantId, input.taskId, names[i]!);
       const bytes = await copyWithRetries(bucket, url, objectKey, COPY_ATTEMPTS, input.taskId);
       if (bytes === null) return null;
+      bytesCopied += bytes;
       if (settings.asset_links === "capability") {
         const capability = newCapabilityToken();
         await recordAssetFile(env.DB, { ...input, objectKey, bytes, storedAt: input.now, capability });
@@ -103,6 +107,8 @@ export async function hostResultFiles(
     task_id: input.taskId,
     files: urls.length,
     copied: Object.keys(links).length,
+    bytes: bytesCopied,
+    duration_ms: Date.now() - started,
   });
   return { links, storedAt: input.now };
 }
