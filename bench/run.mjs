@@ -19,6 +19,7 @@ import {
   cpuMs,
   histogram,
   load1,
+  monoMs,
   must,
   nowMs,
   openSubscriber,
@@ -45,6 +46,7 @@ const CONFIG = {
   admissionConcurrency: setting("BENCH_ADMISSION_CONCURRENCY", 16),
   seedRows: setting("BENCH_SEED_ROWS", 3_000_000),
   subscribers: setting("BENCH_SSE_SUBSCRIBERS", 1000),
+  assetTasks: setting("BENCH_ASSET_TASKS", 8),
   /** Assumed task life for Durable Object duration in the cost (polls keep the object active). */
   costTaskSeconds: setting("BENCH_COST_TASK_SECONDS", 60),
 };
@@ -590,6 +592,90 @@ function seedLedger(file, rows) {
   return { rows, seconds: round((Date.now() - t0) / 1000, 1) };
 }
 
+/**
+ * Hosted results: the copy's own time per image (its `asset_hosting_done` log line: files,
+ * bytes, duration_ms), submit-to-SUCCESS of hosted against upstream-mode tasks (the task view
+ * polled every 100 ms), and serving from R2 (/assets/… whole, through the Workers cache, and a
+ * 64 KiB Range, from R2 each time) against /health of the same Worker.
+ */
+async function assets(c, adminToken) {
+  const hosted = await c.tenantWithKey(`bench-hosted-${RUN_TAG}`, BIG_BALANCE);
+  await must(200, c.G, "PATCH", `/admin/tenants/${hosted.tenantId}`, {
+    auth: adminToken,
+    body: { asset_mode: "hosted" },
+  });
+  const plain = await c.tenantWithKey(`bench-upstream-${RUN_TAG}`, BIG_BALANCE);
+  const finish = async (key, prompt) => {
+    const started = monoMs();
+    const { taskId } = await c.submit(c.G, key, prompt);
+    for (let i = 0; i < 600; i++) {
+      const { task } = await c.query(c.G, key, taskId);
+      if (task.status === "SUCCESS") return { ms: monoMs() - started, task };
+      if (task.status === "FAILURE" || task.status === "CANCEL") throw new Error(`${taskId}: ${task.status}`);
+      await sleep(100);
+    }
+    throw new Error(`${taskId} did not finish in 60 s`);
+  };
+  const reportedBefore = c.stack.reports().length;
+  const hostedRuns = [];
+  const plainRuns = [];
+  for (let i = 0; i < CONFIG.assetTasks; i++) {
+    hostedRuns.push(await finish(hosted.key, `bench hosted ${i}`));
+    plainRuns.push(await finish(plain.key, `bench upstream ${i}`));
+  }
+  await sleep(500); // the last copy's log line
+  const copies = c.stack
+    .reports()
+    .slice(reportedBefore)
+    .filter((line) => line.event === "asset_hosting_done" && line.copied > 0);
+  const perImage = copies.map((line) => line.duration_ms / line.copied);
+  const link = hostedRuns[0].task.grid_image_url;
+  if (!String(link).startsWith(c.G)) throw new Error(`not a hosted link: ${link}`);
+  const fileBytes = Number((await fetch(link, { method: "HEAD" })).headers.get("content-length"));
+  const serve = async (options) => {
+    const r = await autocannon({
+      connections: CONFIG.connections,
+      duration: CONFIG.durationSeconds,
+      ...options,
+    });
+    return {
+      ok_per_s: round((r["2xx"] ?? 0) / r.duration, 1),
+      p50_ms: r.latency.p50,
+      p99_ms: r.latency.p99,
+      mib_per_s: round(r.throughput.average / 2 ** 20, 1),
+      non_2xx: r.non2xx,
+      errors: r.errors,
+    };
+  };
+  const health = await serve({ url: `${c.G}/health` });
+  const whole = await serve({ url: link });
+  const range = await serve({ url: link, headers: { range: "bytes=0-65535" } });
+  await c.drain(hosted.tenantId);
+  await c.drain(plain.tenantId);
+  const successMs = (runs) => summary(runs.map((r) => r.ms));
+  return {
+    tasks: CONFIG.assetTasks,
+    copy: {
+      tasks_logged: copies.length,
+      files_per_task: copies.length ? round(mean(copies.map((l) => l.copied)), 1) : null,
+      bytes_per_task: copies.length ? round(mean(copies.map((l) => l.bytes)), 0) : null,
+      per_task_ms: summary(copies.map((l) => l.duration_ms)),
+      per_image_ms: summary(perImage),
+    },
+    success: {
+      hosted_ms: successMs(hostedRuns),
+      upstream_mode_ms: successMs(plainRuns),
+      note: "submit to SUCCESS seen by polling the task view every 100 ms; the gap is the copy plus noise",
+    },
+    serving: {
+      file_bytes: fileBytes,
+      health,
+      whole_file: { ...whole, x_health: ratio(whole.ok_per_s, health.ok_per_s) },
+      range_64k: { ...range, x_health: ratio(range.ok_per_s, health.ok_per_s) },
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------
 
 async function runMode(mode) {
@@ -603,7 +689,14 @@ async function runMode(mode) {
   freshState(persistTo);
   const emptyBytes = d1Size(d1File(persistTo)).bytes;
   const start = async () => {
-    if (mode === "lean") return startLean({ buildDir, persistTo, port, simulatorPort: port + 1, adminToken });
+    if (mode === "lean")
+      return startLean({
+        buildDir,
+        persistTo,
+        port,
+        simulatorPort: port + 1,
+        adminToken,
+      });
     return startDev({
       persistTo,
       port,
@@ -660,6 +753,7 @@ async function runMode(mode) {
   out.loaded = await phase("loaded", () => loaded(c, main, warm[0], simTask));
   out.d1 = await phase("d1", () => d1Counts(c, main));
   out.cpu = await phase("cpu", () => cpu(c, main, warm[0]));
+  out.assets = await phase("assets", () => assets(c, adminToken));
   if (mode === "lean") {
     out.history = await phase("history", async () => {
       // Side by side: this run's database and a copy of it with the seeded history, each on
@@ -829,6 +923,37 @@ function report(r) {
   both(
     "simulator submit / query (reference)",
     (m) => ok(m.loaded) && `${m.loaded.simulator_submit.ok_per_s} / ${m.loaded.simulator_query.ok_per_s}`,
+  );
+  out("\nHosted results (asset_mode hosted): copy to R2 at SUCCESS, serving from R2");
+  both(
+    "copy per image, p50 / p99 ms",
+    (m) => ok(m.assets) && `${m.assets.copy.per_image_ms.p50} / ${m.assets.copy.per_image_ms.p99}`,
+  );
+  both(
+    "copy per task (files, bytes)",
+    (m) =>
+      ok(m.assets) &&
+      `${m.assets.copy.per_task_ms.p50} ms (${m.assets.copy.files_per_task}, ${m.assets.copy.bytes_per_task} B)`,
+  );
+  both(
+    "submit→SUCCESS p50, hosted / upstream mode",
+    (m) => ok(m.assets) && `${m.assets.success.hosted_ms.p50} / ${m.assets.success.upstream_mode_ms.p50} ms`,
+  );
+  both(
+    "GET /assets whole file, 2xx/s (× /health, MiB/s)",
+    (m) =>
+      ok(m.assets) &&
+      `${m.assets.serving.whole_file.ok_per_s} (×${m.assets.serving.whole_file.x_health}, ${m.assets.serving.whole_file.mib_per_s})`,
+  );
+  both(
+    "GET /assets Range 64 KiB, 2xx/s (× /health, MiB/s)",
+    (m) =>
+      ok(m.assets) &&
+      `${m.assets.serving.range_64k.ok_per_s} (×${m.assets.serving.range_64k.x_health}, ${m.assets.serving.range_64k.mib_per_s})`,
+  );
+  both(
+    "GET /health under the same load, 2xx/s",
+    (m) => ok(m.assets) && `${m.assets.serving.health.ok_per_s}`,
   );
   out("\nD1 per operation (round trips / rows read / rows written, from D1's result meta)");
   const u = (x) => (x ? `${x.round_trips} / ${x.rows_read} / ${x.rows_written}` : "n/a");

@@ -53,6 +53,8 @@ async function workerOptionsFrom(config) {
     ratelimits,
   };
 }
+/** Hosted results in both stacks (the asset phase): a throwaway secret, the gateway's own origin. */
+const ASSET_SECRET = "bench-asset-signing-secret";
 
 function wrangler(args, timeoutMs = 120_000) {
   const result = spawnSync(WRANGLER, args, {
@@ -150,7 +152,7 @@ async function miniflareWorker({ Miniflare, name, dir, port, persistTo, config, 
 }
 
 /** Log events the bench reads back (the objects' own reports); every other line is dropped unparsed. */
-const REPORTED = ["sse_broadcast"];
+const REPORTED = ["sse_broadcast", "asset_hosting_done"];
 
 function keepLines(stream, into) {
   let partial = "";
@@ -194,6 +196,8 @@ export async function startLean({ buildDir, persistTo, port, simulatorPort, admi
         ADMIN_TOKEN: adminToken,
         UPSTREAM_BASE_URL: simulator.url,
         UPSTREAM_API_KEY: "sk-sim-local",
+        ASSET_SIGNING_SECRET: ASSET_SECRET,
+        PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
       },
     });
   } catch (error) {
@@ -261,6 +265,10 @@ export async function startDev({
       "UPSTREAM_API_KEY:sk-sim-local",
       "--var",
       `ADMIN_TOKEN:${adminToken}`,
+      "--var",
+      `ASSET_SIGNING_SECRET:${ASSET_SECRET}`,
+      "--var",
+      `PUBLIC_BASE_URL:http://127.0.0.1:${port}`,
       "--persist-to",
       persistTo,
     ],

@@ -22,6 +22,8 @@ export default async function setup(project: TestProject) {
     persistTo,
     adminToken,
     timeScale: 0.02,
+    // Hosted results (e2e/video-seek.e2e.ts) sign their links; CI has no .dev.vars.
+    extraVars: { ASSET_SIGNING_SECRET: `e2e-assets-${Date.now()}` },
     quiet: !process.env.E2E_VERBOSE,
   });
   project.provide("gatewayUrl", stack.gatewayUrl);

@@ -14,7 +14,7 @@ import {
   adminWebhookRoutes,
 } from "./routes/admin";
 import { adminTasks } from "./routes/admin/tasks";
-import { serveAssetRoute } from "./routes/assets/serve";
+import { serveAssetRoute, serveCapabilityAssetRoute } from "./routes/assets/serve";
 import { docs, documentBuiltInRoutes } from "./routes/docs";
 import { accountRoutes, taskRoutes, webhookRoutes } from "./routes/v1";
 import { generations } from "./routes/v1/generations/submit";
@@ -99,6 +99,7 @@ export function createApp() {
     ...adminUpstreamRoutes,
     adminTasks,
     serveAssetRoute,
+    serveCapabilityAssetRoute,
   ];
   for (const router of routers) app.route("/", router);
   // GET /docs (Swagger UI from the Worker's static assets) and GET /health.

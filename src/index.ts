@@ -5,6 +5,7 @@ import { TaskObject as TaskObjectImpl } from "./durable/task-object";
 import { TenantHub as TenantHubImpl } from "./durable/tenant-hub";
 import { configFrom, type Env } from "./env";
 import { archiveSettledHistory } from "./services/archive";
+import { chargeStorage } from "./services/asset-usage";
 import { purgeExpiredAssets } from "./services/assets";
 import { sweepOrphanCharges } from "./services/custody";
 
@@ -59,6 +60,7 @@ export default {
         sweepOrphanCharges(env, now),
         purgeExpiredAssets(env, now),
         archiveSettledHistory(env, now),
+        chargeStorage(env.DB, now),
       ]),
     );
   },

@@ -96,7 +96,14 @@ function filters() {
 }
 
 async function loadAll() {
-  await Promise.all([loadBalances(), loadMargin(), loadChart(), loadLedger(true), loadReconciliation()]);
+  await Promise.all([
+    loadBalances(),
+    loadMargin(),
+    loadHosting(),
+    loadChart(),
+    loadLedger(true),
+    loadReconciliation(),
+  ]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -180,6 +187,40 @@ async function loadMargin() {
           ),
         )
       : h("tr", null, h("td", { colSpan: 6, class: "empty" }, "No settled tasks in this range.")),
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// Hosted results per tenant (GET /admin/assets/usage): stored now, served and charged in range
+
+/** @param {number} bytes */
+const megabytes = (bytes) => `${(bytes / 1_000_000).toFixed(1)} MB`;
+
+async function loadHosting() {
+  const { query, from, to } = filters();
+  /** @type {Record<string, string>} */
+  const params = { from, to };
+  if (query.tenant_id) params.tenant_id = query.tenant_id;
+  /** @type {Responses["GET /admin/assets/usage"]} */
+  const usage = await admin(`/admin/assets/usage?${new URLSearchParams(params)}`);
+  /** @type {Map<string, string>} */
+  const names = new Map(tenants.map((t) => [t.id, t.name]));
+  fill(
+    $("#hosting tbody"),
+    usage.data.length
+      ? usage.data.map((r) =>
+          h(
+            "tr",
+            { dataset: { tenantId: r.tenant_id } },
+            h("td", null, names.get(r.tenant_id) ?? shortId(r.tenant_id)),
+            h("td", { class: "num" }, String(r.files)),
+            h("td", { class: "num", "data-role": "stored" }, megabytes(r.bytes)),
+            h("td", { class: "num", "data-role": "served" }, megabytes(r.served_bytes)),
+            h("td", { class: "num" }, usd(r.storage_charged_micros)),
+            h("td", { class: "num" }, usd(r.storage_owed_micros)),
+          ),
+        )
+      : h("tr", null, h("td", { colSpan: 6, class: "empty" }, "No hosted files.")),
   );
 }
 

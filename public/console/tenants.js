@@ -228,6 +228,32 @@ function renderTenant(tenant, keys) {
         value: String(tenant.asset_retention_days),
       }),
     ),
+    h(
+      "label",
+      null,
+      "Hosted links",
+      h(
+        "select",
+        { name: "asset_links" },
+        h("option", { value: "signed", selected: tenant.asset_links === "signed" }, "signed, expiring"),
+        h(
+          "option",
+          { value: "capability", selected: tenant.asset_links === "capability" },
+          "capability (unguessable, kept until retention)",
+        ),
+      ),
+    ),
+    h(
+      "label",
+      null,
+      "Storage price (µUSD per GB-month, 0 = free)",
+      h("input", {
+        name: "storage_price",
+        type: "number",
+        min: 0,
+        value: String(tenant.storage_price_micros_per_gb_month),
+      }),
+    ),
     h("button", { type: "submit", class: "secondary" }, "Save limits"),
   );
   limits.addEventListener("submit", (event) => {
@@ -248,6 +274,8 @@ function renderTenant(tenant, keys) {
             : {}),
           asset_link_ttl_seconds: Number(form.get("asset_link_ttl_seconds")),
           asset_retention_days: Number(form.get("asset_retention_days")),
+          asset_links: /** @type {"signed" | "capability"} */ (String(form.get("asset_links"))),
+          storage_price_micros_per_gb_month: Number(form.get("storage_price")),
         },
       });
       toast("Limits saved.", "ok");

@@ -214,6 +214,26 @@ control.post("/tasks/:taskId/forget-files", async (c) => {
   return c.json({ task_id: taskId, files: "forgotten" });
 });
 
+// A real, playable video for a key's video tasks (browser tests seek in it); DELETE goes back to the synthetic one.
+const MAX_VIDEO_FILE_BYTES = 1024 * 1024;
+control.put("/video-file", async (c) => {
+  const key = keyQuery(c);
+  if (!key) return resultResponse(badRequest("key query parameter is required"));
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  if (!bytes.length || bytes.length > MAX_VIDEO_FILE_BYTES) {
+    return resultResponse(badRequest(`the body must be 1 to ${MAX_VIDEO_FILE_BYTES} bytes`));
+  }
+  const contentType = c.req.header("content-type") ?? "video/mp4";
+  await storeOf(c.env).setVideoFile(key, { contentType, bytes });
+  return c.json({ key, content_type: contentType, bytes: bytes.length });
+});
+control.delete("/video-file", async (c) => {
+  const key = keyQuery(c);
+  if (!key) return resultResponse(badRequest("key query parameter is required"));
+  await storeOf(c.env).setVideoFile(key, null);
+  return c.json({ key, video_file: null });
+});
+
 control.post("/forget-files", async (c) => {
   const key = keyQuery(c);
   if (!key) return resultResponse(badRequest("key query parameter is required"));

@@ -27,11 +27,11 @@ function pictureCell(source: ImageSource, name: string): number | "grid" | null 
   return null;
 }
 
-async function pngFile(bytes: Uint8Array): Promise<ServedFile> {
+async function wholeFile(bytes: Uint8Array, contentType = "image/png"): Promise<ServedFile> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   const etag = `"${Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}"`;
   return {
-    contentType: "image/png",
+    contentType,
     size: bytes.length,
     etag,
     read: (start, end) => bytes.subarray(start, end),
@@ -56,6 +56,9 @@ async function cdnAnswer(source: ImageSource, file: string, videoBytes: number):
     const video = /^video_(\d+)$/.exec(name ?? "");
     const index = Number(video?.[1]);
     if (!video || source.kind !== "video" || index >= source.batchSize) return null;
+    if (source.videoFile) {
+      return { kind: "file", file: await wholeFile(source.videoFile.bytes, source.videoFile.contentType) };
+    }
     return { kind: "file", file: mp4File(source, index, videoBytes) };
   }
   const cell = pictureCell(source, name ?? "");
@@ -67,7 +70,7 @@ async function cdnAnswer(source: ImageSource, file: string, videoBytes: number):
   }
   const png =
     cell === "grid" ? gridPng(source.seed, source.prompt) : imagePng(source.seed, cell, source.prompt);
-  return { kind: "file", file: await pngFile(png) };
+  return { kind: "file", file: await wholeFile(png) };
 }
 
 /** `?bytes=N` on a video URL overrides the configured video size (null: none given, NaN: invalid). */

@@ -71,6 +71,15 @@ CREATE TABLE IF NOT EXISTS stats (
 	n INTEGER NOT NULL,
 	PRIMARY KEY (api_key, kind, task_id)
 );
+CREATE TABLE IF NOT EXISTS video_files (
+	api_key TEXT PRIMARY KEY,
+	content_type TEXT NOT NULL,
+	bytes BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS task_inputs (
+	task_id TEXT PRIMARY KEY,
+	image_urls TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS forgotten_files (
 	task_id TEXT PRIMARY KEY,
 	api_key TEXT NOT NULL
@@ -191,6 +200,8 @@ export interface ImageSource {
   batchSize: number;
   /** Size of each of its videos: the key's or the global setting, else the default. */
   videoBytes: number;
+  /** A real video the key's tests uploaded (PUT /_sim/video-file): served for every video of its tasks. */
+  videoFile: { contentType: string; bytes: Uint8Array } | null;
 }
 
 export interface TaskSummary {
@@ -202,6 +213,8 @@ export interface TaskSummary {
   speed: string | null;
   /** What the upstream bills for the task (USD). */
   cost: number;
+  /** The submit's `image_urls` as received (tests check what the gateway forwarded). */
+  image_urls: string[];
 }
 
 export interface SimStats {
@@ -360,7 +373,32 @@ export class SimulatorStore extends DurableObject<Env> {
       pickIndex: task.pickIndex,
       batchSize: task.batchSize,
       videoBytes: this.videoBytesFor(task.apiKey),
+      videoFile: this.videoFileFor(task.apiKey),
     };
+  }
+
+  /** At most 1 MiB: a Durable Object's value is at most 2 MB. Null bytes forget it. */
+  setVideoFile(apiKey: string, file: { contentType: string; bytes: Uint8Array } | null): void {
+    if (file === null) {
+      this.sql.exec("DELETE FROM video_files WHERE api_key = ?", apiKey);
+      return;
+    }
+    this.sql.exec(
+      "INSERT OR REPLACE INTO video_files (api_key, content_type, bytes) VALUES (?, ?, ?)",
+      apiKey,
+      file.contentType,
+      file.bytes.slice().buffer,
+    );
+  }
+
+  private videoFileFor(apiKey: string): { contentType: string; bytes: Uint8Array } | null {
+    const row = this.sql
+      .exec<{ content_type: string; bytes: ArrayBuffer }>(
+        "SELECT content_type, bytes FROM video_files WHERE api_key = ?",
+        apiKey,
+      )
+      .toArray()[0];
+    return row ? { contentType: row.content_type, bytes: new Uint8Array(row.bytes) } : null;
   }
 
   // -------------------------------------------------------------------------
@@ -382,8 +420,16 @@ export class SimulatorStore extends DurableObject<Env> {
           parent_id: task.parentId,
           speed: task.speed,
           cost: task.cost,
+          image_urls: this.imageUrlsOf(task.id),
         };
       });
+  }
+
+  private imageUrlsOf(taskId: string): string[] {
+    const row = this.sql
+      .exec<{ image_urls: string }>("SELECT image_urls FROM task_inputs WHERE task_id = ?", taskId)
+      .toArray()[0];
+    return row ? (JSON.parse(row.image_urls) as string[]) : [];
   }
 
   /** The CDN drops one task's files (as upstream links expire); the task itself stays. False if unknown. */
@@ -542,12 +588,17 @@ export class SimulatorStore extends DurableObject<Env> {
   reset(apiKey?: string): void {
     if (apiKey === undefined) {
       this.sql.exec(
-        "DELETE FROM tasks; DELETE FROM faults; DELETE FROM stats; DELETE FROM config; DELETE FROM forgotten_files;",
+        "DELETE FROM tasks; DELETE FROM faults; DELETE FROM stats; DELETE FROM config; DELETE FROM forgotten_files; DELETE FROM task_inputs; DELETE FROM video_files;",
       );
       return;
     }
+    this.sql.exec(
+      "DELETE FROM task_inputs WHERE task_id IN (SELECT id FROM tasks WHERE api_key = ?)",
+      apiKey,
+    );
     this.sql.exec("DELETE FROM tasks WHERE api_key = ?", apiKey);
     this.sql.exec("DELETE FROM forgotten_files WHERE api_key = ?", apiKey);
+    this.sql.exec("DELETE FROM video_files WHERE api_key = ?", apiKey);
     this.sql.exec("DELETE FROM stats WHERE api_key = ?", apiKey);
     this.sql.exec(
       "DELETE FROM config WHERE name IN (?, ?, ?)",
@@ -573,6 +624,13 @@ export class SimulatorStore extends DurableObject<Env> {
     for (let copy = 0; copy < plan.repeat; copy++) {
       const task = this.newTask(apiKey, plan, parent, copy);
       this.insertTask(task);
+      if (plan.imageUrls.length) {
+        this.sql.exec(
+          "INSERT INTO task_inputs (task_id, image_urls) VALUES (?, ?)",
+          task.id,
+          JSON.stringify(plan.imageUrls),
+        );
+      }
       submitted.push({ status: task.action === "inpaint" ? "modal" : "submitted", task_id: task.id });
     }
     return { status: 200, body: { code: 200, data: submitted } };
@@ -723,6 +781,7 @@ export class SimulatorStore extends DurableObject<Env> {
   private unlessExpired(task: TaskRecord): TaskRecord | null {
     if (this.nowFor(task.apiKey) - task.createdMs < RETENTION_MS) return task;
     this.sql.exec("DELETE FROM tasks WHERE id = ?", task.id);
+    this.sql.exec("DELETE FROM task_inputs WHERE task_id = ?", task.id);
     return null;
   }
 

@@ -7,11 +7,13 @@ export interface AssetSettings {
   asset_mode: "upstream" | "hosted";
   asset_link_ttl_seconds: number;
   asset_retention_days: number;
+  asset_links: "signed" | "capability";
 }
 
 export function getAssetSettings(db: D1Database, tenantId: string): Promise<AssetSettings | null> {
   return db
-    .prepare("SELECT asset_mode, asset_link_ttl_seconds, asset_retention_days FROM tenants WHERE id = ?1")
+    .prepare(`SELECT asset_mode, asset_link_ttl_seconds, asset_retention_days, asset_links
+       FROM tenants WHERE id = ?1`)
     .bind(tenantId)
     .first<AssetSettings>();
 }
@@ -22,17 +24,32 @@ export interface StoredAssetFile {
   taskId: string;
   bytes: number;
   storedAt: number;
+  /** The token of the file's capability link (tenants with `asset_links: capability`). */
+  capability?: string | null;
 }
 
 /** A copy of the same file again (a retried success) replaces its row: bytes are never counted twice. */
 export async function recordAssetFile(db: D1Database, file: StoredAssetFile): Promise<void> {
   await db
     .prepare(
-      `INSERT INTO asset_files (object_key, tenant_id, task_id, bytes, stored_at) VALUES (?1, ?2, ?3, ?4, ?5)
-       ON CONFLICT (object_key) DO UPDATE SET bytes = excluded.bytes, stored_at = excluded.stored_at`,
+      `INSERT INTO asset_files (object_key, tenant_id, task_id, bytes, stored_at, capability)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+       ON CONFLICT (object_key) DO UPDATE SET bytes = excluded.bytes, stored_at = excluded.stored_at,
+         capability = excluded.capability`,
     )
-    .bind(file.objectKey, file.tenantId, file.taskId, file.bytes, file.storedAt)
+    .bind(file.objectKey, file.tenantId, file.taskId, file.bytes, file.storedAt, file.capability ?? null)
     .run();
+}
+
+/** The file a capability token opens (null: unknown, or deleted by retention). */
+export function fileByCapability(
+  db: D1Database,
+  token: string,
+): Promise<{ object_key: string; tenant_id: string } | null> {
+  return db
+    .prepare("SELECT object_key, tenant_id FROM asset_files WHERE capability = ?1")
+    .bind(token)
+    .first<{ object_key: string; tenant_id: string }>();
 }
 
 /** Files past their tenant's retention at `now`, oldest first, at most `limit`. */

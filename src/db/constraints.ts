@@ -42,6 +42,7 @@ const UNIQUE_COLLISIONS = [
   { columns: "idempotency.", refusal: "idempotency_taken" },
   { columns: "ledger.task_id, ledger.step", refusal: "charge_step_exists" },
   { columns: "ledger.ref_id", refusal: "refund_exists" },
+  { columns: "asset_storage_days.", refusal: "storage_day_charged" },
 ] as const;
 
 export type DbRefusal =

@@ -3,7 +3,7 @@ export interface LedgerEntry {
   tenant_id: string;
   key_id: string | null;
   task_id: string | null;
-  kind: "topup" | "charge" | "refund" | "adjustment";
+  kind: "topup" | "charge" | "refund" | "adjustment" | "storage";
   action: string | null;
   amount: number;
   balance_after: number;

@@ -79,3 +79,22 @@ export function insertCredit(db: D1Database, row: CreditRow): D1PreparedStatemen
 export function deleteArchivedLedgerRows(db: D1Database, idsJson: string): D1PreparedStatement {
   return db.prepare("DELETE FROM ledger WHERE id IN (SELECT value FROM json_each(?1))").bind(idsJson);
 }
+
+export interface StorageChargeRow {
+  tenantId: string;
+  /** The UTC day (YYYY-MM-DD) the stored bytes are charged for. */
+  day: string;
+  amountMicros: number;
+  reason: string;
+  at: number;
+}
+
+/** A day of hosted-file storage (kind `storage`); callers debit the balance in the same batch. */
+export function insertStorageCharge(db: D1Database, row: StorageChargeRow): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO ledger (tenant_id, kind, action, amount, balance_after, reason, step, created_at)
+       SELECT id, 'storage', 'storage', -?2, balance, ?3, ?4, ?5 FROM tenants WHERE id = ?1`,
+    )
+    .bind(row.tenantId, row.amountMicros, row.reason, row.day, row.at);
+}

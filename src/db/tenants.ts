@@ -17,6 +17,8 @@ export interface TenantRow {
   asset_mode: "upstream" | "hosted";
   asset_link_ttl_seconds: number;
   asset_retention_days: number;
+  asset_links: "signed" | "capability";
+  storage_price_micros_per_gb_month: number;
   created_at: number;
 }
 
@@ -64,6 +66,8 @@ const TENANT_FIELDS: ColumnsOf<TenantChanges> = {
   asset_mode: { column: "asset_mode" },
   asset_link_ttl_seconds: { column: "asset_link_ttl_seconds" },
   asset_retention_days: { column: "asset_retention_days" },
+  asset_links: { column: "asset_links" },
+  storage_price_micros_per_gb_month: { column: "storage_price_micros_per_gb_month" },
 };
 
 const KEY_FIELDS: ColumnsOf<KeyChanges> = {
@@ -236,7 +240,7 @@ async function findPrincipal(
          k.monthly_cap, k.created_at AS k_created_at, k.revoked_at,
          t.name AS t_name, t.status AS t_status, t.balance, t.price_multiplier_bps, t.inflight AS t_inflight,
          t.max_inflight AS t_max_inflight, t.cors_origins, t.asset_mode, t.asset_link_ttl_seconds,
-         t.asset_retention_days, t.created_at AS t_created_at
+         t.asset_retention_days, t.asset_links, t.storage_price_micros_per_gb_month, t.created_at AS t_created_at
        FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE ${column} = ?1`,
     )
     .bind(value)
@@ -273,6 +277,8 @@ async function findPrincipal(
       asset_mode: row.asset_mode,
       asset_link_ttl_seconds: row.asset_link_ttl_seconds,
       asset_retention_days: row.asset_retention_days,
+      asset_links: row.asset_links,
+      storage_price_micros_per_gb_month: row.storage_price_micros_per_gb_month,
       created_at: row.t_created_at,
     },
   };

@@ -6,7 +6,7 @@
  * A link is `{origin}/assets/{object key}?exp={unix seconds}&sig={HMAC-SHA256(path "\n" exp)}`:
  * the signature covers the path (so the tenant and task in it) and the expiry, nothing else.
  */
-import { base64Url, fromBase64Url } from "./ids";
+import { base64Url, fromBase64Url, randomToken } from "./ids";
 
 /** Where a hosted file lives in the bucket; the path after `/assets/` in its link. */
 export const assetObjectKey = (tenantId: string, taskId: string, name: string) =>
@@ -142,4 +142,55 @@ export function parseByteRange(
   const end = match[2] === "" ? size - 1 : Math.min(Number(match[2]), size - 1);
   if (start >= size || end < start) return "unsatisfiable";
   return { offset: start, length: end - start + 1 };
+}
+
+/** 16 random bytes (128 bits) as base64url: a capability link's whole secret. */
+export const newCapabilityToken = () => randomToken(16);
+export const isCapabilityToken = (text: string) => /^[A-Za-z0-9_-]{22}$/.test(text);
+
+/** A capability link: the token is the only secret, the name only gives browsers a file type. */
+export const capabilityLink = (origin: string, token: string, name: string) =>
+  `${origin}/assets/c/${token}/${name}`;
+
+/** A link into this gateway's hosted files, as a tenant may send one back as an input. */
+export type OwnAssetLink =
+  | { kind: "signed"; path: string; objectKey: string; tenantId: string; exp?: string; sig?: string }
+  | { kind: "capability"; token: string }
+  | { kind: "malformed" };
+
+/** URLs under `{origin}/assets/` anywhere in a text (a prompt holds image URLs among words). */
+const ownAssetLinkPattern = (origin: string) =>
+  new RegExp(`${origin.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}/assets/[^\\s"'<>]*`, "g");
+
+/** Every substring of `text` that is a URL under `{origin}/assets/`, in order. */
+export const ownAssetLinksIn = (text: string, origin: string): string[] =>
+  text.match(ownAssetLinkPattern(origin)) ?? [];
+
+/** The text with each such URL replaced by `replace(url)`. */
+export const replaceOwnAssetLinks = (text: string, origin: string, replace: (link: string) => string) =>
+  text.replace(ownAssetLinkPattern(origin), replace);
+
+export function parseOwnAssetLink(link: string): OwnAssetLink {
+  let url: URL;
+  try {
+    url = new URL(link);
+  } catch {
+    return { kind: "malformed" };
+  }
+  const parts = url.pathname.split("/");
+  // "", "assets", "t", tenant, task, name  |  "", "assets", "c", token, name
+  if (parts.length === 6 && parts[2] === "t") {
+    return {
+      kind: "signed",
+      path: url.pathname,
+      objectKey: parts.slice(2).join("/"),
+      tenantId: parts[3]!,
+      exp: url.searchParams.get("exp") ?? undefined,
+      sig: url.searchParams.get("sig") ?? undefined,
+    };
+  }
+  if (parts.length === 5 && parts[2] === "c" && isCapabilityToken(parts[3]!)) {
+    return { kind: "capability", token: parts[3]! };
+  }
+  return { kind: "malformed" };
 }

@@ -110,6 +110,17 @@ export const ERROR_CODES = {
     description: "the hosted file link has expired",
   },
   not_found: { status: 404, type: "not_found_error", description: "no such route or resource" },
+  asset_input_invalid: {
+    status: 400,
+    type: "invalid_request_error",
+    description:
+      "an image input points at a hosted file of this gateway, but its link is tampered with or unknown (named by `field`)",
+  },
+  asset_input_not_yours: {
+    status: 400,
+    type: "invalid_request_error",
+    description: "an image input points at another tenant's hosted file (named by `field`)",
+  },
   asset_not_found: {
     status: 404,
     type: "not_found_error",

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import type { LedgerEntry } from "../db/ledger-reads";
 
-export const LEDGER_KINDS = ["topup", "charge", "refund", "adjustment"] as const;
+export const LEDGER_KINDS = ["topup", "charge", "refund", "adjustment", "storage"] as const;
 
 /** One ledger row as the operator and tenant APIs show it. */
 export const LedgerEntrySchema = z
@@ -16,10 +16,14 @@ export const LedgerEntrySchema = z
     balance_after_micros: z.number().int(),
     reason: z.string().nullable(),
     ref_id: z.number().int().nullable(),
-    step: z.string().nullable().openapi({
-      description:
-        "the task's step a charge pays for (submit, modal.1, …); a refund names the step it gives back",
-    }),
+    step: z
+      .string()
+      .nullable()
+      .openapi({
+        description:
+          "the task's step a charge pays for (submit, modal.1, …); a refund names the step it gives back; " +
+          "a storage row names the UTC day it charges",
+      }),
     created_at: z.string(),
   })
   .openapi("LedgerEntry");

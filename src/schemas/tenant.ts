@@ -6,6 +6,8 @@ const origin = z.string().regex(/^https?:\/\/[^/\s]+$/, "must be an origin like 
 
 /** `upstream`: result URLs exactly as the upstream gave them; `hosted`: copied to R2, signed gateway links. */
 export const ASSET_MODES = ["upstream", "hosted"] as const;
+/** `signed`: HMAC links that expire; `capability`: an unguessable token in the path, valid while the file is kept. */
+export const ASSET_LINK_KINDS = ["signed", "capability"] as const;
 
 /** A tenant as the operator API shows it. */
 export const TenantSchema = z
@@ -21,6 +23,8 @@ export const TenantSchema = z
     asset_mode: z.enum(ASSET_MODES),
     asset_link_ttl_seconds: z.number().int(),
     asset_retention_days: z.number().int(),
+    asset_links: z.enum(ASSET_LINK_KINDS),
+    storage_price_micros_per_gb_month: z.number().int(),
     created_at: z.string(),
   })
   .openapi("Tenant");
@@ -49,6 +53,18 @@ const tenantSettings = {
     .max(3650)
     .optional()
     .openapi({ description: "hosted files are deleted this many days after they were stored (default 30)" }),
+  asset_links: z
+    .enum(ASSET_LINK_KINDS)
+    .optional()
+    .openapi({
+      description:
+        "`signed` (default): links expire after asset_link_ttl_seconds; `capability`: an unguessable " +
+        "token in the path, valid until retention deletes the file (applies to files stored from then on)",
+    }),
+  storage_price_micros_per_gb_month: z.number().int().min(0).max(1_000_000_000).optional().openapi({
+    description:
+      "hosted storage price, micro-USD per GB (10^9 bytes) per 30-day month, charged daily; 0 = free (default)",
+  }),
 };
 
 export const TenantCreate = z.strictObject({ name: tenantName, ...tenantSettings }).openapi("TenantCreate");
@@ -78,6 +94,8 @@ export function tenantJson(row: TenantRow): z.infer<typeof TenantSchema> {
     asset_mode: row.asset_mode,
     asset_link_ttl_seconds: row.asset_link_ttl_seconds,
     asset_retention_days: row.asset_retention_days,
+    asset_links: row.asset_links,
+    storage_price_micros_per_gb_month: row.storage_price_micros_per_gb_month,
     created_at: isoOrNull(row.created_at)!,
   };
 }

@@ -6,12 +6,21 @@
  * never held whole in memory: videos can be hundreds of MiB.
  */
 
-import { expiredAssetFiles, forgetAssetFiles, getAssetSettings, recordAssetFile } from "../db/assets";
+import {
+  expiredAssetFiles,
+  fileByCapability,
+  forgetAssetFiles,
+  getAssetSettings,
+  recordAssetFile,
+} from "../db/assets";
 import {
   assetObjectKey,
   assetPath,
+  capabilityLink,
   checkAssetLink,
   fileNamesFor,
+  isCapabilityToken,
+  newCapabilityToken,
   parseByteRange,
   resultFileUrls,
   signAssetLink,
@@ -19,6 +28,7 @@ import {
 import { ApiError } from "../domain/errors";
 import type { Env, GatewayConfig } from "../env";
 import { logEvent } from "../log";
+import { countServedBytes } from "./asset-usage";
 
 /** What a hosted task keeps in its record: the upstream URL → signed gateway link of every copied file. */
 export interface HostedAssets {
@@ -74,11 +84,20 @@ export async function hostResultFiles(
   const bucket = env.ASSETS_BUCKET!;
   const names = fileNamesFor(urls);
   const exp = Math.floor(input.now / 1000) + settings.asset_link_ttl_seconds;
+  // Wall time of the copy (Date.now advances across I/O in Workers): the bench reads it from this log.
+  const started = Date.now();
+  let bytesCopied = 0;
   const copied = await Promise.all(
     urls.map(async (url, i) => {
       const objectKey = assetObjectKey(input.tenantId, input.taskId, names[i]!);
       const bytes = await copyWithRetries(bucket, url, objectKey, COPY_ATTEMPTS, input.taskId);
       if (bytes === null) return null;
+      bytesCopied += bytes;
+      if (settings.asset_links === "capability") {
+        const capability = newCapabilityToken();
+        await recordAssetFile(env.DB, { ...input, objectKey, bytes, storedAt: input.now, capability });
+        return [url, capabilityLink(config.publicBaseUrl!, capability, names[i]!)];
+      }
       await recordAssetFile(env.DB, { ...input, objectKey, bytes, storedAt: input.now });
       return [url, await signAssetLink(config.publicBaseUrl!, objectKey, exp, config.assetSigningSecret!)];
     }),
@@ -88,6 +107,8 @@ export async function hostResultFiles(
     task_id: input.taskId,
     files: urls.length,
     copied: Object.keys(links).length,
+    bytes: bytesCopied,
+    duration_ms: Date.now() - started,
   });
   return { links, storedAt: input.now };
 }
@@ -172,8 +193,7 @@ async function copyOnce(bucket: R2Bucket, url: string, objectKey: string): Promi
 }
 
 /**
- * GET /assets/{objectKey}?exp=&sig=: checks the link, then answers from the Workers cache or
- * R2 (one `Range` honoured, 206/416). Only whole files go into the cache.
+ * GET /assets/t/{tenant}/{task}/{name}?exp=&sig=: checks the link, then answers the file.
  */
 export async function serveAsset(
   env: AssetEnv,
@@ -182,32 +202,81 @@ export async function serveAsset(
   objectKey: string,
   waitUntil: (promise: Promise<unknown>) => void,
 ): Promise<Response> {
-  if (!config.assetSigningSecret || !env.ASSETS_BUCKET) {
-    const missing = config.assetSigningSecret ? "ASSETS_BUCKET" : "ASSET_SIGNING_SECRET";
-    logEvent("configuration_error", { missing_setting: missing, message: `hosted results need ${missing}` });
-    throw new ApiError("configuration_error", `the gateway is misconfigured: ${missing} is not set`);
-  }
+  const bucket = requireServing(env, config);
   const url = new URL(request.url);
-  const path = assetPath(objectKey);
   const check = await checkAssetLink(
-    path,
+    assetPath(objectKey),
     url.searchParams.get("exp") ?? undefined,
     url.searchParams.get("sig") ?? undefined,
-    config.assetSigningSecret,
+    config.assetSigningSecret!,
     Math.floor(Date.now() / 1000),
   );
   if (check === "invalid") throw new ApiError("asset_link_invalid", "the link's signature is not valid");
   if (check === "expired")
     throw new ApiError("asset_link_expired", "the link has expired: ask for the task again");
+  const tenantId = objectKey.split("/")[1]!;
+  return serveStoredFile(env.DB, bucket, request, objectKey, tenantId, waitUntil);
+}
 
+/**
+ * GET /assets/c/{token}/{name}: a capability link. The token (128 random bits, stored with the
+ * file) is the whole secret; an unknown one, or a file deleted by retention, is 404 at once
+ * (D1 is asked before the edge cache).
+ */
+export async function serveCapabilityAsset(
+  env: AssetEnv,
+  config: GatewayConfig,
+  request: Request,
+  token: string,
+  waitUntil: (promise: Promise<unknown>) => void,
+): Promise<Response> {
+  const bucket = requireServing(env, config);
+  const file = isCapabilityToken(token) ? await fileByCapability(env.DB, token) : null;
+  if (!file) throw new ApiError("asset_not_found", "no such file");
+  return serveStoredFile(env.DB, bucket, request, file.object_key, file.tenant_id, waitUntil);
+}
+
+function requireServing(env: AssetEnv, config: GatewayConfig): R2Bucket {
+  if (!config.assetSigningSecret || !env.ASSETS_BUCKET) {
+    const missing = config.assetSigningSecret ? "ASSETS_BUCKET" : "ASSET_SIGNING_SECRET";
+    logEvent("configuration_error", { missing_setting: missing, message: `hosted results need ${missing}` });
+    throw new ApiError("configuration_error", `the gateway is misconfigured: ${missing} is not set`);
+  }
+  return env.ASSETS_BUCKET;
+}
+
+/** A file whose link has been checked, from the Workers cache or R2; its bytes counted for the tenant. */
+async function serveStoredFile(
+  db: D1Database,
+  bucket: R2Bucket,
+  request: Request,
+  objectKey: string,
+  tenantId: string,
+  waitUntil: (promise: Promise<unknown>) => void,
+): Promise<Response> {
+  const response = await answerFromStorage(bucket, request, objectKey, waitUntil);
+  if (request.method === "GET" && (response.status === 200 || response.status === 206)) {
+    const bytes = Number(response.headers.get("content-length") ?? 0);
+    countServedBytes(db, tenantId, bytes, Date.now(), waitUntil);
+  }
+  return response;
+}
+
+/** One `Range` honoured (206/416); only whole files go into the cache, keyed by the object. */
+async function answerFromStorage(
+  bucket: R2Bucket,
+  request: Request,
+  objectKey: string,
+  waitUntil: (promise: Promise<unknown>) => void,
+): Promise<Response> {
+  const url = new URL(request.url);
   const range = request.headers.get("range");
   const cache = (globalThis as { caches?: { default?: Cache } }).caches?.default;
-  const cacheKey = new Request(`${url.origin}${path}`);
+  const cacheKey = new Request(`${url.origin}${assetPath(objectKey)}`);
   if (!range && cache) {
     const hit = await cache.match(cacheKey).catch(() => undefined);
     if (hit) return withConditional(request, hit);
   }
-  const bucket = env.ASSETS_BUCKET;
   const head = await bucket.head(objectKey);
   if (!head) throw new ApiError("asset_not_found", "no such file");
   const notModified = request.headers.get("if-none-match");

@@ -6,13 +6,16 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { admit, refundStep, settleTask } from "../../src/db/admission";
+import { addServedBytes } from "../../src/db/asset-usage";
+import { fileByCapability, recordAssetFile } from "../../src/db/assets";
 import { openTasksAdmittedBefore } from "../../src/db/tasks";
 import { newTaskId } from "../../src/domain/ids";
+import { chargeStorage } from "../../src/services/asset-usage";
 import { tenantWithKey } from "../helpers";
 import { admittedTask } from "./money-helpers";
 import { planOf, recordingDb } from "./plans";
 
-const SCAN = /^SCAN (ledger|tasks|api_keys|tenants|key_spend|rate_windows)\b/;
+const SCAN = /^SCAN (ledger|tasks|api_keys|tenants|key_spend|rate_windows|asset_\w+)\b/;
 
 let t: { tenantId: string; keyId: string };
 
@@ -100,5 +103,36 @@ describe("money statements are index-backed", () => {
     const { db, statements } = recordingDb();
     await openTasksAdmittedBefore(db, Date.now(), 200);
     await expectNoScans(statements);
+  });
+
+  it("the daily storage charge (priced tenants only) and the served-bytes flush", async () => {
+    const priced = await tenantWithKey(1_000_000, {}, { storage_price_micros_per_gb_month: 50_000 });
+    for (let i = 0; i < 20; i++) {
+      const other = await tenantWithKey(0);
+      const owner = i % 4 ? other.tenantId : priced.tenantId;
+      await recordAssetFile(env.DB, {
+        objectKey: `t/${owner}/task_p/${i}.png`,
+        tenantId: owner,
+        taskId: "task_p",
+        bytes: 1_000_000_000,
+        storedAt: Date.now(),
+        capability: i % 2 ? `cap${String(i).padStart(19, "0")}` : null,
+      });
+    }
+    await env.DB.exec("ANALYZE");
+    const { db, statements } = recordingDb();
+    await chargeStorage(db, Date.now());
+    await addServedBytes(db, [{ tenantId: priced.tenantId, day: "2031-01-01", bytes: 10, responses: 1 }]);
+    // Serving a capability link reads its file by token on every request.
+    expect(await fileByCapability(db, `cap${String(3).padStart(19, "0")}`)).not.toBeNull();
+    await expectNoScans(statements);
+    expect(statements.some((s) => s.sql.includes("'storage'"))).toBe(true);
+    // Aliased tables show as their alias: only the partial index of priced tenants may be walked.
+    for (const statement of statements) {
+      const scans = (await planOf(statement)).filter(
+        (line) => line.startsWith("SCAN ") && !line.includes("USING INDEX tenants_with_storage_price"),
+      );
+      expect(scans, statement.sql).toEqual([]);
+    }
   });
 });

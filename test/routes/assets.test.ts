@@ -7,6 +7,7 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { signAssetLink } from "../../src/domain/asset-links";
+import { purgeExpiredAssets } from "../../src/services/assets";
 import { readRecord } from "../durable/durable-helpers";
 import { call, driveToEnd, sim, submit, tenantWithKey } from "../helpers";
 import { openTaskStream, payloads } from "../streams/sse";
@@ -149,6 +150,59 @@ describe("GET /assets/… (signed links)", () => {
   });
 });
 
+describe("capability links (asset_links: capability)", () => {
+  it("carry a 128-bit token per file, no expiry, and serve like signed links (Range included)", async () => {
+    const t = await tenantWithKey(50_000_000, {}, { asset_mode: "hosted", asset_links: "capability" });
+    const submitted = await submit(t.key, "imagine", { prompt: `capability ${crypto.randomUUID()}` });
+    const taskId = submitted.body.data[0].task_id as string;
+    const view = await driveToEnd(taskId, t.key);
+    const links = [view.grid_image_url, ...view.image_urls] as string[];
+    const tokens = links.map((link) => {
+      const match = /^http:\/\/gateway\.test\/assets\/c\/([A-Za-z0-9_-]{22})\/[\w.-]+$/.exec(link);
+      expect(match, link).not.toBeNull();
+      return match![1]!;
+    });
+    expect(new Set(tokens).size).toBe(links.length);
+    for (const link of links) {
+      expect(link).not.toContain(taskId);
+      expect(link).not.toContain(t.tenantId);
+      expect(link).not.toContain("exp=");
+    }
+    const whole = await SELF.fetch(links[0]!);
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get("content-type")).toBe("image/png");
+    const bytes = new Uint8Array(await whole.arrayBuffer());
+    const part = await SELF.fetch(links[0]!, { headers: { range: "bytes=10-19" } });
+    expect(part.status).toBe(206);
+    expect(new Uint8Array(await part.arrayBuffer())).toEqual(bytes.slice(10, 20));
+  });
+
+  it("an unknown or malformed token is 404 asset_not_found", async () => {
+    for (const path of ["/assets/c/AAAAAAAAAAAAAAAAAAAAAA/grid.png", "/assets/c/short/grid.png"]) {
+      const response = await SELF.fetch(`${GATEWAY}${path}`);
+      expect(response.status, path).toBe(404);
+      expect(await errorCode(response)).toBe("asset_not_found");
+    }
+  });
+
+  it("work until retention deletes the file, then 404 at once", async () => {
+    const t = await tenantWithKey(
+      50_000_000,
+      {},
+      { asset_mode: "hosted", asset_links: "capability", asset_retention_days: 1 },
+    );
+    const submitted = await submit(t.key, "imagine", { prompt: `kept ${crypto.randomUUID()}` });
+    const view = await driveToEnd(submitted.body.data[0].task_id, t.key);
+    const first = await SELF.fetch(view.grid_image_url);
+    expect(first.status).toBe(200);
+    await first.arrayBuffer();
+    await purgeExpiredAssets(env, Date.now() + 2 * 86_400_000);
+    const gone = await SELF.fetch(view.grid_image_url);
+    expect(gone.status).toBe(404);
+    expect(await errorCode(gone)).toBe("asset_not_found");
+  });
+});
+
 describe("no upstream host in a hosted tenant's task JSON", () => {
   it("GET /v1/midjourney/{id} and GET /v1/tasks/{id}", async () => {
     const bare = await call("GET", `/v1/midjourney/${hosted.taskId}`, { key: hosted.key });
@@ -182,16 +236,26 @@ describe("tenant asset settings", () => {
       asset_mode: "upstream",
       asset_link_ttl_seconds: 604_800,
       asset_retention_days: 30,
+      asset_links: "signed",
+      storage_price_micros_per_gb_month: 0,
     });
     const patched = await call("PATCH", `/admin/tenants/${created.body.id}`, {
       admin: true,
-      body: { asset_mode: "hosted", asset_link_ttl_seconds: 3600, asset_retention_days: 7 },
+      body: {
+        asset_mode: "hosted",
+        asset_link_ttl_seconds: 3600,
+        asset_retention_days: 7,
+        asset_links: "capability",
+        storage_price_micros_per_gb_month: 20_000,
+      },
     });
     expect(patched.status).toBe(200);
     expect(patched.body).toMatchObject({
       asset_mode: "hosted",
       asset_link_ttl_seconds: 3600,
       asset_retention_days: 7,
+      asset_links: "capability",
+      storage_price_micros_per_gb_month: 20_000,
     });
     const read = await call("GET", `/admin/tenants/${created.body.id}`, { admin: true });
     expect(read.body.asset_mode).toBe("hosted");
@@ -202,6 +266,9 @@ describe("tenant asset settings", () => {
       [{ name: "x", asset_mode: "mirror" }, "asset_mode"],
       [{ name: "x", asset_link_ttl_seconds: 5 }, "asset_link_ttl_seconds"],
       [{ name: "x", asset_retention_days: 0 }, "asset_retention_days"],
+      [{ name: "x", asset_links: "open" }, "asset_links"],
+      [{ name: "x", storage_price_micros_per_gb_month: -1 }, "storage_price_micros_per_gb_month"],
+      [{ name: "x", storage_price_micros_per_gb_month: 1.5 }, "storage_price_micros_per_gb_month"],
     ] as const) {
       const response = await call("POST", "/admin/tenants", { admin: true, body });
       expect(response.status).toBe(400);

@@ -12,13 +12,14 @@ import { call, driveToEnd, submit, tenantWithKey } from "../helpers";
 
 /**
  * Routes anyone may call: the docs, the health check and hosted result files (guarded by the
- * link's own signature instead: test/routes/assets.test.ts). Anything else must be guarded.
+ * link's own signature or capability token instead: test/routes/assets.test.ts). Anything else must be guarded.
  */
 const PUBLIC = new Set([
   "GET /health",
   "GET /docs",
   "GET /openapi.json",
   "GET /assets/t/{tenant_id}/{task_id}/{name}",
+  "GET /assets/c/{token}/{name}",
 ]);
 const DUMMY_TASK = "task_01KV52C0TEJSYZMCG0NCS4YWKK";
 

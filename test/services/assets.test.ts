@@ -98,7 +98,17 @@ describe("copy on success (hosted tenants)", () => {
     const stored = listed.objects.reduce((sum, o) => sum + o.size, 0);
     const usage = await call("GET", `/admin/assets/usage?tenant_id=${t.tenantId}`, { admin: true });
     expect(usage.status).toBe(200);
-    expect(usage.body.data).toEqual([{ tenant_id: t.tenantId, files: 5, bytes: stored }]);
+    expect(usage.body.data).toEqual([
+      {
+        tenant_id: t.tenantId,
+        files: 5,
+        bytes: stored,
+        served_bytes: 0,
+        served_responses: 0,
+        storage_charged_micros: 0,
+        storage_owed_micros: 0,
+      },
+    ]);
   });
 
   it("falls back to the upstream's URLs when a file cannot be copied, and still publishes SUCCESS", async () => {

@@ -270,6 +270,7 @@ describe("retention and reset", () => {
         parent_id: null,
         speed: "relax",
         cost: 0.04504,
+        image_urls: [],
       },
       {
         id: upscale,
@@ -279,6 +280,7 @@ describe("retention and reset", () => {
         parent_id: grid,
         speed: "relax",
         cost: 0.05504,
+        image_urls: [],
       },
     ]);
     expect((await control("GET", "/tasks")).status).toBe(400);

@@ -1,8 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { assetObjectKey } from "../../domain/asset-links";
 import { configFrom } from "../../env";
 import { createRouter, errorResponses } from "../../http";
-import { serveAsset } from "../../services/assets";
+import { serveAsset, serveCapabilityAsset } from "../../services/assets";
 
 const pathParam = (name: string) => z.string().openapi({ param: { name, in: "path" } });
 
@@ -41,19 +42,54 @@ export const serveAssetRoute = createRouter().openapi(
   }),
   async (c) => {
     const { tenant_id, task_id, name } = c.req.valid("param");
-    const waitUntil = (promise: Promise<unknown>) => {
-      try {
-        c.executionCtx.waitUntil(promise);
-      } catch {
-        // No execution context (a direct app.fetch in a test): let the put finish on its own.
-      }
-    };
     return (await serveAsset(
       c.env,
       configFrom(c.env),
       c.req.raw,
       assetObjectKey(tenant_id, task_id, name),
-      waitUntil,
+      waitUntilOf(c),
     )) as never;
   },
 );
+
+/**
+ * A hosted result file through a capability link (tenants with `asset_links: capability`):
+ * the unguessable token in the path is the only key; no expiry before retention deletes the file.
+ */
+export const serveCapabilityAssetRoute = createRouter().openapi(
+  createRoute({
+    method: "get",
+    path: "/assets/c/{token}/{name}",
+    tags: ["Hosted results"],
+    summary: "a hosted result file (capability link from a task view; Range supported)",
+    description:
+      "Links come from the task views of a hosted tenant with `asset_links: capability`. The token (128 random " +
+      "bits) opens one file until retention deletes it; an unknown token is 404. Range, ETag and caching as the " +
+      "signed links.",
+    request: { params: z.object({ token: pathParam("token"), name: pathParam("name") }) },
+    responses: {
+      200: {
+        description: "the file",
+        content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+      },
+      206: { description: "the requested byte range" },
+      304: { description: "not modified (If-None-Match)" },
+      416: { description: "the range starts past the end of the file" },
+      ...errorResponses(404),
+    },
+  }),
+  async (c) => {
+    const { token } = c.req.valid("param");
+    return (await serveCapabilityAsset(c.env, configFrom(c.env), c.req.raw, token, waitUntilOf(c))) as never;
+  },
+);
+
+function waitUntilOf(c: Context) {
+  return (promise: Promise<unknown>) => {
+    try {
+      c.executionCtx.waitUntil(promise);
+    } catch {
+      // No execution context (a direct app.fetch in a test): let the work finish on its own.
+    }
+  };
+}

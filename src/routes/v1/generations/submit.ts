@@ -6,8 +6,10 @@ import { ApiError, notFoundTask } from "../../../domain/errors";
 import { newTaskId } from "../../../domain/ids";
 import { sha256Hex } from "../../../domain/keys";
 import { toUpstreamIds } from "../../../domain/task-view";
+import { configFrom } from "../../../env";
 import { type AppContext, createRouter, errorResponses } from "../../../http";
 import { checkActionAllowed } from "../../../middleware/auth";
+import { resolveAssetInputs } from "../../../services/asset-inputs";
 import * as billing from "../../../services/billing";
 import { type GenerationBody, generationSchemas, SubmitResponse } from "./schemas";
 
@@ -68,7 +70,7 @@ async function submit(c: AppContext, action: Action, body: GenerationBody): Prom
       principal,
       billable,
       taskId: body.task_id!,
-      body: rest,
+      body: await ownInputsResolved(c, principal, rest),
       idempotency,
       requestId,
     });
@@ -89,7 +91,7 @@ async function submit(c: AppContext, action: Action, body: GenerationBody): Prom
     parent,
     prompt: typeof body.prompt === "string" ? body.prompt : null,
     metadata: body.metadata ?? null,
-    upstreamBody: toUpstreamBody(body, parent),
+    upstreamBody: await ownInputsResolved(c, principal, toUpstreamBody(body, parent)),
     idempotency,
     requestId,
   });
@@ -132,6 +134,15 @@ function toUpstreamBody(body: GenerationBody, parent: { upstreamTaskId: string; 
   if (!parent) return { ...body };
   const translated = JSON.parse(toUpstreamIds(JSON.stringify(body), parent.id, parent.upstreamTaskId));
   return { ...translated, task_id: parent.upstreamTaskId };
+}
+
+/** Inputs that are this gateway's hosted files reach the upstream as fresh signed links (or a 400). */
+function ownInputsResolved<T extends Record<string, unknown>>(
+  c: AppContext,
+  principal: KeyPrincipal,
+  body: T,
+) {
+  return resolveAssetInputs(c.env, configFrom(c.env), principal.tenant.id, body, Date.now());
 }
 
 /** The upstream's answer shape: one entry per task, in the upstream's order (several with `repeat`). */
