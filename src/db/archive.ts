@@ -75,7 +75,7 @@ export async function nextArchivePlan(
   const taskLedger = monthTasks.length
     ? ((
         await db
-          // CROSS JOIN keeps json_each outside: one ledger_by_task search per task, whatever the statistics.
+          // CROSS JOIN keeps json_each outside: one ledger_by_task_kind search per task, whatever the statistics.
           .prepare("SELECT l.* FROM json_each(?1) j CROSS JOIN ledger l ON l.task_id = j.value")
           .bind(JSON.stringify(monthTasks.map((t) => t.id)))
           .all<LedgerEntry>()
