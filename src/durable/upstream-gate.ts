@@ -8,6 +8,7 @@ import {
 } from "../domain/upstream-health";
 import type { Env } from "../env";
 import { logEvent } from "../log";
+import { type SubmitSample, type SubmitStats, SubmitTimings } from "./upstream-gate/submit-timings";
 
 /** What a task asks of its upstream's gate; the caller reads the member's cap from D1. */
 export interface AcquireRequest {
@@ -41,6 +42,11 @@ export interface GateStatus {
   lastError: string | null;
 }
 
+/** What the operator sees: the status, with the member's recent submits (never read by routing). */
+export interface GateReport extends GateStatus {
+  submits: SubmitStats;
+}
+
 /**
  * One per upstream (idFromName(upstream id)): the exact count of our tasks open on it, a
  * FIFO queue of tasks waiting for a slot, and its health circuit (src/domain/upstream-health.ts).
@@ -53,6 +59,7 @@ export class UpstreamGate extends DurableObject<Env> {
   private readonly health: UpstreamHealth;
   /** The cap of the last acquire: releases fill freed slots up to it. */
   private maxInflight: number;
+  private readonly submitTimings: SubmitTimings;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -66,6 +73,7 @@ export class UpstreamGate extends DurableObject<Env> {
     const saved = this.meta<HealthSnapshot>("health");
     this.health = new UpstreamHealth(DEFAULT_HEALTH_POLICY, Date.now, saved ?? undefined);
     this.maxInflight = this.meta<number>("max_inflight") ?? 0;
+    this.submitTimings = new SubmitTimings(this.sql);
   }
 
   acquire(taskId: string, request: AcquireRequest): AcquireResult {
@@ -94,8 +102,14 @@ export class UpstreamGate extends DurableObject<Env> {
     return { released: held.length + waited.length > 0, granted: this.promote() };
   }
 
-  /** What a request to this upstream got back (submits and polls); logs circuit transitions. */
-  record(upstreamId: string, outcome: Outcome): HealthTransition[] {
+  /**
+   * What a request to this upstream got back (submits and polls); logs circuit transitions.
+   * `outcome` null: the answer says nothing about the member's health (a refused request),
+   * yet a submit's timing still counts.
+   */
+  record(upstreamId: string, outcome: Outcome | null, submit?: SubmitSample): HealthTransition[] {
+    if (submit) this.submitTimings.add(submit, Date.now(), DEFAULT_HEALTH_POLICY.windowMs);
+    if (!outcome) return [];
     const transitions = this.health.record(outcome);
     this.saveHealth();
     for (const transition of transitions)
@@ -111,6 +125,13 @@ export class UpstreamGate extends DurableObject<Env> {
       admitting: this.health.admitting(),
       window: this.health.window(),
       lastError: this.health.snapshot().lastError,
+    };
+  }
+
+  report(): GateReport {
+    return {
+      ...this.status(),
+      submits: this.submitTimings.stats(Date.now(), DEFAULT_HEALTH_POLICY.windowMs),
     };
   }
 

@@ -3,7 +3,7 @@
  * acquires, its FIFO queue (bounded, drained in order as slots free), idempotent acquire and
  * release per task id, and the health circuit refusing new work while open.
  */
-import { env } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { DEFAULT_HEALTH_POLICY } from "../../src/domain/upstream-health";
 
@@ -102,5 +102,24 @@ describe("upstream gate", () => {
       lastError: "502",
       inflight: 0,
     });
+  });
+
+  it("keeps the median of its last 100 submits and counts the window's submits past them", async () => {
+    const stub = gate();
+    for (let ms = 1; ms <= 150; ms++) {
+      await stub.record("ups_t", ms % 10 === 0 ? { kind: "error" } : { kind: "ok" }, {
+        ms,
+        ok: ms % 10 !== 0,
+      });
+    }
+    const { submits } = await stub.report();
+    // The last 100 are 51..150: their lower median is 100.
+    expect(submits).toEqual({ inWindow: 150, failedInWindow: 15, p50Ms: 100 });
+    const rows = await runInDurableObject(
+      stub,
+      (_: unknown, state) =>
+        state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM submit_timings").one().n,
+    );
+    expect(rows).toBe(150);
   });
 });
