@@ -37,7 +37,10 @@ const GATEWAY_VARS = {
   TASK_RETENTION_SECONDS: "259200",
   KEY_CACHE_SECONDS: "10",
   WEBHOOK_RETENTION_DAYS: "30",
+  OPERATOR_WEBHOOK_URL: "",
 };
+/** Seals the keys of upstreams the bench adds (the routing phase); any value, per run. */
+const UPSTREAM_KEY_SECRET = `bench-upstream-key-secret-${process.pid}`;
 const RATE_LIMITS = {
   AUTH_FAILURE_LIMITER: { simple: { limit: 20, period: 60 } },
   READ_LIMITER: { simple: { limit: 1200, period: 60 } },
@@ -163,11 +166,13 @@ export async function startLean({ buildDir, persistTo, port, simulatorPort, admi
         ADMIN_TOKEN: adminToken,
         UPSTREAM_BASE_URL: simulator.url,
         UPSTREAM_API_KEY: "sk-sim-local",
+        UPSTREAM_KEY_SECRET,
       },
       d1: true,
       durableObjects: {
         TASKS: { className: "TaskObject", useSQLite: true },
         TENANT_HUB: { className: "TenantHub", useSQLite: true },
+        UPSTREAM_GATES: { className: "UpstreamGate", useSQLite: true },
       },
       ratelimits: RATE_LIMITS,
     });
@@ -233,6 +238,8 @@ export async function startDev({
       "UPSTREAM_API_KEY:sk-sim-local",
       "--var",
       `ADMIN_TOKEN:${adminToken}`,
+      "--var",
+      `UPSTREAM_KEY_SECRET:${UPSTREAM_KEY_SECRET}`,
       "--persist-to",
       persistTo,
     ],
