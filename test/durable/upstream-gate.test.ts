@@ -6,6 +6,7 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { DEFAULT_HEALTH_POLICY } from "../../src/domain/upstream-health";
+import { MEDIAN_OF, SubmitTimings } from "../../src/durable/upstream-gate/submit-timings";
 
 const gate = () => env.UPSTREAM_GATES.get(env.UPSTREAM_GATES.idFromName(`ups_${crypto.randomUUID()}`));
 const tasks = (n: number, prefix = "t") => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
@@ -121,5 +122,19 @@ describe("upstream gate", () => {
         state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM submit_timings").one().n,
     );
     expect(rows).toBe(150);
+  });
+
+  it("forgets submits older than the window once it holds more than the median needs", async () => {
+    const stub = gate();
+    const count = await runInDurableObject(stub, (_: unknown, state) => {
+      const timings = new SubmitTimings(state.storage.sql);
+      const windowMs = DEFAULT_HEALTH_POLICY.windowMs;
+      for (let i = 0; i < MEDIAN_OF + 50; i++) timings.add({ ms: 5, ok: true }, 1_000 + i, windowMs);
+      timings.add({ ms: 7, ok: false }, 1_000 + windowMs * 2, windowMs);
+      const stats = timings.stats(1_000 + windowMs * 2, windowMs);
+      expect(stats).toEqual({ inWindow: 1, failedInWindow: 1, p50Ms: 5 });
+      return state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM submit_timings").one().n;
+    });
+    expect(count).toBe(MEDIAN_OF);
   });
 });
