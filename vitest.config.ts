@@ -42,6 +42,9 @@ export default defineConfig(async () => {
             UPSTREAM_KEY_SECRET: "test-upstream-key-secret",
             ASSET_SIGNING_SECRET: "test-asset-signing-secret",
             PUBLIC_BASE_URL: "http://gateway.test",
+            // Every gate's operator events land in this simulator sink (test/durable/operator-events.test.ts).
+            OPERATOR_WEBHOOK_URL: "https://hooks.test/_sim/webhooks/operator-events",
+            OPERATOR_WEBHOOK_SECRET: "whsec_b3BlcmF0b3ItZXZlbnRzLXRlc3Qtc2VjcmV0",
             UPSTREAM_TIMEOUT_MS: "1500",
             KEY_CACHE_SECONDS: "0",
           },

@@ -69,6 +69,8 @@ const ONLY = (onlyArg > 0 ? (process.argv[onlyArg + 1] ?? "") : (process.env.BEN
   .filter(Boolean);
 /** The archive section needs no Worker: with --only archive no stack is started. */
 const STACKS = !ONLY.length || ONLY.some((name) => name !== "archive");
+/** Members the routing phase adds beside `default`, each the same simulator under its own key. */
+const ROUTING_EXTRA_MEMBERS = 2;
 
 const log = (message) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 const ratio = (a, b) => (a && b ? round(a / b, 2) : null);
@@ -246,6 +248,62 @@ async function unloaded(c, main, queryTask, simTask) {
     query: vsHealth(summary(queries)),
     simulator_submit: summary(simSubmits),
     simulator_query: summary(simQueries),
+  };
+}
+
+/**
+ * Routing overhead: the same unloaded submits with the pool of one (`default`) and with a pool
+ * of 1 + ROUTING_EXTRA_MEMBERS members (added through /admin/upstreams: the same simulator, each
+ * with its own key, equal priority and weight), in blocks one, three, one again (so drift
+ * over time hits both sides), interleaved with GET /health. The added members are disabled
+ * at the end, so later phases route as before.
+ */
+async function routing(c, main, adminToken) {
+  const rounds = Math.max(20, Math.floor(CONFIG.latencySamples / 2));
+  const health = [];
+  const block = async (label, into) => {
+    for (let i = 0; i < rounds; i++) {
+      health.push((await call(c.G, "GET", "/health")).ms);
+      into.push((await c.submit(c.G, main.key, `bench routing ${label} ${i}`)).ms);
+    }
+  };
+  const one = [];
+  const three = [];
+  await block("one", one);
+  const added = [];
+  for (let i = 0; i < ROUTING_EXTRA_MEMBERS; i++) {
+    const key = `sk-sim-bench-route-${RUN_TAG}-${i}`;
+    await c.simConfig(0, key);
+    const member = await must(201, c.G, "POST", "/admin/upstreams", {
+      auth: adminToken,
+      body: { name: `bench-route-${i}`, base_url: c.S, api_key: key, max_inflight: 100_000 },
+    });
+    added.push(member.id);
+  }
+  const pool = await must(200, c.G, "GET", "/admin/upstreams", { auth: adminToken });
+  const enabled = pool.data.filter((u) => u.enabled).length;
+  try {
+    await block("three", three);
+  } finally {
+    for (const id of added) await must(204, c.G, "DELETE", `/admin/upstreams/${id}`, { auth: adminToken });
+  }
+  await block("one-again", one);
+  await c.drain(main.tenantId);
+  const after = await must(200, c.G, "GET", "/admin/upstreams", { auth: adminToken });
+  const h = summary(health);
+  const a = summary(one);
+  const b = summary(three);
+  return {
+    rounds_per_block: rounds,
+    pool_sizes: [1, enabled],
+    health: h,
+    pool_of_one: a,
+    pool_of_n: b,
+    routing_overhead_p50_ms: round(b.p50 - a.p50),
+    routing_overhead_p99_ms: round(b.p99 - a.p99),
+    submits_per_member: Object.fromEntries(
+      after.data.map((u) => [u.name, { p50_submit_ms: u.live.p50_submit_ms }]),
+    ),
   };
 }
 
@@ -750,6 +808,7 @@ async function runMode(mode) {
   // First, while the Worker's heap is small: its RSS growth per subscriber is the memory figure.
   out.sse = await phase("sse", () => sseFanOut(c, sse, adminToken));
   out.unloaded = await phase("unloaded", () => unloaded(c, main, warm[0], simTask));
+  out.routing = await phase("routing", () => routing(c, main, adminToken));
   out.loaded = await phase("loaded", () => loaded(c, main, warm[0], simTask));
   out.d1 = await phase("d1", () => d1Counts(c, main));
   out.cpu = await phase("cpu", () => cpu(c, main, warm[0]));
@@ -870,6 +929,7 @@ function cost() {
 
 const f = (v, unit = "") => (v === null || v === undefined ? "n/a" : `${v}${unit}`);
 const ok = (x) => x && !x.error;
+const signed = (v) => (v === null || v === undefined ? "n/a" : v >= 0 ? `+${v}` : `${v}`);
 
 function report(r) {
   const lines = [];
@@ -905,6 +965,24 @@ function report(r) {
   both(
     "simulator query (upstream, reference)",
     (m) => ok(m.unloaded) && `${m.unloaded.simulator_query.p50} / ${m.unloaded.simulator_query.p99}`,
+  );
+  const routed = (m) => ok(m.routing) && m.routing;
+  out("\nRouting overhead per submit, one connection, p50 / p99 ms (pool of one vs a pool of three members)");
+  both(
+    "submit, pool of one (default)",
+    (m) => routed(m) && `${m.routing.pool_of_one.p50} / ${m.routing.pool_of_one.p99}`,
+  );
+  both(
+    "submit, pool of three",
+    (m) =>
+      routed(m) &&
+      `${m.routing.pool_of_n.p50} / ${m.routing.pool_of_n.p99} (${m.routing.pool_sizes[1]} enabled)`,
+  );
+  both(
+    "difference (three − one)",
+    (m) =>
+      routed(m) &&
+      `${signed(m.routing.routing_overhead_p50_ms)} / ${signed(m.routing.routing_overhead_p99_ms)}`,
   );
   out(`\nThroughput, ${CONFIG.connections} connections × ${CONFIG.durationSeconds} s, 2xx/s (× /health)`);
   both("GET /health", (m) => ok(m.loaded) && `${m.loaded.health.ok_per_s}`);

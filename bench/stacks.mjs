@@ -55,6 +55,8 @@ async function workerOptionsFrom(config) {
 }
 /** Hosted results in both stacks (the asset phase): a throwaway secret, the gateway's own origin. */
 const ASSET_SECRET = "bench-asset-signing-secret";
+/** Seals the keys of upstreams the bench adds (the routing phase); any value, per run. */
+const UPSTREAM_KEY_SECRET = `bench-upstream-key-secret-${process.pid}`;
 
 function wrangler(args, timeoutMs = 120_000) {
   const result = spawnSync(WRANGLER, args, {
@@ -198,6 +200,7 @@ export async function startLean({ buildDir, persistTo, port, simulatorPort, admi
         UPSTREAM_API_KEY: "sk-sim-local",
         ASSET_SIGNING_SECRET: ASSET_SECRET,
         PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+        UPSTREAM_KEY_SECRET,
       },
     });
   } catch (error) {
@@ -269,6 +272,8 @@ export async function startDev({
       `ASSET_SIGNING_SECRET:${ASSET_SECRET}`,
       "--var",
       `PUBLIC_BASE_URL:http://127.0.0.1:${port}`,
+      "--var",
+      `UPSTREAM_KEY_SECRET:${UPSTREAM_KEY_SECRET}`,
       "--persist-to",
       persistTo,
     ],

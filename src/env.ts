@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { webhookUrlProblem } from "./domain/webhooks";
 import type { TaskObject } from "./durable/task-object";
 import type { TenantHub } from "./durable/tenant-hub";
 import type { UpstreamGate } from "./durable/upstream-gate";
@@ -38,6 +39,10 @@ export interface Env {
   ASSET_SIGNING_SECRET?: string;
   /** The gateway's public origin (https://gw.example.com): hosted links are built on it. */
   PUBLIC_BASE_URL?: string;
+  /** Where the gateway sends operator events (upstream.unhealthy / upstream.recovered); unset or "": none. */
+  OPERATOR_WEBHOOK_URL?: string;
+  /** Signs those events (Standard Webhooks, "whsec_…"); required once OPERATOR_WEBHOOK_URL is set. */
+  OPERATOR_WEBHOOK_SECRET?: string;
   /** "development" allows loopback webhook URLs, the x-debug-d1 header and a derived stream-token secret. */
   ENVIRONMENT?: string;
 }
@@ -58,6 +63,8 @@ export interface GatewayConfig {
   /** Hosted results: both are required only once a hosted tenant's link is signed (services/assets.ts). */
   assetSigningSecret?: string;
   publicBaseUrl?: string;
+  /** Operator events go here, signed with `secret`; undefined: they are only logged. */
+  operatorWebhook?: { url: string; secret: string };
 }
 
 /** A secret that must be set: an empty string is as missing as no binding at all. */
@@ -104,6 +111,9 @@ const ConfigSchema = z.object({
     .string()
     .optional()
     .transform((url) => url?.trim().replace(/\/+$/, "") || undefined),
+  OPERATOR_WEBHOOK_URL: optionalSecret,
+  OPERATOR_WEBHOOK_SECRET: optionalSecret,
+  ENVIRONMENT: z.string().optional(),
 });
 
 /** The configuration is unusable: names the variable, never its value. */
@@ -125,6 +135,7 @@ function parseConfig(env: Env): GatewayConfig {
   }
   const vars = parsed.data;
   return {
+    operatorWebhook: operatorWebhookOf(vars),
     upstreamBaseUrl: vars.UPSTREAM_BASE_URL,
     upstreamApiKey: vars.UPSTREAM_API_KEY,
     upstreamTimeoutMs: vars.UPSTREAM_TIMEOUT_MS,
@@ -138,6 +149,22 @@ function parseConfig(env: Env): GatewayConfig {
     assetSigningSecret: vars.ASSET_SIGNING_SECRET,
     publicBaseUrl: vars.PUBLIC_BASE_URL,
   };
+}
+
+/** Both or neither: a URL whose events could not be signed, or a URL the rules refuse, is a misconfiguration. */
+function operatorWebhookOf(vars: z.infer<typeof ConfigSchema>): GatewayConfig["operatorWebhook"] {
+  const url = vars.OPERATOR_WEBHOOK_URL;
+  if (!url) return undefined;
+  const problem = webhookUrlProblem(url, vars.ENVIRONMENT === "development");
+  if (problem) throw new ConfigurationError("OPERATOR_WEBHOOK_URL", problem);
+  const secret = vars.OPERATOR_WEBHOOK_SECRET;
+  if (!secret) {
+    throw new ConfigurationError(
+      "OPERATOR_WEBHOOK_SECRET",
+      "is not set (it signs OPERATOR_WEBHOOK_URL's events)",
+    );
+  }
+  return { url, secret };
 }
 
 /** The env object lives as long as its isolate (or its test's override): parse it once. */

@@ -162,31 +162,49 @@ async function loadBalances() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Margin per tenant and action (GET /admin/margin)
+// Margin per tenant and action, and per upstream (GET /admin/margin)
 
 async function loadMargin() {
   const { query } = filters();
   const { action: _unused, ...range } = query;
-  /** @type {Responses["GET /admin/margin"]} */
-  const margin = await admin(`/admin/margin?${new URLSearchParams({ ...range, group_by: "tenant,action" })}`);
+  /** @type {[Responses["GET /admin/margin"], Responses["GET /admin/margin"], Responses["GET /admin/upstreams"]]} */
+  const [margin, byUpstream, pool] = await Promise.all([
+    admin(`/admin/margin?${new URLSearchParams({ ...range, group_by: "tenant,action" })}`),
+    admin(`/admin/margin?${new URLSearchParams({ ...range, group_by: "upstream" })}`),
+    admin("/admin/upstreams"),
+  ]);
   /** @type {Map<string, string>} */
   const names = new Map(tenants.map((t) => [t.id, t.name]));
+  /** @type {Map<string, string>} */
+  const upstreamNames = new Map(pool.data.map((u) => [u.id, u.name]));
+  /** @param {any} r @param {(Node | string)[]} keys */
+  const marginRow = (r, keys) =>
+    h(
+      "tr",
+      { class: r.margin_micros < 0 ? "breach" : "" },
+      keys.map((key) => h("td", null, key)),
+      h("td", { class: "num" }, usd(r.revenue_micros)),
+      h("td", { class: "num" }, usd(r.upstream_cost_micros)),
+      h("td", { class: "num", "data-role": "margin" }, usd(r.margin_micros)),
+      h("td", { class: "num hide-sm" }, String(r.tasks)),
+    );
   fill(
     $("#margin tbody"),
     margin.data.length
       ? margin.data.map((/** @type {any} */ r) =>
-          h(
-            "tr",
-            { class: r.margin_micros < 0 ? "breach" : "" },
-            h("td", null, names.get(r.tenant) ?? shortId(r.tenant)),
-            h("td", null, r.action),
-            h("td", { class: "num" }, usd(r.revenue_micros)),
-            h("td", { class: "num" }, usd(r.upstream_cost_micros)),
-            h("td", { class: "num", "data-role": "margin" }, usd(r.margin_micros)),
-            h("td", { class: "num hide-sm" }, String(r.tasks)),
-          ),
+          marginRow(r, [names.get(r.tenant) ?? shortId(r.tenant), r.action]),
         )
       : h("tr", null, h("td", { colSpan: 6, class: "empty" }, "No settled tasks in this range.")),
+  );
+  fill(
+    $("#margin-by-upstream tbody"),
+    byUpstream.data.length
+      ? byUpstream.data.map((/** @type {any} */ r) =>
+          marginRow(r, [
+            r.upstream === null ? "not recorded" : (upstreamNames.get(r.upstream) ?? shortId(r.upstream)),
+          ]),
+        )
+      : h("tr", null, h("td", { colSpan: 5, class: "empty" }, "No settled tasks in this range.")),
   );
 }
 

@@ -13,6 +13,7 @@ const PAGES = [
   ["tasks", "/console/tasks", "Live tasks"],
   ["playground", "/console/playground", "Playground"],
   ["finance", "/console/finance", "Finance"],
+  ["upstreams", "/console/upstreams", "Upstreams"],
 ];
 
 /** Puts the header (nav with the current page marked), the toasts and the login form before <main>. */

@@ -219,6 +219,8 @@ export interface SettleRequest {
   reason: string | null;
   failReason: string | null;
   upstreamTaskId: string | null;
+  /** The pool member the task was submitted to (null: never forwarded). */
+  upstreamId?: string | null;
   /** What the upstream reported it billed for this task, in micro-USD (null: it did not say). */
   upstreamCostMicros?: number | null;
   /** Upstream jobs this task's request made beyond the ones we charged for. */
@@ -291,7 +293,7 @@ function settlementStatements(db: D1Database, request: SettleRequest): D1Prepare
       .prepare(
         `UPDATE tasks SET status = ?2, settled_at = ?3, finished_at = ?3, fail_reason = ?4,
            upstream_task_id = COALESCE(?5, upstream_task_id),
-           upstream_cost = ?6, unpriced_upstream_jobs = ?7,
+           upstream_cost = ?6, unpriced_upstream_jobs = ?7, upstream_id = COALESCE(?8, upstream_id),
            net_charge = (SELECT COALESCE(SUM(-amount), 0) FROM ledger WHERE task_id = ?1 AND kind = 'charge')
                       - (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE task_id = ?1 AND kind = 'refund')
          WHERE id = ?1 AND settled_at IS NULL`,
@@ -304,6 +306,7 @@ function settlementStatements(db: D1Database, request: SettleRequest): D1Prepare
         request.upstreamTaskId,
         request.upstreamCostMicros ?? null,
         request.unpricedUpstreamJobs ?? 0,
+        request.upstreamId ?? null,
       ),
   );
   return statements;

@@ -1,22 +1,25 @@
 /**
- * Margin per tenant, day and action, from settled tasks: what tenants paid net of refunds
+ * Margin per tenant, day, action and upstream (pool member), from settled tasks: what tenants paid net of refunds
  * (revenue), what the upstream reported it billed (upstream cost), and the difference.
  * Tasks whose upstream never said what it billed are counted apart, never guessed; failed
  * and cancelled tasks cost nothing upstream (it refunds them, as we do).
  */
-export const MARGIN_DIMENSIONS = ["tenant", "day", "action"] as const;
+export const MARGIN_DIMENSIONS = ["tenant", "day", "action", "upstream"] as const;
 export type MarginDimension = (typeof MARGIN_DIMENSIONS)[number];
 
 const COLUMN: Record<MarginDimension, string> = {
   tenant: "tenant_id",
   day: "strftime('%Y-%m-%d', finished_at / 1000, 'unixepoch')",
   action: "action",
+  upstream: "upstream_id",
 };
 
 export interface MarginRow {
   tenant?: string;
   day?: string;
   action?: string;
+  /** null: settled before tasks recorded their member, or never forwarded. */
+  upstream?: string | null;
   tasks: number;
   revenue_micros: number;
   upstream_cost_micros: number;

@@ -6,8 +6,10 @@ import {
   type Outcome,
   UpstreamHealth,
 } from "../domain/upstream-health";
-import type { Env } from "../env";
+import { configFrom, type Env } from "../env";
 import { logEvent } from "../log";
+import { OperatorEvents, type OperatorTarget } from "./upstream-gate/operator-events";
+import { type SubmitSample, type SubmitStats, SubmitTimings } from "./upstream-gate/submit-timings";
 
 /** What a task asks of its upstream's gate; the caller reads the member's cap from D1. */
 export interface AcquireRequest {
@@ -41,6 +43,11 @@ export interface GateStatus {
   lastError: string | null;
 }
 
+/** What the operator sees: the status, with the member's recent submits (never read by routing). */
+export interface GateReport extends GateStatus {
+  submits: SubmitStats;
+}
+
 /**
  * One per upstream (idFromName(upstream id)): the exact count of our tasks open on it, a
  * FIFO queue of tasks waiting for a slot, and its health circuit (src/domain/upstream-health.ts).
@@ -53,6 +60,8 @@ export class UpstreamGate extends DurableObject<Env> {
   private readonly health: UpstreamHealth;
   /** The cap of the last acquire: releases fill freed slots up to it. */
   private maxInflight: number;
+  private readonly submitTimings: SubmitTimings;
+  readonly operatorEvents: OperatorEvents;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -66,6 +75,8 @@ export class UpstreamGate extends DurableObject<Env> {
     const saved = this.meta<HealthSnapshot>("health");
     this.health = new UpstreamHealth(DEFAULT_HEALTH_POLICY, Date.now, saved ?? undefined);
     this.maxInflight = this.meta<number>("max_inflight") ?? 0;
+    this.submitTimings = new SubmitTimings(this.sql);
+    this.operatorEvents = new OperatorEvents(this.sql);
   }
 
   acquire(taskId: string, request: AcquireRequest): AcquireResult {
@@ -94,13 +105,33 @@ export class UpstreamGate extends DurableObject<Env> {
     return { released: held.length + waited.length > 0, granted: this.promote() };
   }
 
-  /** What a request to this upstream got back (submits and polls); logs circuit transitions. */
-  record(upstreamId: string, outcome: Outcome): HealthTransition[] {
+  /**
+   * What a request to this upstream got back (submits and polls); logs circuit transitions.
+   * `outcome` null: the answer says nothing about the member's health (a refused request),
+   * yet a submit's timing still counts.
+   */
+  record(upstreamId: string, outcome: Outcome | null, submit?: SubmitSample): HealthTransition[] {
+    if (submit) this.submitTimings.add(submit, Date.now(), DEFAULT_HEALTH_POLICY.windowMs);
+    if (!outcome) return [];
     const transitions = this.health.record(outcome);
     this.saveHealth();
-    for (const transition of transitions)
+    for (const transition of transitions) {
       logEvent(transition.type, { upstream_id: upstreamId, ...transition });
+      this.tellOperator(upstreamId, transition);
+    }
     return transitions;
+  }
+
+  /** Delivers the operator events that are due; re-arms itself for the next retry. */
+  override async alarm(): Promise<void> {
+    let next: number | null;
+    try {
+      next = await this.operatorEvents.deliverDue(Date.now(), this.operatorTarget());
+    } catch (error) {
+      logEvent("operator_webhook_error", { error: String(error) });
+      next = Date.now() + 60_000;
+    }
+    if (next !== null) await this.ctx.storage.setAlarm(next);
   }
 
   status(): GateStatus {
@@ -112,6 +143,29 @@ export class UpstreamGate extends DurableObject<Env> {
       window: this.health.window(),
       lastError: this.health.snapshot().lastError,
     };
+  }
+
+  report(): GateReport {
+    return {
+      ...this.status(),
+      submits: this.submitTimings.stats(Date.now(), DEFAULT_HEALTH_POLICY.windowMs),
+    };
+  }
+
+  /** Stores the transition's operator event beside the transition itself; the alarm sends it. */
+  private tellOperator(upstreamId: string, transition: HealthTransition) {
+    if (!this.operatorTarget()) return;
+    const due = this.operatorEvents.enqueue(upstreamId, transition, Date.now());
+    void this.ctx.storage.setAlarm(due);
+  }
+
+  private operatorTarget(): OperatorTarget | undefined {
+    try {
+      return configFrom(this.env).operatorWebhook;
+    } catch (error) {
+      logEvent("configuration_error", { error: String(error) });
+      return undefined;
+    }
   }
 
   /** Moves waiting tasks into free slots, oldest first; returns the ones granted. */

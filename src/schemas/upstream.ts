@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import type { UpstreamRow } from "../db/upstreams";
 import { ACTIONS } from "../domain/actions";
-import type { GateStatus } from "../durable/upstream-gate";
+import type { GateReport } from "../durable/upstream-gate";
 import { isoOrNull } from "./time";
 
 /** A pool member as the operator API shows it: never its key, only the key's last four characters. */
@@ -24,6 +24,10 @@ export const UpstreamSchema = z
     created_at: z.string(),
     updated_at: z.string(),
     disabled_at: z.string().nullable(),
+    upstream_cost_today_micros: z.number().int().openapi({
+      description:
+        "what this member reported it billed for our tasks that succeeded today (UTC): the upstream cost of GET /admin/margin?group_by=upstream",
+    }),
     live: z
       .object({
         inflight: z.number().int(),
@@ -33,9 +37,18 @@ export const UpstreamSchema = z
         window_samples: z.number().int(),
         window_errors: z.number().int(),
         last_error: z.string().nullable(),
+        submits_in_window: z.number().int().openapi({ description: "submits in the health window (60 s)" }),
+        submit_failures_in_window: z
+          .number()
+          .int()
+          .openapi({ description: "of those, the ones the member failed (5xx, timeout, refused key)" }),
+        p50_submit_ms: z.number().int().nullable().openapi({
+          description: "median submit round trip of its last 100 submits; null before the first",
+        }),
       })
       .openapi({
-        description: "its gate now: our tasks open on it, tasks waiting for a slot, its health circuit",
+        description:
+          "its gate now: our tasks open on it, tasks waiting for a slot, its health circuit and recent submits",
       }),
   })
   .openapi("Upstream");
@@ -93,7 +106,8 @@ export interface UpstreamOrigin {
 export function upstreamJson(
   row: UpstreamRow,
   origin: UpstreamOrigin,
-  gate: GateStatus,
+  gate: GateReport,
+  costTodayMicros: number,
 ): z.infer<typeof UpstreamSchema> {
   return {
     id: row.id,
@@ -107,6 +121,7 @@ export function upstreamJson(
     created_at: isoOrNull(row.created_at)!,
     updated_at: isoOrNull(row.updated_at)!,
     disabled_at: isoOrNull(row.disabled_at),
+    upstream_cost_today_micros: costTodayMicros,
     live: {
       inflight: gate.inflight,
       queued: gate.queued,
@@ -115,6 +130,9 @@ export function upstreamJson(
       window_samples: gate.window.samples,
       window_errors: gate.window.errors,
       last_error: gate.lastError,
+      submits_in_window: gate.submits.inWindow,
+      submit_failures_in_window: gate.submits.failedInWindow,
+      p50_submit_ms: gate.submits.p50Ms,
     },
   };
 }

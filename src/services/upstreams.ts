@@ -4,6 +4,7 @@
  * there; every other member's key is sealed under UPSTREAM_KEY_SECRET before it reaches D1.
  */
 import { isRefused, type Refused } from "../db/constraints";
+import { marginTotals } from "../db/margin-reads";
 import {
   DEFAULT_UPSTREAM_ID,
   getUpstream,
@@ -31,11 +32,45 @@ export async function upstreamOr404(db: D1Database, id: string): Promise<Upstrea
   return row;
 }
 
-/** A member as the operator sees it: the default one's URL and key hint read from the environment. */
-export async function upstreamView(env: Env, row: UpstreamRow) {
-  const gate = await gateOf(env, row.id).status();
+/**
+ * The console refreshes the pool every few seconds and the read sums today's settled tasks,
+ * so each isolate keeps the sums this long: a busy day's rows are read twice a minute, not
+ * on every refresh.
+ */
+export const COSTS_CACHE_MS = 30_000;
+let cachedCosts: { day: number; until: number; costs: Map<string, number> } | null = null;
+
+export function forgetCachedCostsToday(): void {
+  cachedCosts = null;
+}
+
+/** Upstream cost per member of the tasks that finished today (UTC), by the margin read: one source of truth. */
+export async function upstreamCostsToday(db: D1Database, now = Date.now()): Promise<Map<string, number>> {
+  const today = new Date(now);
+  const from = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate());
+  if (cachedCosts && cachedCosts.day === from && cachedCosts.until > now) return cachedCosts.costs;
+  const rows = await marginTotals(db, { from, to: undefined }, ["upstream"]);
+  const costs = new Map(
+    rows.flatMap((r) => (r.upstream ? [[r.upstream, r.upstream_cost_micros] as const] : [])),
+  );
+  cachedCosts = { day: from, until: now + COSTS_CACHE_MS, costs };
+  return costs;
+}
+
+/**
+ * Members as the operator sees them: the default one's URL and key hint read from the
+ * environment, each with its gate's report and today's upstream cost (one D1 read for all).
+ */
+export async function upstreamViews(env: Env, rows: readonly UpstreamRow[]) {
+  const costs = await upstreamCostsToday(env.DB);
+  return Promise.all(rows.map((row) => upstreamView(env, row, costs.get(row.id) ?? 0)));
+}
+
+async function upstreamView(env: Env, row: UpstreamRow, costTodayMicros: number) {
+  const gate = await gateOf(env, row.id).report();
   if (row.id !== DEFAULT_UPSTREAM_ID) {
-    return upstreamJson(row, { base_url: row.base_url!, key_hint: row.key_hint!, source: "api" }, gate);
+    const origin = { base_url: row.base_url!, key_hint: row.key_hint!, source: "api" as const };
+    return upstreamJson(row, origin, gate, costTodayMicros);
   }
   const config = configFrom(env);
   const origin = {
@@ -43,8 +78,10 @@ export async function upstreamView(env: Env, row: UpstreamRow) {
     key_hint: keyHint(config.upstreamApiKey),
     source: "environment" as const,
   };
-  return upstreamJson(row, origin, gate);
+  return upstreamJson(row, origin, gate, costTodayMicros);
 }
+
+export const oneUpstreamView = async (env: Env, row: UpstreamRow) => (await upstreamViews(env, [row]))[0]!;
 
 /** https only, as for webhooks (loopback http in development); stored without trailing slashes. */
 function checkedBaseUrl(env: Env, raw: string): string {

@@ -12,7 +12,7 @@ export const SHARED_MODULES = [
 ];
 
 /** One script per page. */
-export const PAGE_SCRIPTS = ["tenants.js", "tasks.js", "playground.js", "finance.js"];
+export const PAGE_SCRIPTS = ["tenants.js", "tasks.js", "playground.js", "finance.js", "upstreams.js"];
 
 /** Every console script but the generated one. */
 export const CONSOLE_SCRIPTS = [...SHARED_MODULES, ...PAGE_SCRIPTS];

@@ -25,6 +25,7 @@ const PAGES = {
   "/console/tasks": { script: "/console/tasks.js", title: "Live tasks", nav: "tasks" },
   "/console/playground": { script: "/console/playground.js", title: "Playground", nav: "playground" },
   "/console/finance": { script: "/console/finance.js", title: "Finance", nav: "finance" },
+  "/console/upstreams": { script: "/console/upstreams.js", title: "Upstreams", nav: "upstreams" },
 };
 
 /** src/href of every script, stylesheet, image, media or frame a page (or a script) names. */

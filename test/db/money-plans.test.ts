@@ -11,6 +11,7 @@ import { fileByCapability, recordAssetFile } from "../../src/db/assets";
 import { openTasksAdmittedBefore } from "../../src/db/tasks";
 import { newTaskId } from "../../src/domain/ids";
 import { chargeStorage } from "../../src/services/asset-usage";
+import { upstreamCostsToday } from "../../src/services/upstreams";
 import { tenantWithKey } from "../helpers";
 import { admittedTask } from "./money-helpers";
 import { planOf, recordingDb } from "./plans";
@@ -31,6 +32,7 @@ beforeAll(async () => {
       reason: "history",
       failReason: null,
       upstreamTaskId: null,
+      upstreamId: i % 3 ? "default" : "ups_other",
       at: Date.now(),
     });
   }
@@ -96,6 +98,13 @@ describe("money statements are index-backed", () => {
     expect(await refundStep(db, { taskId, step: "modal.1", reason: "modal_refused", at: Date.now() })).toBe(
       true,
     );
+    await expectNoScans(statements);
+  });
+
+  it("each member's upstream cost today (the pool view; margin grouped by upstream)", async () => {
+    const { db, statements } = recordingDb();
+    const costs = await upstreamCostsToday(db);
+    expect(costs.get("default")).toBe(0); // settled here without an upstream cost
     await expectNoScans(statements);
   });
 

@@ -3,9 +3,10 @@
  * acquires, its FIFO queue (bounded, drained in order as slots free), idempotent acquire and
  * release per task id, and the health circuit refusing new work while open.
  */
-import { env } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { DEFAULT_HEALTH_POLICY } from "../../src/domain/upstream-health";
+import { MEDIAN_OF, SubmitTimings } from "../../src/durable/upstream-gate/submit-timings";
 
 const gate = () => env.UPSTREAM_GATES.get(env.UPSTREAM_GATES.idFromName(`ups_${crypto.randomUUID()}`));
 const tasks = (n: number, prefix = "t") => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
@@ -102,5 +103,38 @@ describe("upstream gate", () => {
       lastError: "502",
       inflight: 0,
     });
+  });
+
+  it("keeps the median of its last 100 submits and counts the window's submits past them", async () => {
+    const stub = gate();
+    for (let ms = 1; ms <= 150; ms++) {
+      await stub.record("ups_t", ms % 10 === 0 ? { kind: "error" } : { kind: "ok" }, {
+        ms,
+        ok: ms % 10 !== 0,
+      });
+    }
+    const { submits } = await stub.report();
+    // The last 100 are 51..150: their lower median is 100.
+    expect(submits).toEqual({ inWindow: 150, failedInWindow: 15, p50Ms: 100 });
+    const rows = await runInDurableObject(
+      stub,
+      (_: unknown, state) =>
+        state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM submit_timings").one().n,
+    );
+    expect(rows).toBe(150);
+  });
+
+  it("forgets submits older than the window once it holds more than the median needs", async () => {
+    const stub = gate();
+    const count = await runInDurableObject(stub, (_: unknown, state) => {
+      const timings = new SubmitTimings(state.storage.sql);
+      const windowMs = DEFAULT_HEALTH_POLICY.windowMs;
+      for (let i = 0; i < MEDIAN_OF + 50; i++) timings.add({ ms: 5, ok: true }, 1_000 + i, windowMs);
+      timings.add({ ms: 7, ok: false }, 1_000 + windowMs * 2, windowMs);
+      const stats = timings.stats(1_000 + windowMs * 2, windowMs);
+      expect(stats).toEqual({ inWindow: 1, failedInWindow: 1, p50Ms: 5 });
+      return state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM submit_timings").one().n;
+    });
+    expect(count).toBe(MEDIAN_OF);
   });
 });

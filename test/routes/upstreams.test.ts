@@ -10,7 +10,9 @@ import { createApp } from "../../src/app";
 import { getUpstream, updateUpstream } from "../../src/db/upstreams";
 import { openKey, sealKey } from "../../src/domain/upstream-crypto";
 import type { Env } from "../../src/env";
-import { ADMIN, call } from "../helpers";
+import { forgetCachedCostsToday } from "../../src/services/upstreams";
+import { finish, LIST_IMAGINE, taskIdOf } from "../db/money-helpers";
+import { ADMIN, call, submit, tenantWithKey } from "../helpers";
 import { expectError, marker, TEST_UPSTREAM_KEY } from "./route-helpers";
 
 const SECRET = "test-upstream-key-secret";
@@ -187,22 +189,42 @@ describe("added members", () => {
     expect(back.body).toMatchObject({ enabled: true, disabled_at: null });
   });
 
-  it("show their gate live: tasks in flight and waiting, circuit, window", async () => {
+  it("show their gate live: tasks in flight and waiting, circuit, window, submits and their median", async () => {
     const id = (await create({ max_inflight: 1 })).body.id;
     const gate = env.UPSTREAM_GATES.get(env.UPSTREAM_GATES.idFromName(id));
     await gate.acquire("task_live_a", { maxInflight: 1, queueBound: 5 });
     await gate.acquire("task_live_b", { maxInflight: 1, queueBound: 5 });
-    await gate.record(id, { kind: "error", message: "upstream 503" });
+    await gate.record(id, { kind: "error", message: "upstream 503" }, { ms: 900, ok: false });
+    await gate.record(id, null, { ms: 40, ok: true }); // a refused request: timed, not a health outcome
+    await gate.record(id, { kind: "ok" }, { ms: 60, ok: true });
+    await gate.record(id, { kind: "ok" }); // a poll: health only
     const shown = await call("GET", `/admin/upstreams/${id}`, { admin: true });
     expect(shown.body.live).toEqual({
       inflight: 1,
       queued: 1,
       circuit: "closed",
       admitting: true,
-      window_samples: 1,
+      window_samples: 3,
       window_errors: 1,
       last_error: "upstream 503",
+      submits_in_window: 3,
+      submit_failures_in_window: 1,
+      p50_submit_ms: 60,
     });
+    expect(shown.body.upstream_cost_today_micros).toBe(0);
+  });
+
+  it("a task's submit is timed on its member, and what the member billed today is shown once it succeeds", async () => {
+    const before = (await call("GET", "/admin/upstreams/default", { admin: true })).body;
+    const t = await tenantWithKey(1_000_000);
+    const id = taskIdOf(await submit(t.key, "imagine", { prompt: marker("cost"), speed: "fast" }));
+    expect((await finish(id, t.key)).status).toBe("SUCCESS");
+    forgetCachedCostsToday();
+    const after = (await call("GET", "/admin/upstreams", { admin: true })).body.data[0];
+    expect(after.id).toBe("default");
+    expect(after.live.submits_in_window).toBe(before.live.submits_in_window + 1);
+    expect(after.live.p50_submit_ms).toEqual(expect.any(Number));
+    expect(after.upstream_cost_today_micros).toBe(before.upstream_cost_today_micros + LIST_IMAGINE.fast);
   });
 
   it("unknown ids are 404 for every verb", async () => {

@@ -189,6 +189,7 @@ export class TaskLifecycle {
             effect.reason === "upstream_failure" ? (record.state.failReason ?? effect.reason) : effect.reason,
           failReason: record.state.failReason,
           upstreamTaskId: record.meta.upstreamTaskId,
+          upstreamId: record.upstreamId ?? null,
           at: this.clock.now(),
         });
         if (webhooks) this.hooks.webhooksFound?.();

@@ -103,8 +103,10 @@ export class UpstreamRoute {
       });
       if (!("granted" in slot)) continue;
       holding(candidate.id);
-      const result = await (await this.client(candidate.id)).submit(action, payload);
-      await this.record(candidate.id, result);
+      const client = await this.client(candidate.id);
+      const started = Date.now();
+      const result = await client.submit(action, payload);
+      await this.record(candidate.id, result, Date.now() - started);
       last = { upstreamId: candidate.id, holdsSlot: true, result };
       if (result.ok || !failsOver(result.failure)) return last;
       await gate.release(taskId);
@@ -119,12 +121,16 @@ export class UpstreamRoute {
     return last;
   }
 
-  /** Feeds what a request got back to the member's health; health is advisory, so a failure here is logged. */
-  async record(upstreamId: string, result: UpstreamResult<unknown>): Promise<void> {
+  /**
+   * Feeds what a request got back to the member's health, and a submit's round trip
+   * (`submitMs`) to its timings; health is advisory, so a failure here is logged.
+   */
+  async record(upstreamId: string, result: UpstreamResult<unknown>, submitMs?: number): Promise<void> {
     const outcome: Outcome | null = result.ok ? { kind: "ok" } : healthOutcome(result.failure);
-    if (!outcome) return;
+    const submit = submitMs === undefined ? undefined : { ms: submitMs, ok: outcome?.kind !== "error" };
+    if (!outcome && !submit) return;
     try {
-      await gateOf(this.env, upstreamId).record(upstreamId, outcome);
+      await gateOf(this.env, upstreamId).record(upstreamId, outcome, submit);
     } catch (error) {
       logEvent("upstream_health_unrecorded", { upstream_id: upstreamId, error: String(error) });
     }

@@ -11,6 +11,9 @@ const MarginRowSchema = z
     tenant: z.string().optional(),
     day: z.string().optional(),
     action: z.string().optional(),
+    upstream: z.string().nullable().optional().openapi({
+      description: "the pool member; null for tasks never forwarded or settled before it was recorded",
+    }),
     tasks: z.number().int(),
     revenue_micros: z.number().int().openapi({ description: "what tenants paid, net of refunds" }),
     upstream_cost_micros: z.number().int().openapi({ description: "what the upstream reported it billed" }),
@@ -30,9 +33,13 @@ function marginGroupBy(value: string | undefined): MarginDimension[] {
     .filter(Boolean);
   for (const dimension of groupBy) {
     if (!(MARGIN_DIMENSIONS as readonly string[]).includes(dimension)) {
-      throw new ApiError("invalid_request", `group_by: '${dimension}' is not one of tenant, day, action`, {
-        field: "group_by",
-      });
+      throw new ApiError(
+        "invalid_request",
+        `group_by: '${dimension}' is not one of ${MARGIN_DIMENSIONS.join(", ")}`,
+        {
+          field: "group_by",
+        },
+      );
     }
   }
   return groupBy as MarginDimension[];
@@ -43,14 +50,18 @@ export const marginRoute = createRouter().openapi(
     method: "get",
     path: "/admin/margin",
     ...AREAS.adminFinance,
-    summary: "revenue, upstream cost and margin of settled tasks, grouped by tenant, day and/or action",
+    summary:
+      "revenue, upstream cost and margin of settled tasks, grouped by tenant, day, action and/or upstream",
     description: `${RANGE_DESCRIPTION} Tasks count on the day they finished (UTC).`,
     request: {
       query: z.object({
         from: isoTimeField(RANGE_DOCS.from),
         to: isoTimeField(RANGE_DOCS.to),
         tenant_id: z.string().optional(),
-        group_by: z.string().optional().openapi({ example: "tenant,day,action" }),
+        group_by: z.string().optional().openapi({
+          example: "tenant,day,action",
+          description: "any of tenant, day, action, upstream (default tenant)",
+        }),
       }),
     },
     responses: {

@@ -32,6 +32,12 @@ describe("GET /admin/margin", () => {
     ]);
     const byDay = await call("GET", `/admin/margin?tenant_id=${t.tenantId}&group_by=day`, { admin: true });
     expect(byDay.body.data[0].day).toBe(new Date().toISOString().slice(0, 10));
+    const byUpstream = await call("GET", `/admin/margin?tenant_id=${t.tenantId}&group_by=upstream`, {
+      admin: true,
+    });
+    expect(byUpstream.body.data).toEqual([
+      expect.objectContaining({ upstream: "default", tasks: 3, upstream_cost_micros: 55_040 + 100_000 }),
+    ]);
     expect((await call("GET", "/admin/margin?group_by=key", { admin: true })).status).toBe(400);
     expect((await call("GET", "/admin/margin")).status).toBe(401);
   });

@@ -1,7 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createRouter, errorResponses } from "../../../http";
 import { UpstreamCreate, UpstreamSchema } from "../../../schemas/upstream";
-import { createUpstream, upstreamView } from "../../../services/upstreams";
+import { createUpstream, oneUpstreamView } from "../../../services/upstreams";
 import { AREAS, body, json } from "../../helpers";
 
 export const createUpstreamRoute = createRouter().openapi(
@@ -15,5 +15,5 @@ export const createUpstreamRoute = createRouter().openapi(
     request: { body: body(UpstreamCreate) },
     responses: { 201: json(UpstreamSchema, "the upstream"), ...errorResponses(400, 401, 500) },
   }),
-  async (c) => c.json(await upstreamView(c.env, await createUpstream(c.env, c.req.valid("json"))), 201),
+  async (c) => c.json(await oneUpstreamView(c.env, await createUpstream(c.env, c.req.valid("json"))), 201),
 );

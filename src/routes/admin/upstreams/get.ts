@@ -1,7 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createRouter, errorResponses } from "../../../http";
 import { UpstreamSchema } from "../../../schemas/upstream";
-import { upstreamOr404, upstreamView } from "../../../services/upstreams";
+import { oneUpstreamView, upstreamOr404 } from "../../../services/upstreams";
 import { AREAS, json, UpstreamParams } from "../../helpers";
 
 export const getUpstreamRoute = createRouter().openapi(
@@ -15,6 +15,6 @@ export const getUpstreamRoute = createRouter().openapi(
   }),
   async (c) => {
     const row = await upstreamOr404(c.env.DB, c.req.valid("param").upstream_id);
-    return c.json(await upstreamView(c.env, row), 200);
+    return c.json(await oneUpstreamView(c.env, row), 200);
   },
 );

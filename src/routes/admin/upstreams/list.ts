@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { listUpstreams } from "../../../db/upstreams";
 import { createRouter, errorResponses } from "../../../http";
 import { UpstreamSchema } from "../../../schemas/upstream";
-import { upstreamView } from "../../../services/upstreams";
+import { upstreamViews } from "../../../services/upstreams";
 import { AREAS, json } from "../../helpers";
 
 export const listUpstreamsRoute = createRouter().openapi(
@@ -18,6 +18,6 @@ export const listUpstreamsRoute = createRouter().openapi(
   }),
   async (c) => {
     const rows = await listUpstreams(c.env.DB);
-    return c.json({ data: await Promise.all(rows.map((row) => upstreamView(c.env, row))) }, 200);
+    return c.json({ data: await upstreamViews(c.env, rows) }, 200);
   },
 );

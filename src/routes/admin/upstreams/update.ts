@@ -1,7 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createRouter, errorResponses } from "../../../http";
 import { UpstreamPatch, UpstreamSchema } from "../../../schemas/upstream";
-import { changeUpstream, upstreamView } from "../../../services/upstreams";
+import { changeUpstream, oneUpstreamView } from "../../../services/upstreams";
 import { AREAS, body, json, UpstreamParams } from "../../helpers";
 
 export const updateUpstreamRoute = createRouter().openapi(
@@ -17,6 +17,6 @@ export const updateUpstreamRoute = createRouter().openapi(
   }),
   async (c) => {
     const row = await changeUpstream(c.env, c.req.valid("param").upstream_id, c.req.valid("json"));
-    return c.json(await upstreamView(c.env, row), 200);
+    return c.json(await oneUpstreamView(c.env, row), 200);
   },
 );
