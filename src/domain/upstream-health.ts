@@ -36,6 +36,16 @@ export const DEFAULT_HEALTH_POLICY: HealthPolicy = {
   defaultRetryAfterMs: 5_000,
 };
 
+/** Slices of the sliding window: its resolution (one second for the default minute). */
+export const WINDOW_SLICES = 60;
+
+export interface WindowSlice {
+  /** Start of the slice (ms). */
+  at: number;
+  ok: number;
+  errors: number;
+}
+
 export type CircuitState = "closed" | "open" | "half_open";
 
 export type Outcome =
@@ -49,7 +59,12 @@ export type HealthTransition =
 
 /** What a Durable Object stores to carry the state across restarts. */
 export interface HealthSnapshot {
-  outcomes: { at: number; ok: boolean }[];
+  /**
+   * The window as counts per slice of `windowMs / WINDOW_SLICES` (oldest first): its size stays
+   * bounded however busy the upstream is, so the gate that stores it on every outcome pays the
+   * same at 1 or 1,000 requests a second.
+   */
+  slices: WindowSlice[];
   circuit: CircuitState;
   openUntil: number;
   probesStarted: number;
@@ -61,7 +76,7 @@ export interface HealthSnapshot {
 }
 
 export const initialHealth = (): HealthSnapshot => ({
-  outcomes: [],
+  slices: [],
   circuit: "closed",
   openUntil: 0,
   probesStarted: 0,
@@ -71,6 +86,18 @@ export const initialHealth = (): HealthSnapshot => ({
   lastError: null,
 });
 
+/** A snapshot stored before the window was sliced kept each outcome: they are counted into slices. */
+function upgraded(
+  stored: HealthSnapshot & { outcomes?: { at: number; ok: boolean }[] },
+  policy: HealthPolicy,
+): HealthSnapshot {
+  const { outcomes, ...rest } = stored;
+  if (rest.slices) return rest;
+  const health = new UpstreamHealth(policy, Date.now, { ...rest, slices: [] });
+  for (const outcome of outcomes ?? []) health.countAt(outcome.at, outcome.ok);
+  return health.snapshot();
+}
+
 export class UpstreamHealth {
   private s: HealthSnapshot;
 
@@ -79,7 +106,7 @@ export class UpstreamHealth {
     private readonly clock: () => number = Date.now,
     snapshot: HealthSnapshot = initialHealth(),
   ) {
-    this.s = structuredClone(snapshot);
+    this.s = upgraded(structuredClone(snapshot), policy);
   }
 
   snapshot(): HealthSnapshot {
@@ -124,7 +151,7 @@ export class UpstreamHealth {
     const circuit = this.circuit();
     if (circuit === "half_open") return this.recordProbe(ok, now);
     if (circuit === "open") return []; // a request from before the circuit opened: already judged
-    this.s.outcomes.push({ at: now, ok });
+    this.countAt(now, ok);
     this.prune(now);
     return this.tripIfUnhealthy(now);
   }
@@ -132,7 +159,13 @@ export class UpstreamHealth {
   /** Outcomes in the window now: for the operator's view. */
   window(): { samples: number; errors: number } {
     this.prune(this.clock());
-    return { samples: this.s.outcomes.length, errors: this.s.outcomes.filter((o) => !o.ok).length };
+    let samples = 0;
+    let errors = 0;
+    for (const slice of this.s.slices) {
+      samples += slice.ok + slice.errors;
+      errors += slice.errors;
+    }
+    return { samples, errors };
   }
 
   private recordProbe(ok: boolean, now: number): HealthTransition[] {
@@ -172,8 +205,22 @@ export class UpstreamHealth {
     return lost ? this.s.probeSuccesses : this.s.probesStarted;
   }
 
+  /** Counts one outcome at `now` into its slice (outcomes arrive in time order). */
+  countAt(now: number, ok: boolean) {
+    const sliceMs = Math.max(1, Math.floor(this.policy.windowMs / WINDOW_SLICES));
+    const at = now - (now % sliceMs);
+    let last = this.s.slices.at(-1);
+    if (!last || last.at !== at) {
+      last = { at, ok: 0, errors: 0 };
+      this.s.slices.push(last);
+    }
+    if (ok) last.ok++;
+    else last.errors++;
+  }
+
   private prune(now: number) {
     const from = now - this.policy.windowMs;
-    this.s.outcomes = this.s.outcomes.filter((o) => o.at > from);
+    // A slice counts from its start: it leaves the window whole, up to one slice early.
+    while (this.s.slices.length && this.s.slices[0]!.at <= from) this.s.slices.shift();
   }
 }

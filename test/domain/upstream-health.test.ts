@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { type HealthPolicy, UpstreamHealth } from "../../src/domain/upstream-health";
+import {
+  type HealthPolicy,
+  type HealthSnapshot,
+  UpstreamHealth,
+  WINDOW_SLICES,
+} from "../../src/domain/upstream-health";
 
 /** The circuit over an injected clock: window, threshold, cooldown, probes, Retry-After. */
 
@@ -118,5 +123,45 @@ describe("upstream health", () => {
     expect(restored.circuit()).toBe("open");
     clock.now += 30_000;
     expect(restored.admit()).toBe(true);
+  });
+});
+
+describe("the stored window", () => {
+  it("stays a bounded list of slices however many outcomes arrive, with exact counts", () => {
+    const { clock, health } = harness({ ...POLICY, minSamples: 1_000_000 });
+    for (let i = 0; i < 12_000; i++) {
+      clock.now += 5; // 200 outcomes a second for a minute
+      health.record(i % 10 === 0 ? error : ok);
+    }
+    const stored = health.snapshot();
+    expect(stored.slices.length).toBeLessThanOrEqual(WINDOW_SLICES + 1);
+    const { samples, errors } = health.window();
+    // One slice's worth may have left early (a slice counts from its start).
+    expect(samples).toBeGreaterThanOrEqual(12_000 - 200);
+    expect(samples).toBeLessThanOrEqual(12_000);
+    expect(errors).toBe(Math.round(samples / 10));
+    expect(JSON.stringify(stored).length).toBeLessThan(5_000);
+  });
+
+  it("reads a snapshot stored before slices (one entry per outcome) into the same counts", () => {
+    const now = 5_000_000;
+    const legacy = {
+      outcomes: [
+        { at: now - 70_000, ok: false }, // already out of the window
+        { at: now - 2_500, ok: true },
+        { at: now - 2_400, ok: false },
+        { at: now - 100, ok: true },
+      ],
+      circuit: "closed",
+      openUntil: 0,
+      probesStarted: 0,
+      lastProbeAt: 0,
+      probeSuccesses: 0,
+      pausedUntil: 0,
+      lastError: "upstream 502",
+    } as unknown as HealthSnapshot;
+    const health = new UpstreamHealth(POLICY, () => now, legacy);
+    expect(health.window()).toEqual({ samples: 3, errors: 1 });
+    expect(health.snapshot()).not.toHaveProperty("outcomes");
   });
 });
