@@ -26,6 +26,12 @@ export interface Env {
   WEBHOOK_RETENTION_DAYS?: string;
   /** Signs stream tokens; required unless ENVIRONMENT is "development" (src/domain/stream-token.ts). */
   STREAM_TOKEN_SECRET?: string;
+  /** Most tasks waiting for a slot on one upstream (default 1000): past it a submit is 429 upstream_busy. */
+  UPSTREAM_QUEUE_MAX?: string;
+  /** Most of one tenant's tasks waiting on one upstream (default 100). */
+  UPSTREAM_QUEUE_MAX_PER_TENANT?: string;
+  /** A task waiting longer than this for a slot fails and is refunded (default 600). */
+  UPSTREAM_QUEUE_MAX_WAIT_SECONDS?: string;
   /** Encrypts upstream API keys at rest; required once an upstream other than `default` is added. */
   UPSTREAM_KEY_SECRET?: string;
   /** Hosted results (issue 14): the result files of `hosted` tenants, under t/{tenant}/{task}/{name}. */
@@ -47,6 +53,11 @@ export interface GatewayConfig {
   retentionMs: number;
   keyCacheMs: number;
   webhookRetentionMs: number;
+  /** Queue bounds per upstream gate: all tasks, and one tenant's (src/durable/upstream-gate.ts). */
+  upstreamQueueMax: number;
+  upstreamQueueMaxPerTenant: number;
+  /** How long a task may wait for a slot before it fails and is refunded. */
+  upstreamQueueMaxWaitMs: number;
   /** Unset is fine until an upstream is added through the API (src/domain/upstream-crypto.ts). */
   upstreamKeySecret?: string;
   /** Hosted results: both are required only once a hosted tenant's link is signed (services/assets.ts). */
@@ -91,6 +102,9 @@ const ConfigSchema = z.object({
   TASK_RETENTION_SECONDS: numberVar(3 * 86_400),
   KEY_CACHE_SECONDS: numberVar(10),
   WEBHOOK_RETENTION_DAYS: numberVar(30),
+  UPSTREAM_QUEUE_MAX: numberVar(1000),
+  UPSTREAM_QUEUE_MAX_PER_TENANT: numberVar(100),
+  UPSTREAM_QUEUE_MAX_WAIT_SECONDS: numberVar(600),
   UPSTREAM_KEY_SECRET: optionalSecret,
   ASSET_SIGNING_SECRET: optionalSecret,
   PUBLIC_BASE_URL: z
@@ -126,6 +140,9 @@ function parseConfig(env: Env): GatewayConfig {
     retentionMs: vars.TASK_RETENTION_SECONDS * 1000,
     keyCacheMs: vars.KEY_CACHE_SECONDS * 1000,
     webhookRetentionMs: vars.WEBHOOK_RETENTION_DAYS * 86_400_000,
+    upstreamQueueMax: vars.UPSTREAM_QUEUE_MAX,
+    upstreamQueueMaxPerTenant: vars.UPSTREAM_QUEUE_MAX_PER_TENANT,
+    upstreamQueueMaxWaitMs: vars.UPSTREAM_QUEUE_MAX_WAIT_SECONDS * 1000,
     upstreamKeySecret: vars.UPSTREAM_KEY_SECRET,
     assetSigningSecret: vars.ASSET_SIGNING_SECRET,
     publicBaseUrl: vars.PUBLIC_BASE_URL,

@@ -105,15 +105,15 @@ export async function submit(env: Env, request: SubmitRequest): Promise<SubmitAn
     at: Date.now(),
   };
   // Where the task can go is decided first: a full or unavailable pool charges nothing.
-  const route = await routeFor(env, request.action, request.parent?.upstreamId ?? null).catch(
-    async (error: unknown) => {
-      // A retry of a request already answered replays that answer, busy pool or not.
-      const { idempotency } = request;
-      if (idempotency && (await findIdempotencyRecord(env.DB, principal.tenant.id, idempotency.key)))
-        return null;
-      throw error;
-    },
-  );
+  const route = await routeFor(env, request.action, request.parent?.upstreamId ?? null, {
+    tenantId: principal.tenant.id,
+  }).catch(async (error: unknown) => {
+    // A retry of a request already answered replays that answer, busy pool or not.
+    const { idempotency } = request;
+    if (idempotency && (await findIdempotencyRecord(env.DB, principal.tenant.id, idempotency.key)))
+      return null;
+    throw error;
+  });
   if (route === null) return replay(env, principal, request.idempotency!);
   const admitted = await admit(env.DB, admission);
   if (!admitted.ok) {
