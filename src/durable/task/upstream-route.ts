@@ -46,8 +46,9 @@ export interface SubmitHooks {
 /**
  * The upstream clearly did not take the job, so another member may: it asked us to wait (429),
  * refused our key, or failed with a readable error body. A timeout, a cut connection or an
- * unreadable answer may hide a job already made, so those are never tried elsewhere (a
- * refused connection looks the same as a cut one to fetch, so it is treated as ambiguous too).
+ * unreadable answer may hide a job already made, so those are never tried elsewhere. A refused
+ * connection is one of them: workerd's fetch rejects it with the same "Network connection
+ * lost." error (same properties) as a connection cut after the request was sent.
  */
 export function failsOver(failure: UpstreamFailure): boolean {
   return failure.kind === "rate_limited" || failure.kind === "auth" || failure.kind === "server_error";
