@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { ModerationPolicy } from "./domain/moderation";
 import type { TaskObject } from "./durable/task-object";
 import type { TenantHub } from "./durable/tenant-hub";
 import type { UpstreamGate } from "./durable/upstream-gate";
@@ -32,6 +33,12 @@ export interface Env {
   UPSTREAM_QUEUE_MAX_PER_TENANT?: string;
   /** A task waiting longer than this for a slot fails and is refunded (default 600). */
   UPSTREAM_QUEUE_MAX_WAIT_SECONDS?: string;
+  /** Moderation strikes (src/domain/moderation.ts): window, thresholds, slow interval, first cooldown. */
+  MODERATION_WINDOW_SECONDS?: string;
+  MODERATION_SLOW_AFTER?: string;
+  MODERATION_REFUSE_AFTER?: string;
+  MODERATION_SLOW_INTERVAL_SECONDS?: string;
+  MODERATION_COOLDOWN_SECONDS?: string;
   /** Encrypts upstream API keys at rest; required once an upstream other than `default` is added. */
   UPSTREAM_KEY_SECRET?: string;
   /** Hosted results (issue 14): the result files of `hosted` tenants, under t/{tenant}/{task}/{name}. */
@@ -58,6 +65,7 @@ export interface GatewayConfig {
   upstreamQueueMaxPerTenant: number;
   /** How long a task may wait for a slot before it fails and is refunded. */
   upstreamQueueMaxWaitMs: number;
+  moderation: ModerationPolicy;
   /** Unset is fine until an upstream is added through the API (src/domain/upstream-crypto.ts). */
   upstreamKeySecret?: string;
   /** Hosted results: both are required only once a hosted tenant's link is signed (services/assets.ts). */
@@ -105,6 +113,11 @@ const ConfigSchema = z.object({
   UPSTREAM_QUEUE_MAX: numberVar(1000),
   UPSTREAM_QUEUE_MAX_PER_TENANT: numberVar(100),
   UPSTREAM_QUEUE_MAX_WAIT_SECONDS: numberVar(600),
+  MODERATION_WINDOW_SECONDS: numberVar(3600),
+  MODERATION_SLOW_AFTER: numberVar(3),
+  MODERATION_REFUSE_AFTER: numberVar(5),
+  MODERATION_SLOW_INTERVAL_SECONDS: numberVar(30),
+  MODERATION_COOLDOWN_SECONDS: numberVar(900),
   UPSTREAM_KEY_SECRET: optionalSecret,
   ASSET_SIGNING_SECRET: optionalSecret,
   PUBLIC_BASE_URL: z
@@ -143,6 +156,13 @@ function parseConfig(env: Env): GatewayConfig {
     upstreamQueueMax: vars.UPSTREAM_QUEUE_MAX,
     upstreamQueueMaxPerTenant: vars.UPSTREAM_QUEUE_MAX_PER_TENANT,
     upstreamQueueMaxWaitMs: vars.UPSTREAM_QUEUE_MAX_WAIT_SECONDS * 1000,
+    moderation: {
+      windowMs: vars.MODERATION_WINDOW_SECONDS * 1000,
+      slowAfter: vars.MODERATION_SLOW_AFTER,
+      refuseAfter: vars.MODERATION_REFUSE_AFTER,
+      slowIntervalMs: vars.MODERATION_SLOW_INTERVAL_SECONDS * 1000,
+      cooldownMs: vars.MODERATION_COOLDOWN_SECONDS * 1000,
+    },
     upstreamKeySecret: vars.UPSTREAM_KEY_SECRET,
     assetSigningSecret: vars.ASSET_SIGNING_SECRET,
     publicBaseUrl: vars.PUBLIC_BASE_URL,
