@@ -22,6 +22,8 @@ export default async function setup(project: TestProject) {
     persistTo,
     adminToken,
     timeScale: 0.02,
+    // Pool members other than `default` (e2e/pool.e2e.ts) keep their keys sealed under it.
+    extraVars: { UPSTREAM_KEY_SECRET: `e2e-upstream-key-${Date.now()}` },
     quiet: !process.env.E2E_VERBOSE,
   });
   project.provide("gatewayUrl", stack.gatewayUrl);

@@ -218,6 +218,9 @@ export class TenantHub extends DurableObject<Env> {
   /** A task of this tenant failed upstream for its prompt: one strike (once per task). */
   private countModerationFailure(taskId: string, data: Record<string, unknown>): void {
     if (data.status !== "FAILURE" || !isModerationFailure(data.fail_reason as string | null)) return;
+    // Strikes older than the window never count again: the table holds one window's worth.
+    const windowMs = configFrom(this.env).moderation.windowMs;
+    this.sql.exec("DELETE FROM moderation_strikes WHERE at <= ?1", Date.now() - windowMs);
     const inserted = this.sql
       .exec(
         "INSERT INTO moderation_strikes (task_id, at) VALUES (?1, ?2) ON CONFLICT DO NOTHING RETURNING task_id",

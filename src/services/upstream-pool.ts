@@ -11,6 +11,7 @@ import {
   anyEligible,
   failoverOrder,
   hasRoom,
+  isEligible,
   type PoolMember,
   pickQueue,
   type RandomSource,
@@ -134,14 +135,17 @@ export async function routeFor(
   const ignoreCircuit = !circuitsApply(pool);
   const members = ignoreCircuit ? pool.map((m) => ({ ...m, admitting: true })) : pool;
   if (parentUpstreamId !== null) return [parentRoute(members, parentUpstreamId, ignoreCircuit, bounds)];
+  const toCandidate = ({ id, maxInflight }: PoolMember) => ({ id, maxInflight, ignoreCircuit });
   const order = failoverOrder(members, action, random);
-  if (order.length) return order.map(({ id, maxInflight }) => ({ id, maxInflight, ignoreCircuit }));
-  const queue = pickQueue(
-    members.filter((m) => canWait(m, bounds)),
-    action,
-    random,
-  );
-  if (queue) return [{ id: queue.id, maxInflight: queue.maxInflight, ignoreCircuit }];
+  const waitable = members.filter((m) => canWait(m, bounds));
+  // After the members with room, the full ones a task may wait on: a task every member with
+  // room refused clearly, or that lost the race for their slots, waits there instead.
+  const queue = pickQueue(waitable, action, random);
+  const others = waitable
+    .filter((m) => m.id !== queue?.id && isEligible(m, action) && !order.some((o) => o.id === m.id))
+    .sort((a, b) => a.priority - b.priority);
+  const queues = queue && !order.some((o) => o.id === queue.id) ? [queue, ...others] : others;
+  if (order.length || queues.length) return [...order, ...queues].map(toCandidate);
   if (anyEligible(members, action))
     throw upstreamBusy("every upstream is at capacity and its queue is full; retry shortly");
   throw new ApiError("upstream_unavailable", `no upstream can take a ${action} task now`);

@@ -17,6 +17,8 @@ import {
   memberCap,
   parentUpstreamUnavailable,
   queueBoundsOf,
+  type RouteCandidate,
+  routeFor,
 } from "../../services/upstream-pool";
 import { apiErrorForUpstream, isAmbiguous, type RequestBody } from "../../upstream/client";
 import type { Clock } from "./clock";
@@ -30,7 +32,7 @@ import {
 } from "./contract";
 import type { QueuedPlace, TaskLifecycle, TaskRecord } from "./lifecycle";
 import { QueuedBody } from "./queued-body";
-import { type RoutedSubmit, UpstreamRoute } from "./upstream-route";
+import { failsOver, type RoutedSubmit, type SubmitHooks, UpstreamRoute } from "./upstream-route";
 
 /** A sibling waits this long past the upstream timeout for its lead before asking it, then refunds. */
 const SIBLING_GRACE_MS = 30_000;
@@ -254,11 +256,31 @@ export class Forwarding {
   }
 
   private async forward(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
+    const routed = await this.upstreams.submit(
+      input.meta.taskId,
+      input.meta.action,
+      body,
+      input.route,
+      this.submitHooks(input.requestId, input.route ?? [], input.meta.tenantId, null),
+    );
+    if ("queued" in routed) return this.waitInQueue(input, routed.queued.position);
+    return this.finish(input.meta.taskId, input.siblings ?? [], input.requestId, routed);
+  }
+
+  /**
+   * What the task records around each step of a submit over a route. The slot (or the place
+   * in a queue, with the body) is on record before the gate can grant it, so a watchdog after
+   * an eviction frees it and a wake-up finds the body. `since`: when the task began waiting
+   * (a task sent back to the queue keeps its first wait's start, so the bound is on the whole wait).
+   */
+  private submitHooks(
+    requestId: string,
+    candidates: readonly RouteCandidate[],
+    tenantId: string,
+    since: number | null,
+  ): SubmitHooks {
     const bounds = queueBoundsOf(this.env);
-    const candidates = input.route ?? [];
-    // The slot (or the place in a queue, with the body) is on record before the gate can
-    // grant it, so a watchdog after an eviction frees it and a wake-up finds the body.
-    const routed = await this.upstreams.submit(input.meta.taskId, input.meta.action, body, input.route, {
+    return {
       holding: (id) => {
         this.queuedBody.drop();
         this.lifecycle.update((r) => ({ ...r, upstreamId: id, holdsSlot: true, queued: undefined }));
@@ -266,9 +288,9 @@ export class Forwarding {
       waiting: (id, payload) => {
         this.queuedBody.keep(payload);
         const place: QueuedPlace = {
-          since: this.clock.now(),
+          since: since ?? this.clock.now(),
           position: 0,
-          requestId: input.requestId,
+          requestId,
           ignoreCircuit: candidates.find((c) => c.id === id)?.ignoreCircuit ?? false,
         };
         this.lifecycle.update((r) => ({ ...r, upstreamId: id, holdsSlot: true, queued: place }));
@@ -277,27 +299,27 @@ export class Forwarding {
         this.queuedBody.drop();
         this.lifecycle.update((r) => ({ ...r, holdsSlot: false, queued: undefined }));
       },
-      queue: {
-        tenantId: input.meta.tenantId,
-        bound: bounds.max,
-        tenantBound: bounds.perTenant,
-      },
-    });
-    if ("queued" in routed) return this.waitInQueue(input, routed.queued.position);
-    return this.finish(input.meta.taskId, input.siblings ?? [], input.requestId, routed);
+      queue: { tenantId, bound: bounds.max, tenantBound: bounds.perTenant },
+    };
   }
 
   /** Every member was full: the task waits (NOT_START, its place shown), and the client is told it was accepted. */
   private waitInQueue(input: StartInput, position: number): SubmitOutcome {
-    const now = this.clock.now();
     const outcome: SubmitOutcome = {
       ok: true,
       status: "submitted",
       taskIds: [input.meta.taskId, ...(input.siblings ?? [])],
     };
+    this.lifecycle.update((r) => ({ ...r, queuedAnswer: outcome }));
+    this.markQueued(position, input.requestId);
+    return outcome;
+  }
+
+  /** The task now waits at `position` (its place recorded by the `waiting` hook): show it, check again later. */
+  private markQueued(position: number, requestId: string): void {
+    const now = this.clock.now();
     this.lifecycle.update((r) => ({
       ...r,
-      queuedAnswer: outcome,
       queued: r.queued ? { ...r.queued, position } : r.queued,
       meta: { ...r.meta, queuePosition: position },
       state: {
@@ -305,13 +327,12 @@ export class Forwarding {
         timers: { ...r.state.timers, pollAt: this.nextQueueCheck(r.queued?.since ?? now, now) },
       },
     }));
-    this.lifecycle.log("task_queued", input.requestId, {
+    this.lifecycle.log("task_queued", requestId, {
       upstream_id: this.lifecycle.record()?.upstreamId,
       position,
     });
     this.lifecycle.announce(now);
     this.lifecycle.arm();
-    return outcome;
   }
 
   /**
@@ -399,6 +420,31 @@ export class Forwarding {
       const result = await (await this.upstreams.client(upstreamId)).submit(record.meta.action, body);
       await this.upstreams.record(upstreamId, result);
       routed = { upstreamId, holdsSlot: true, result };
+      // A clear refusal after the wait: a new task goes back through routing, without this member.
+      if (!result.ok && failsOver(result.failure) && record.meta.parentTaskId === null) {
+        await this.upstreams.release(record.meta.taskId, upstreamId);
+        routed = { upstreamId, holdsSlot: false, result };
+        const route = (
+          await routeFor(this.env, record.meta.action, null, { tenantId: record.meta.tenantId }).catch(
+            () => [],
+          )
+        ).filter((c) => c.id !== upstreamId);
+        if (route.length) {
+          logEvent("upstream_reroute", { task_id: record.meta.taskId, upstream_id: upstreamId });
+          const again = await this.upstreams.submit(
+            record.meta.taskId,
+            record.meta.action,
+            body,
+            route,
+            this.submitHooks(place.requestId, route, record.meta.tenantId, place.since),
+          );
+          if ("queued" in again) {
+            this.markQueued(again.queued.position, place.requestId);
+            return record.queuedAnswer ?? { ok: true, status: "submitted" };
+          }
+          routed = again;
+        }
+      }
     }
     this.queuedBody.drop();
     return this.finish(record.meta.taskId, record.siblings ?? [], place.requestId, routed);

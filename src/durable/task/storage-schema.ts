@@ -25,7 +25,7 @@ const MIGRATIONS: ReadonlyArray<readonly string[]> = [
   ],
   [
     // The submit body of a task waiting in its upstream's queue, in chunks under the row limit.
-    "CREATE TABLE queued_body (seq INTEGER PRIMARY KEY, chunk TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS queued_body (seq INTEGER PRIMARY KEY, chunk TEXT NOT NULL)",
   ],
 ];
 
