@@ -156,6 +156,37 @@ describe("tasks beyond every cap wait in a queue", () => {
     expect((await driveToEnd(holder, tenant.key)).status).toBe("SUCCESS");
   });
 
+  it("a waiting task its member refuses clearly once woken goes to another member, charged once", async () => {
+    const first = await addMember({ max_inflight: 1, priority: 0 });
+    const second = await addMember({ max_inflight: 1, priority: 1 });
+    const tenant = await tenantWithKey(100_000_000);
+    const onFirst = expectSubmitted(await imagine(tenant.key));
+    const onSecond = expectSubmitted(await imagine(tenant.key));
+    const waiter = expectSubmitted(await imagine(tenant.key));
+    expect(await gateOf(env, first.id).status()).toMatchObject({ inflight: 1, queued: 1 });
+    await sim("POST", "/_sim/faults", {
+      type: "status",
+      status: 500,
+      on: "submit",
+      count: 1,
+      key: first.key,
+    });
+    await finishOpenTasks(second);
+    expect((await driveToEnd(onSecond, tenant.key)).status).toBe("SUCCESS");
+    await finishOpenTasks(first);
+    expect((await driveToEnd(onFirst, tenant.key)).status).toBe("SUCCESS");
+    await until(
+      () => statsOf(second),
+      (stats) => stats.submits_accepted === 2,
+      "the waiter on the second member",
+    );
+    await finishOpenTasks(second);
+    expect((await driveToEnd(waiter, tenant.key)).status).toBe("SUCCESS");
+    expect((await statsOf(first)).submits_refused).toBe(1);
+    const ledger = (await ledgerOf(tenant.tenantId)).filter((row: any) => row.task_id === waiter);
+    expect(ledger.map((row: any) => row.kind)).toEqual(["charge"]);
+  });
+
   it("a task that waits past the bound fails and is refunded exactly once, and leaves the queue", async () => {
     const member = await addMember({ max_inflight: 1 });
     const tenant = await tenantWithKey(100_000_000);
