@@ -47,6 +47,9 @@ export default defineConfig(async () => {
             OPERATOR_WEBHOOK_SECRET: "whsec_b3BlcmF0b3ItZXZlbnRzLXRlc3Qtc2VjcmV0",
             UPSTREAM_TIMEOUT_MS: "1500",
             KEY_CACHE_SECONDS: "0",
+            // Small enough to reach in a test, large enough for the concurrency tests' queues.
+            UPSTREAM_QUEUE_MAX: "150",
+            UPSTREAM_QUEUE_MAX_PER_TENANT: "60",
           },
           serviceBindings: { SIMULATOR: "simulator" },
           outboundService: "simulator",

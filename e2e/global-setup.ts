@@ -22,8 +22,12 @@ export default async function setup(project: TestProject) {
     persistTo,
     adminToken,
     timeScale: 0.02,
-    // Hosted results (e2e/video-seek.e2e.ts) sign their links; CI has no .dev.vars.
-    extraVars: { ASSET_SIGNING_SECRET: `e2e-assets-${Date.now()}` },
+    // Hosted results (e2e/video-seek.e2e.ts) sign their links, and pool members other than
+    // `default` (e2e/pool.e2e.ts) keep their keys sealed: CI has no .dev.vars.
+    extraVars: {
+      ASSET_SIGNING_SECRET: `e2e-assets-${Date.now()}`,
+      UPSTREAM_KEY_SECRET: `e2e-upstream-key-${Date.now()}`,
+    },
     quiet: !process.env.E2E_VERBOSE,
   });
   project.provide("gatewayUrl", stack.gatewayUrl);

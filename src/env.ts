@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { ModerationPolicy } from "./domain/moderation";
 import { webhookUrlProblem } from "./domain/webhooks";
 import type { TaskObject } from "./durable/task-object";
 import type { TenantHub } from "./durable/tenant-hub";
@@ -27,6 +28,18 @@ export interface Env {
   WEBHOOK_RETENTION_DAYS?: string;
   /** Signs stream tokens; required unless ENVIRONMENT is "development" (src/domain/stream-token.ts). */
   STREAM_TOKEN_SECRET?: string;
+  /** Most tasks waiting for a slot on one upstream (default 1000): past it a submit is 429 upstream_busy. */
+  UPSTREAM_QUEUE_MAX?: string;
+  /** Most of one tenant's tasks waiting on one upstream (default 100). */
+  UPSTREAM_QUEUE_MAX_PER_TENANT?: string;
+  /** A task waiting longer than this for a slot fails and is refunded (default 600). */
+  UPSTREAM_QUEUE_MAX_WAIT_SECONDS?: string;
+  /** Moderation strikes (src/domain/moderation.ts): window, thresholds, slow interval, first cooldown. */
+  MODERATION_WINDOW_SECONDS?: string;
+  MODERATION_SLOW_AFTER?: string;
+  MODERATION_REFUSE_AFTER?: string;
+  MODERATION_SLOW_INTERVAL_SECONDS?: string;
+  MODERATION_COOLDOWN_SECONDS?: string;
   /** Encrypts upstream API keys at rest; required once an upstream other than `default` is added. */
   UPSTREAM_KEY_SECRET?: string;
   /** Hosted results (issue 14): the result files of `hosted` tenants, under t/{tenant}/{task}/{name}. */
@@ -58,6 +71,12 @@ export interface GatewayConfig {
   webhookRetentionMs: number;
   /** Settled history older than this leaves D1 for ARCHIVE_BUCKET; 0 = never (src/services/archive.ts). */
   archiveAfterMs: number;
+  /** Queue bounds per upstream gate: all tasks, and one tenant's (src/durable/upstream-gate.ts). */
+  upstreamQueueMax: number;
+  upstreamQueueMaxPerTenant: number;
+  /** How long a task may wait for a slot before it fails and is refunded. */
+  upstreamQueueMaxWaitMs: number;
+  moderation: ModerationPolicy;
   /** Unset is fine until an upstream is added through the API (src/domain/upstream-crypto.ts). */
   upstreamKeySecret?: string;
   /** Hosted results: both are required only once a hosted tenant's link is signed (services/assets.ts). */
@@ -105,6 +124,14 @@ const ConfigSchema = z.object({
   KEY_CACHE_SECONDS: numberVar(10),
   WEBHOOK_RETENTION_DAYS: numberVar(30),
   ARCHIVE_AFTER_DAYS: numberVar(90),
+  UPSTREAM_QUEUE_MAX: numberVar(1000),
+  UPSTREAM_QUEUE_MAX_PER_TENANT: numberVar(100),
+  UPSTREAM_QUEUE_MAX_WAIT_SECONDS: numberVar(600),
+  MODERATION_WINDOW_SECONDS: numberVar(3600),
+  MODERATION_SLOW_AFTER: numberVar(3),
+  MODERATION_REFUSE_AFTER: numberVar(5),
+  MODERATION_SLOW_INTERVAL_SECONDS: numberVar(30),
+  MODERATION_COOLDOWN_SECONDS: numberVar(900),
   UPSTREAM_KEY_SECRET: optionalSecret,
   ASSET_SIGNING_SECRET: optionalSecret,
   PUBLIC_BASE_URL: z
@@ -145,6 +172,16 @@ function parseConfig(env: Env): GatewayConfig {
     keyCacheMs: vars.KEY_CACHE_SECONDS * 1000,
     webhookRetentionMs: vars.WEBHOOK_RETENTION_DAYS * 86_400_000,
     archiveAfterMs: vars.ARCHIVE_AFTER_DAYS * 86_400_000,
+    upstreamQueueMax: vars.UPSTREAM_QUEUE_MAX,
+    upstreamQueueMaxPerTenant: vars.UPSTREAM_QUEUE_MAX_PER_TENANT,
+    upstreamQueueMaxWaitMs: vars.UPSTREAM_QUEUE_MAX_WAIT_SECONDS * 1000,
+    moderation: {
+      windowMs: vars.MODERATION_WINDOW_SECONDS * 1000,
+      slowAfter: vars.MODERATION_SLOW_AFTER,
+      refuseAfter: vars.MODERATION_REFUSE_AFTER,
+      slowIntervalMs: vars.MODERATION_SLOW_INTERVAL_SECONDS * 1000,
+      cooldownMs: vars.MODERATION_COOLDOWN_SECONDS * 1000,
+    },
     upstreamKeySecret: vars.UPSTREAM_KEY_SECRET,
     assetSigningSecret: vars.ASSET_SIGNING_SECRET,
     publicBaseUrl: vars.PUBLIC_BASE_URL,

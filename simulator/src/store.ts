@@ -245,6 +245,8 @@ export interface SimConfig {
 type ResolvedParent = { parent: TaskRecord; plan: SubmitPlan };
 
 const SIM_FAIL_TAG = "[sim:fail]";
+/** A prompt with this tag fails as the upstream's moderation fails a prompt. */
+const SIM_MODERATION_TAG = "[sim:moderation]";
 
 const WEBHOOK_SINK_SCHEMA = `
 CREATE TABLE IF NOT EXISTS webhook_requests (id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL,
@@ -748,6 +750,7 @@ export class SimulatorStore extends DurableObject<Env> {
   /** A task fails when its prompt says so or a fail_task fault matches it. */
   private failureFor(apiKey: string, plan: SubmitPlan, prompt: string): string | null {
     if (prompt.includes(SIM_FAIL_TAG)) return `Simulated failure: prompt contains ${SIM_FAIL_TAG}`;
+    if (prompt.includes(SIM_MODERATION_TAG)) return "Banned prompt detected by moderation (simulated)";
     const facts: RequestFacts = {
       on: "submit",
       key: apiKey,

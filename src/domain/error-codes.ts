@@ -189,6 +189,17 @@ export const ERROR_CODES = {
     description: "the key's reads per minute (task queries, streams, account, webhooks) are used up",
   },
   too_many_tasks: { status: 429, type: "rate_limit_error", description: "too many tasks in flight" },
+  tenant_moderation_slowed: {
+    status: 429,
+    type: "rate_limit_error",
+    description: "the upstream failed several of the tenant's prompts for moderation: its submits are slowed",
+  },
+  tenant_moderation_cooldown: {
+    status: 429,
+    type: "rate_limit_error",
+    description:
+      "the upstream failed too many of the tenant's prompts for moderation: its submits are refused for a cooldown that doubles each time",
+  },
   too_many_auth_failures: {
     status: 429,
     type: "rate_limit_error",

@@ -29,6 +29,8 @@ export interface TaskMeta {
    * absent (older records) asks D1.
    */
   hosted?: boolean;
+  /** While the task waits for a slot on its upstream: its place in that queue (1 = next). */
+  queuePosition?: number | null;
 }
 
 /** Whether the task publishes its changes to webhooks (older records, without the flag, do). */
@@ -70,6 +72,7 @@ export function taskView(meta: TaskMeta, state: TaskState): Record<string, unkno
   // customIds may carry the upstream's task id; URLs must stay exactly as the upstream serves them.
   if (Array.isArray(view.buttons)) view.buttons = translateIds(view.buttons, meta);
   if (meta.metadata) view.metadata = meta.metadata;
+  if (meta.queuePosition) view.queue_position = meta.queuePosition;
   return view;
 }
 

@@ -69,7 +69,7 @@ export class TaskObject extends DurableObject<Env> {
       beforeSuccess: (record, result) =>
         this.assets.beforeSuccess(record, result, (change) => this.lifecycle.update(change)),
     });
-    this.forwarding = new Forwarding(env, config, this.clock, this.lifecycle);
+    this.forwarding = new Forwarding(env, config, this.clock, this.lifecycle, ctx.storage.sql);
   }
 
   /** The orphan sweep's question; an unrecorded task is tombstoned in the same step, so a late start cannot forward. */
@@ -105,6 +105,12 @@ export class TaskObject extends DurableObject<Env> {
   async submitOutcome(tenantId: string, step: "submit" | "modal" = "submit"): Promise<SubmitOutcome | null> {
     const record = this.lifecycle.refresh() && this.lifecycle.recordOf(tenantId);
     return record ? this.forwarding.outcome(record, step) : null;
+  }
+
+  /** The task's upstream gate granted it a slot it waited for (a release woke it). */
+  async slotGranted(taskId: string, upstreamId: string): Promise<void> {
+    this.lifecycle.refresh();
+    await this.forwarding.slotGranted(taskId, upstreamId);
   }
 
   async awaitLead(input: { meta: TaskMeta; leadTaskId: string; requestId: string }): Promise<void> {

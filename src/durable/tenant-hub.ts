@@ -1,6 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
+import {
+  isModerationFailure,
+  judge,
+  type ModerationState,
+  type ModerationVerdict,
+} from "../domain/moderation";
 import { isTerminal, STATUSES, type TaskStatus } from "../domain/task-machine";
-import type { Env } from "../env";
+import { configFrom, type Env } from "../env";
 import { logEvent } from "../log";
 import { lastEventId, SSE_HEADERS, SseBroadcaster, type SseEvent } from "./sse-broadcaster";
 
@@ -151,6 +157,78 @@ export class TenantHub extends DurableObject<Env> {
     );
     this.sql.exec("CREATE INDEX IF NOT EXISTS events_by_task ON events(task_id, seq)");
     this.openTasks = new OpenTaskTable(this.sql);
+    // Moderation strikes: one per task the upstream failed for its prompt (a replayed change counts once).
+    this.sql.exec(
+      "CREATE TABLE IF NOT EXISTS moderation_strikes (task_id TEXT PRIMARY KEY, at INTEGER NOT NULL)",
+    );
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS moderation (id INTEGER PRIMARY KEY CHECK (id = 1), since INTEGER NOT NULL,
+        cooldown_until INTEGER, level INTEGER NOT NULL, last_slowed_at INTEGER)`,
+    );
+  }
+
+  /**
+   * Asked before each admission: whether this tenant may submit now, judged on its moderation
+   * strikes (src/domain/moderation.ts). Runs without an await, so concurrent submits are judged one by one.
+   */
+  async moderationCheck(tenantId: string, now: number): Promise<ModerationVerdict> {
+    const policy = configFrom(this.env).moderation;
+    const row = this.sql
+      .exec<{ since: number; cooldown_until: number | null; level: number; last_slowed_at: number | null }>(
+        "SELECT since, cooldown_until, level, last_slowed_at FROM moderation WHERE id = 1",
+      )
+      .toArray()[0];
+    const since = Math.max(row?.since ?? 0, now - policy.windowMs);
+    const strikes = this.sql
+      .exec<{ at: number }>("SELECT at FROM moderation_strikes WHERE at > ?1", since)
+      .toArray()
+      .map((r) => r.at);
+    if (!strikes.length && !row?.cooldown_until) return { kind: "ok" };
+    const state: ModerationState = {
+      strikes,
+      cooldownUntil: row?.cooldown_until ?? null,
+      level: row?.level ?? 0,
+      lastSlowedAt: row?.last_slowed_at ?? null,
+    };
+    const { verdict, next } = judge(state, now, policy);
+    const started = verdict.kind === "cooldown" && verdict.started;
+    this.sql.exec(
+      `INSERT INTO moderation (id, since, cooldown_until, level, last_slowed_at) VALUES (1, ?1, ?2, ?3, ?4)
+       ON CONFLICT (id) DO UPDATE SET since = excluded.since, cooldown_until = excluded.cooldown_until,
+         level = excluded.level, last_slowed_at = excluded.last_slowed_at`,
+      started ? now : (row?.since ?? 0),
+      next.cooldownUntil,
+      next.level,
+      next.lastSlowedAt,
+    );
+    if (started) {
+      this.sql.exec("DELETE FROM moderation_strikes WHERE at <= ?1", now);
+      logEvent("tenant_moderation_cooldown", {
+        tenant_id: tenantId,
+        strikes: strikes.length,
+        level: next.level,
+        cooldown_ms: verdict.retryAfterMs,
+      });
+    } else if (verdict.kind === "slowed") {
+      logEvent("tenant_moderation_slowed", { tenant_id: tenantId, strikes: strikes.length });
+    }
+    return verdict;
+  }
+
+  /** A task of this tenant failed upstream for its prompt: one strike (once per task). */
+  private countModerationFailure(taskId: string, data: Record<string, unknown>): void {
+    if (data.status !== "FAILURE" || !isModerationFailure(data.fail_reason as string | null)) return;
+    // Strikes older than the window never count again: the table holds one window's worth.
+    const windowMs = configFrom(this.env).moderation.windowMs;
+    this.sql.exec("DELETE FROM moderation_strikes WHERE at <= ?1", Date.now() - windowMs);
+    const inserted = this.sql
+      .exec(
+        "INSERT INTO moderation_strikes (task_id, at) VALUES (?1, ?2) ON CONFLICT DO NOTHING RETURNING task_id",
+        taskId,
+        Date.now(),
+      )
+      .toArray();
+    if (inserted.length) logEvent("tenant_moderation_strike", { task_id: taskId });
   }
 
   /** True when every one of these tasks' latest change in the log is terminal. */
@@ -180,6 +258,7 @@ export class TenantHub extends DurableObject<Env> {
       .one().seq;
     if (seq % 1000 === 0) this.sql.exec("DELETE FROM events WHERE seq <= ?1", seq - KEEP_EVENTS);
     this.openTasks.record(taskId, seq, at, data);
+    this.countModerationFailure(taskId, data);
     this.broadcaster.broadcast({ id: seq, event: "status", data }, { task_id: taskId, stream: "tenant" });
   }
 

@@ -16,6 +16,10 @@ export interface AcquireRequest {
   maxInflight: number;
   /** Most tasks that may wait here; past it the task is refused ("queue_full"). */
   queueBound: number;
+  /** The tenant the task is charged to: its waiting tasks here are counted apart. */
+  tenantId?: string;
+  /** Most of the tenant's tasks that may wait here; past it the task is refused ("tenant_queue_full"). */
+  tenantQueueBound?: number;
   /** false: a full gate refuses ("full") instead of queueing, e.g. while failover has other members to try. */
   queue?: boolean;
   /** true: the circuit is not asked (a pool of one has no other member to shed traffic to). */
@@ -25,7 +29,7 @@ export interface AcquireRequest {
 export type AcquireResult =
   | { granted: true }
   | { queued: true; position: number }
-  | { refused: "full" | "queue_full" | "circuit_open" };
+  | { refused: "full" | "queue_full" | "tenant_queue_full" | "circuit_open" };
 
 export interface ReleaseResult {
   /** false when the task held no slot and was not waiting (a second release). */
@@ -37,6 +41,8 @@ export interface ReleaseResult {
 export interface GateStatus {
   inflight: number;
   queued: number;
+  /** The asking tenant's waiting tasks (0 when no tenant was named). */
+  queuedForTenant: number;
   circuit: ReturnType<UpstreamHealth["circuit"]>;
   admitting: boolean;
   window: { samples: number; errors: number };
@@ -71,6 +77,12 @@ export class UpstreamGate extends DurableObject<Env> {
       `CREATE TABLE IF NOT EXISTS waiting (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL UNIQUE,
         since INTEGER NOT NULL)`,
     );
+    // Gates created before per-tenant queue bounds have no tenant column: add it once.
+    const columns = this.sql.exec<{ name: string }>("PRAGMA table_info(waiting)").toArray();
+    if (!columns.some((column) => column.name === "tenant_id")) {
+      this.sql.exec("ALTER TABLE waiting ADD COLUMN tenant_id TEXT");
+    }
+    this.sql.exec("CREATE INDEX IF NOT EXISTS waiting_tenant ON waiting (tenant_id)");
     this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     const saved = this.meta<HealthSnapshot>("health");
     this.health = new UpstreamHealth(DEFAULT_HEALTH_POLICY, Date.now, saved ?? undefined);
@@ -92,7 +104,20 @@ export class UpstreamGate extends DurableObject<Env> {
     }
     if (request.queue === false) return { refused: "full" };
     if (this.queued() >= request.queueBound) return { refused: "queue_full" };
-    this.sql.exec("INSERT INTO waiting (task_id, since) VALUES (?1, ?2)", taskId, Date.now());
+    const tenantId = request.tenantId ?? null;
+    if (
+      tenantId !== null &&
+      request.tenantQueueBound !== undefined &&
+      this.queuedFor(tenantId) >= request.tenantQueueBound
+    ) {
+      return { refused: "tenant_queue_full" };
+    }
+    this.sql.exec(
+      "INSERT INTO waiting (task_id, since, tenant_id) VALUES (?1, ?2, ?3)",
+      taskId,
+      Date.now(),
+      tenantId,
+    );
     return { queued: true, position: this.queued() };
   }
 
@@ -134,10 +159,11 @@ export class UpstreamGate extends DurableObject<Env> {
     if (next !== null) await this.ctx.storage.setAlarm(next);
   }
 
-  status(): GateStatus {
+  status(tenantId?: string): GateStatus {
     return {
       inflight: this.inflight(),
       queued: this.queued(),
+      queuedForTenant: tenantId === undefined ? 0 : this.queuedFor(tenantId),
       circuit: this.health.circuit(),
       admitting: this.health.admitting(),
       window: this.health.window(),
@@ -214,6 +240,12 @@ export class UpstreamGate extends DurableObject<Env> {
 
   private queued(): number {
     return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n;
+  }
+
+  private queuedFor(tenantId: string): number {
+    return this.sql
+      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting WHERE tenant_id = ?1", tenantId)
+      .one().n;
   }
 
   private setCap(maxInflight: number) {

@@ -104,16 +104,20 @@ export async function submit(env: Env, request: SubmitRequest): Promise<SubmitAn
     idempotency: request.idempotency,
     at: Date.now(),
   };
-  // Where the task can go is decided first: a full or unavailable pool charges nothing.
-  const route = await routeFor(env, request.action, request.parent?.upstreamId ?? null).catch(
-    async (error: unknown) => {
-      // A retry of a request already answered replays that answer, busy pool or not.
+  // Where the task can go, and whether the tenant may submit at all, are decided first: a full
+  // or unavailable pool, or a tenant cooling down after moderation failures, charges nothing.
+  const route = await Promise.all([
+    routeFor(env, request.action, request.parent?.upstreamId ?? null, { tenantId: principal.tenant.id }),
+    checkModeration(env, principal.tenant.id),
+  ])
+    .then(([candidates]) => candidates)
+    .catch(async (error: unknown) => {
+      // A retry of a request already answered replays that answer, refused now or not.
       const { idempotency } = request;
       if (idempotency && (await findIdempotencyRecord(env.DB, principal.tenant.id, idempotency.key)))
         return null;
       throw error;
-    },
-  );
+    });
   if (route === null) return replay(env, principal, request.idempotency!);
   const [admitted] = await Promise.all([
     admit(env.DB, admission),
@@ -155,6 +159,26 @@ export async function submit(env: Env, request: SubmitRequest): Promise<SubmitAn
   );
   await releaseKeyOnRefusal(env, principal, request.idempotency, outcome);
   return answerOf(taskId, outcome, { rateLimit: admitted.rateLimit });
+}
+
+/** Refuses a submit of a tenant whose prompts the upstream keeps failing for moderation (its hub judges). */
+async function checkModeration(env: Env, tenantId: string): Promise<void> {
+  const hub = env.TENANT_HUB.get(env.TENANT_HUB.idFromName(tenantId));
+  const verdict = await hub.moderationCheck(tenantId, Date.now());
+  if (verdict.kind === "ok") return;
+  const retryAfter = String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)));
+  if (verdict.kind === "slowed") {
+    throw new ApiError(
+      "tenant_moderation_slowed",
+      `the upstream failed several of this tenant's prompts for moderation: one submit every while; retry in ${retryAfter} s`,
+      { headers: { "Retry-After": retryAfter } },
+    );
+  }
+  throw new ApiError(
+    "tenant_moderation_cooldown",
+    `the upstream failed too many of this tenant's prompts for moderation: submits are refused for ${retryAfter} s`,
+    { headers: { "Retry-After": retryAfter } },
+  );
 }
 
 /** POST /generations/modal: the task's object charges the step (`admitModalStep`) and forwards. */

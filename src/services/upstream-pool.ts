@@ -11,7 +11,9 @@ import {
   anyEligible,
   failoverOrder,
   hasRoom,
+  isEligible,
   type PoolMember,
+  pickQueue,
   type RandomSource,
 } from "../domain/upstream-routing";
 import { configFrom, type Env } from "../env";
@@ -19,20 +21,36 @@ import { gateOf, upstreamKeySecret } from "./upstreams";
 
 export { gateOf };
 
+/** A member with its queue: all tasks waiting on it, and the asking tenant's. */
+export type QueuedMember = PoolMember & { queued: number; queuedForTenant: number };
+
 export interface UpstreamCredentials {
   baseUrl: string;
   apiKey: string;
 }
 
-/** Every member with its live in-flight count and circuit, one gate call each (a pool is small). */
-export async function poolMembers(env: Env): Promise<PoolMember[]> {
+/**
+ * Every member with its live in-flight count, queue and circuit, one gate call each (a pool
+ * is small); `tenantId` also counts that tenant's tasks waiting on each member.
+ */
+export async function poolMembers(env: Env, tenantId?: string): Promise<QueuedMember[]> {
   const rows = await cachedUpstreams(env.DB);
   return Promise.all(
     rows.map(async (row) => {
-      const status = await gateOf(env, row.id).status();
-      return memberOf(row, status.inflight, status.admitting);
+      const status = await gateOf(env, row.id).status(tenantId);
+      return {
+        ...memberOf(row, status.inflight, status.admitting),
+        queued: status.queued,
+        queuedForTenant: status.queuedForTenant,
+      };
     }),
   );
+}
+
+/** The cap a member's gate enforces now (0 for a member no longer in the pool: it takes nobody). */
+export async function memberCap(env: Env, upstreamId: string): Promise<number> {
+  const row = (await cachedUpstreams(env.DB)).find((member) => member.id === upstreamId);
+  return row?.max_inflight ?? 0;
 }
 
 export function memberOf(row: UpstreamRow, inflight: number, admitting: boolean): PoolMember {
@@ -81,37 +99,69 @@ export interface RouteCandidate {
  */
 const circuitsApply = (members: readonly PoolMember[]) => members.filter((m) => m.enabled).length > 1;
 
+/** The queue bounds a task is held to, per member's gate (src/env.ts). */
+export interface QueueBounds {
+  /** Most tasks waiting on one member. */
+  max: number;
+  /** Most of one tenant's tasks waiting on one member. */
+  perTenant: number;
+}
+
+export const queueBoundsOf = (env: Env): QueueBounds => {
+  const config = configFrom(env);
+  return { max: config.upstreamQueueMax, perTenant: config.upstreamQueueMaxPerTenant };
+};
+
+/** Its queue (and the tenant's share of it) has room for one more task, as the gate counted a moment ago. */
+const canWait = (member: QueuedMember, bounds: QueueBounds) =>
+  member.queued < bounds.max && member.queuedForTenant < bounds.perTenant;
+
 /**
  * Where a submit may go, decided before admission so a refusal charges nothing: a new task's
- * members in failover order (priority, room, weight), or a follow-up's parent member alone.
- * The gates' counts may move before the task acquires its slot; the task then tries the
- * next candidate and, with none left, is refused and refunded.
+ * members in failover order (priority, room, weight), or a follow-up's parent member alone;
+ * when every eligible member is full, the member it will wait on (whose queue, overall and
+ * the tenant's share, has room). The gates' counts may move before the task asks for its slot
+ * or its place; the gate enforces the cap and the queue bounds exactly, and a task refused
+ * there after admission is refunded.
  */
 export async function routeFor(
   env: Env,
   action: string,
   parentUpstreamId: string | null,
-  random: RandomSource = Math.random,
+  { tenantId, random = Math.random }: { tenantId?: string; random?: RandomSource } = {},
 ): Promise<RouteCandidate[]> {
-  const pool = await poolMembers(env);
+  const pool = await poolMembers(env, tenantId);
+  const bounds = queueBoundsOf(env);
   const ignoreCircuit = !circuitsApply(pool);
   const members = ignoreCircuit ? pool.map((m) => ({ ...m, admitting: true })) : pool;
-  if (parentUpstreamId !== null) return [parentRoute(members, parentUpstreamId, ignoreCircuit)];
+  if (parentUpstreamId !== null) return [parentRoute(members, parentUpstreamId, ignoreCircuit, bounds)];
+  const toCandidate = ({ id, maxInflight }: PoolMember) => ({ id, maxInflight, ignoreCircuit });
   const order = failoverOrder(members, action, random);
-  if (order.length) return order.map(({ id, maxInflight }) => ({ id, maxInflight, ignoreCircuit }));
-  if (anyEligible(members, action)) throw upstreamBusy("every upstream is at capacity; retry shortly");
+  const waitable = members.filter((m) => canWait(m, bounds));
+  // After the members with room, the full ones a task may wait on: a task every member with
+  // room refused clearly, or that lost the race for their slots, waits there instead.
+  const queue = pickQueue(waitable, action, random);
+  const others = waitable
+    .filter((m) => m.id !== queue?.id && isEligible(m, action) && !order.some((o) => o.id === m.id))
+    .sort((a, b) => a.priority - b.priority);
+  const queues = queue && !order.some((o) => o.id === queue.id) ? [queue, ...others] : others;
+  if (order.length || queues.length) return [...order, ...queues].map(toCandidate);
+  if (anyEligible(members, action))
+    throw upstreamBusy("every upstream is at capacity and its queue is full; retry shortly");
   throw new ApiError("upstream_unavailable", `no upstream can take a ${action} task now`);
 }
 
-/** Follow-ups are sticky: the parent's upstream made its job, so only it can continue it. */
+/** Follow-ups are sticky: the parent's upstream made its job, so only it can continue it (or queue there). */
 function parentRoute(
-  members: readonly PoolMember[],
+  members: readonly QueuedMember[],
   upstreamId: string,
   ignoreCircuit: boolean,
+  bounds: QueueBounds,
 ): RouteCandidate {
   const member = members.find((m) => m.id === upstreamId);
   if (!member || !isAvailable(member)) throw parentUpstreamUnavailable();
-  if (!hasRoom(member)) throw upstreamBusy("the parent task's upstream is at capacity; retry shortly");
+  if (!hasRoom(member) && !canWait(member, bounds))
+    throw upstreamBusy("the parent task's upstream is at capacity and its queue is full; retry shortly");
   return { id: upstreamId, maxInflight: member.maxInflight, ignoreCircuit };
 }
 

@@ -28,6 +28,20 @@ describe("upstream gate", () => {
     expect(await stub.status()).toMatchObject({ inflight: 10, queued: 290 });
   });
 
+  it("counts each tenant's waiting tasks apart: past its bound a tenant is refused, others still queue", async () => {
+    const stub = gate();
+    await stub.acquire("holder", { maxInflight: 1, queueBound: 10 });
+    const ask = (id: string, tenantId: string) =>
+      stub.acquire(id, { maxInflight: 1, queueBound: 10, tenantId, tenantQueueBound: 2 });
+    expect(await ask("a1", "ten_a")).toEqual({ queued: true, position: 1 });
+    expect(await ask("a2", "ten_a")).toEqual({ queued: true, position: 2 });
+    expect(await ask("a3", "ten_a")).toEqual({ refused: "tenant_queue_full" });
+    expect(await ask("b1", "ten_b")).toEqual({ queued: true, position: 3 });
+    expect(await stub.status("ten_a")).toMatchObject({ queued: 3, queuedForTenant: 2 });
+    await stub.release("a1");
+    expect(await ask("a3", "ten_a")).toEqual({ queued: true, position: 3 });
+  });
+
   it("a release hands the slot to the oldest waiting task, in FIFO order", async () => {
     const stub = gate();
     for (const id of tasks(5)) await stub.acquire(id, { maxInflight: 2, queueBound: 10 });

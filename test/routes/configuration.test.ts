@@ -37,6 +37,16 @@ describe("configuration", () => {
       retentionMs: 259_200_000,
       keyCacheMs: 10_000,
       webhookRetentionMs: 30 * 86_400_000,
+      upstreamQueueMax: 1000,
+      upstreamQueueMaxPerTenant: 100,
+      upstreamQueueMaxWaitMs: 600_000,
+      moderation: {
+        windowMs: 3_600_000,
+        slowAfter: 3,
+        refuseAfter: 5,
+        slowIntervalMs: 30_000,
+        cooldownMs: 900_000,
+      },
     });
     expect(configFrom(bare)).toBe(config);
   });

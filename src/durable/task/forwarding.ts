@@ -11,7 +11,15 @@ import { compactUpstreamResult, type TaskMeta, translateIds } from "../../domain
 import type { Env, GatewayConfig } from "../../env";
 import { logEvent } from "../../log";
 import { admitModalStep } from "../../services/billing";
-import { memberAvailable, parentUpstreamUnavailable } from "../../services/upstream-pool";
+import {
+  gateOf,
+  memberAvailable,
+  memberCap,
+  parentUpstreamUnavailable,
+  queueBoundsOf,
+  type RouteCandidate,
+  routeFor,
+} from "../../services/upstream-pool";
 import { apiErrorForUpstream, isAmbiguous, type RequestBody } from "../../upstream/client";
 import type { Clock } from "./clock";
 import {
@@ -22,11 +30,15 @@ import {
   type SubmitOutcome,
   serializeError,
 } from "./contract";
-import type { TaskLifecycle, TaskRecord } from "./lifecycle";
-import { UpstreamRoute } from "./upstream-route";
+import type { QueuedPlace, TaskLifecycle, TaskRecord } from "./lifecycle";
+import { QueuedBody } from "./queued-body";
+import { failsOver, type RoutedSubmit, type SubmitHooks, UpstreamRoute } from "./upstream-route";
 
 /** A sibling waits this long past the upstream timeout for its lead before asking it, then refunds. */
 const SIBLING_GRACE_MS = 30_000;
+
+/** A waiting task asks its gate again this often, in case its wake-up was lost. */
+const QUEUE_RECHECK_MS = 30_000;
 
 const unconfirmed = () => new ApiError("upstream_timeout", "the upstream did not confirm the task");
 
@@ -34,14 +46,17 @@ export class Forwarding {
   /** The submit being forwarded by this instance (null when none is, or it was evicted). */
   private inFlight: Promise<SubmitOutcome> | null = null;
   private readonly upstreams: UpstreamRoute;
+  private readonly queuedBody: QueuedBody;
 
   constructor(
     private readonly env: Env,
     private readonly config: GatewayConfig,
     private readonly clock: Clock,
     private readonly lifecycle: TaskLifecycle,
+    sql: SqlStorage,
   ) {
     this.upstreams = new UpstreamRoute(env, config);
+    this.queuedBody = new QueuedBody(sql);
   }
 
   /** Records the task and forwards it; called again, the first outcome stands. */
@@ -73,7 +88,7 @@ export class Forwarding {
   /** The outcome of the submit (or the /modal) that this task answered, for idempotent replays. */
   async outcome(record: TaskRecord, step: "submit" | "modal"): Promise<SubmitOutcome> {
     if (step === "modal") return record.modalOutcome ?? stillRunning();
-    return record.submitOutcome ?? (await this.inFlight) ?? stillRunning();
+    return record.queuedAnswer ?? record.submitOutcome ?? (await this.inFlight) ?? stillRunning();
   }
 
   /** Records a sibling of a `repeat` request; its watchdog asks the lead after the upstream timeout. */
@@ -112,7 +127,7 @@ export class Forwarding {
     if (!record) return null;
     const found = record.attachments?.find((a) => a.taskId === siblingId);
     if (found) return found.attachment;
-    if (this.inFlight || !record.submitOutcome) return null;
+    if (this.inFlight || record.queued || !record.submitOutcome) return null;
     return { ok: false, error: serializeError(unconfirmed()), reason: "upstream did not confirm the task" };
   }
 
@@ -190,6 +205,10 @@ export class Forwarding {
    */
   async watch(record: TaskRecord, now: number): Promise<boolean> {
     if (record.holdsSlot && isTerminal(record.state.status)) await this.releaseSlot();
+    if (record.queued && !isTerminal(record.state.status)) {
+      await this.checkQueue(record.queued, now);
+      return true;
+    }
     if (record.leadTaskId && !record.meta.upstreamTaskId && !record.submitOutcome) {
       const lead = this.env.TASKS.get(this.env.TASKS.idFromName(record.leadTaskId));
       const attachment = await lead.attachmentFor(record.meta.taskId).catch(() => null);
@@ -197,8 +216,11 @@ export class Forwarding {
         await this.attach(attachment);
         return true;
       }
-      // The lead is still forwarding (or unreachable): wait a while longer, then give up.
-      const giveUpAt = record.state.createdAt + 2 * (this.config.upstreamTimeoutMs + SIBLING_GRACE_MS);
+      // The lead is still forwarding, waiting in a queue, or unreachable: wait a while longer, then give up.
+      const giveUpAt =
+        record.state.createdAt +
+        2 * (this.config.upstreamTimeoutMs + SIBLING_GRACE_MS) +
+        this.config.upstreamQueueMaxWaitMs;
       if (now < giveUpAt) {
         this.lifecycle.update((r) => ({
           ...r,
@@ -234,20 +256,241 @@ export class Forwarding {
   }
 
   private async forward(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
-    // The slot is on record before the request, so a watchdog refund after an eviction frees it.
     const routed = await this.upstreams.submit(
       input.meta.taskId,
       input.meta.action,
       body,
       input.route,
-      (id) => this.lifecycle.update((r) => ({ ...r, upstreamId: id, holdsSlot: true })),
+      this.submitHooks(input.requestId, input.route ?? [], input.meta.tenantId, null),
     );
+    if ("queued" in routed) return this.waitInQueue(input, routed.queued.position);
+    return this.finish(input.meta.taskId, input.siblings ?? [], input.requestId, routed);
+  }
+
+  /**
+   * What the task records around each step of a submit over a route. The slot (or the place
+   * in a queue, with the body) is on record before the gate can grant it, so a watchdog after
+   * an eviction frees it and a wake-up finds the body. `since`: when the task began waiting
+   * (a task sent back to the queue keeps its first wait's start, so the bound is on the whole wait).
+   */
+  private submitHooks(
+    requestId: string,
+    candidates: readonly RouteCandidate[],
+    tenantId: string,
+    since: number | null,
+  ): SubmitHooks {
+    const bounds = queueBoundsOf(this.env);
+    return {
+      holding: (id) => {
+        this.queuedBody.drop();
+        this.lifecycle.update((r) => ({ ...r, upstreamId: id, holdsSlot: true, queued: undefined }));
+      },
+      waiting: (id, payload) => {
+        this.queuedBody.keep(payload);
+        const place: QueuedPlace = {
+          since: since ?? this.clock.now(),
+          position: 0,
+          requestId,
+          ignoreCircuit: candidates.find((c) => c.id === id)?.ignoreCircuit ?? false,
+        };
+        this.lifecycle.update((r) => ({ ...r, upstreamId: id, holdsSlot: true, queued: place }));
+      },
+      notWaiting: () => {
+        this.queuedBody.drop();
+        this.lifecycle.update((r) => ({ ...r, holdsSlot: false, queued: undefined }));
+      },
+      queue: { tenantId, bound: bounds.max, tenantBound: bounds.perTenant },
+    };
+  }
+
+  /** Every member was full: the task waits (NOT_START, its place shown), and the client is told it was accepted. */
+  private waitInQueue(input: StartInput, position: number): SubmitOutcome {
+    const outcome: SubmitOutcome = {
+      ok: true,
+      status: "submitted",
+      taskIds: [input.meta.taskId, ...(input.siblings ?? [])],
+    };
+    this.lifecycle.update((r) => ({ ...r, queuedAnswer: outcome }));
+    this.markQueued(position, input.requestId);
+    return outcome;
+  }
+
+  /** The task now waits at `position` (its place recorded by the `waiting` hook): show it, check again later. */
+  private markQueued(position: number, requestId: string): void {
+    const now = this.clock.now();
+    this.lifecycle.update((r) => ({
+      ...r,
+      queued: r.queued ? { ...r.queued, position } : r.queued,
+      meta: { ...r.meta, queuePosition: position },
+      state: {
+        ...r.state,
+        timers: { ...r.state.timers, pollAt: this.nextQueueCheck(r.queued?.since ?? now, now) },
+      },
+    }));
+    this.lifecycle.log("task_queued", requestId, {
+      upstream_id: this.lifecycle.record()?.upstreamId,
+      position,
+    });
+    this.lifecycle.announce(now);
+    this.lifecycle.arm();
+  }
+
+  /**
+   * The gate granted this task a slot on `upstreamId` (its release woke us). A task that no
+   * longer waits there gives the slot straight back, so a slot never sticks to a dead task.
+   */
+  async slotGranted(taskId: string, upstreamId: string): Promise<void> {
+    if (this.inFlight) await this.inFlight.catch(() => null);
+    const record = this.lifecycle.record();
+    if (record?.queued && record.upstreamId === upstreamId) {
+      await this.checkQueue(record.queued, this.clock.now());
+      return;
+    }
+    const holdsThere = record?.holdsSlot && record.upstreamId === upstreamId;
+    if (!record || isTerminal(record.state.status) || !holdsThere) {
+      logEvent("upstream_slot_returned", { task_id: taskId, upstream_id: upstreamId });
+      await this.upstreams.release(taskId, upstreamId);
+    }
+  }
+
+  /**
+   * A waiting task's alarm (or its wake-up): past the wait bound it fails and is refunded;
+   * otherwise it asks its gate again (idempotent): a granted slot is used at once, a place
+   * still held is shown and checked again later.
+   */
+  private async checkQueue(place: QueuedPlace, now: number): Promise<void> {
+    const taskId = this.lifecycle.record()!.meta.taskId;
+    const upstreamId = this.lifecycle.record()!.upstreamId!;
+    if (now >= place.since + this.config.upstreamQueueMaxWaitMs) return this.giveUpWaiting(now);
+    const bounds = queueBoundsOf(this.env);
+    const answer = await gateOf(this.env, upstreamId).acquire(taskId, {
+      maxInflight: await memberCap(this.env, upstreamId),
+      queueBound: bounds.max,
+      ignoreCircuit: place.ignoreCircuit,
+    });
+    // Another entry point (the alarm, a wake-up) may have moved on while the gate answered.
+    const record = this.lifecycle.record();
+    if (!record?.queued || isTerminal(record.state.status)) return;
+    if ("granted" in answer) {
+      this.inFlight = this.sendQueued(record, upstreamId);
+      try {
+        await this.inFlight;
+      } finally {
+        this.inFlight = null;
+      }
+      return;
+    }
+    if ("refused" in answer)
+      return this.giveUpWaiting(now, `the upstream's queue refused it (${answer.refused})`);
     const at = this.clock.now();
-    const siblings = input.siblings ?? [];
-    if (routed.upstreamId !== null) {
+    const moved = record.meta.queuePosition !== answer.position;
+    this.lifecycle.update((r) => ({
+      ...r,
+      queued: r.queued ? { ...r.queued, position: answer.position } : r.queued,
+      meta: { ...r.meta, queuePosition: answer.position },
+      state: { ...r.state, timers: { ...r.state.timers, pollAt: this.nextQueueCheck(place.since, at) } },
+    }));
+    if (moved) this.lifecycle.announce(at);
+    this.lifecycle.arm();
+  }
+
+  /** Sends the kept body to the member whose slot the task now holds, then goes on as any submit. */
+  private async sendQueued(record: TaskRecord, upstreamId: string): Promise<SubmitOutcome> {
+    const place = record.queued!;
+    const now = this.clock.now();
+    const body = this.queuedBody.read();
+    // From here the task holds a slot like any submitted one; the watchdog covers an eviction mid-call.
+    this.lifecycle.update((r) => ({
+      ...r,
+      queued: undefined,
+      meta: { ...r.meta, queuePosition: null },
+      state: {
+        ...r.state,
+        timers: { ...r.state.timers, pollAt: now + this.config.upstreamTimeoutMs + 5_000 },
+      },
+    }));
+    this.lifecycle.log("task_dequeued", place.requestId, {
+      upstream_id: upstreamId,
+      waited_ms: now - place.since,
+    });
+    let routed: RoutedSubmit;
+    if (body === null) {
+      routed = { upstreamId: null };
+    } else {
+      const result = await (await this.upstreams.client(upstreamId)).submit(record.meta.action, body);
+      await this.upstreams.record(upstreamId, result);
+      routed = { upstreamId, holdsSlot: true, result };
+      // A clear refusal after the wait: a new task goes back through routing, without this member.
+      if (!result.ok && failsOver(result.failure) && record.meta.parentTaskId === null) {
+        await this.upstreams.release(record.meta.taskId, upstreamId);
+        routed = { upstreamId, holdsSlot: false, result };
+        const route = (
+          await routeFor(this.env, record.meta.action, null, { tenantId: record.meta.tenantId }).catch(
+            () => [],
+          )
+        ).filter((c) => c.id !== upstreamId);
+        if (route.length) {
+          logEvent("upstream_reroute", { task_id: record.meta.taskId, upstream_id: upstreamId });
+          const again = await this.upstreams.submit(
+            record.meta.taskId,
+            record.meta.action,
+            body,
+            route,
+            this.submitHooks(place.requestId, route, record.meta.tenantId, place.since),
+          );
+          if ("queued" in again) {
+            this.markQueued(again.queued.position, place.requestId);
+            return record.queuedAnswer ?? { ok: true, status: "submitted" };
+          }
+          routed = again;
+        }
+      }
+    }
+    this.queuedBody.drop();
+    return this.finish(record.meta.taskId, record.siblings ?? [], place.requestId, routed);
+  }
+
+  /** Waited past the bound (or lost its place): the task fails and its charge is refunded, once. */
+  private async giveUpWaiting(at: number, reason = "no upstream slot freed in time"): Promise<void> {
+    const record = this.lifecycle.record()!;
+    const error = new ApiError(
+      "upstream_busy",
+      `the task waited for an upstream slot and gave up: ${reason}`,
+    );
+    this.queuedBody.drop();
+    this.lifecycle.update((r) => ({
+      ...r,
+      queued: undefined,
+      meta: { ...r.meta, queuePosition: null },
+      submitOutcome: refusedOutcome(error),
+      attachments: (r.siblings ?? []).map((taskId) => ({
+        taskId,
+        attachment: { ok: false, error: serializeError(error), reason },
+        delivered: false,
+      })),
+    }));
+    this.lifecycle.log("task_queue_gave_up", record.queued?.requestId, { reason });
+    // Terminal: the `ended` hook gives the place in the queue back (retried by the alarm).
+    await this.lifecycle.observe({ type: "rejected", at, reason: `upstream_busy: ${reason}` });
+    await this.deliverAttachments();
+  }
+
+  private nextQueueCheck(since: number, now: number): number {
+    return Math.min(since + this.config.upstreamQueueMaxWaitMs, now + QUEUE_RECHECK_MS);
+  }
+
+  /** What the upstream answered a submit (or that nobody took it): the task's outcome, siblings told. */
+  private async finish(
+    taskId: string,
+    siblings: readonly string[],
+    requestId: string,
+    routed: RoutedSubmit,
+  ): Promise<SubmitOutcome> {
+    const at = this.clock.now();
+    if (routed.upstreamId !== null && "holdsSlot" in routed) {
       this.lifecycle.update((r) => ({ ...r, upstreamId: routed.upstreamId, holdsSlot: routed.holdsSlot }));
     }
-    const result = routed.upstreamId === null ? null : routed.result;
+    const result = routed.upstreamId !== null && "result" in routed ? routed.result : null;
     if (!result?.ok) {
       const error = this.translated(result ? apiErrorForUpstream(result.failure) : everyMemberFull());
       const outcome = refusedOutcome(error);
@@ -255,13 +498,13 @@ export class Forwarding {
       this.lifecycle.update((r) => ({
         ...r,
         submitOutcome: outcome,
-        attachments: siblings.map((taskId) => ({
-          taskId,
+        attachments: siblings.map((sibling) => ({
+          taskId: sibling,
           attachment: { ok: false, error: serializeError(error), reason },
           delivered: false,
         })),
       }));
-      this.lifecycle.log("submit_failed", input.requestId, {
+      this.lifecycle.log("submit_failed", requestId, {
         failure: result?.failure.kind ?? "no_slot",
         status: error.status,
       });
@@ -273,7 +516,7 @@ export class Forwarding {
     // others go to the siblings in turn. Fewer jobs than charged: the rest are refunded;
     // more: unpaid upstream work, recorded for reconciliation.
     const [mine, ...others] = result.value.tasks;
-    const attachments = siblings.map((taskId, i) => {
+    const attachments = siblings.map((sibling, i) => {
       const upstream = others[i];
       const attachment: SiblingAttachment = upstream
         ? {
@@ -289,16 +532,16 @@ export class Forwarding {
             ),
             reason: "the upstream made fewer jobs than requested",
           };
-      return { taskId, attachment, delivered: false };
+      return { taskId: sibling, attachment, delivered: false };
     });
     const unpricedUpstreamJobs = Math.max(0, others.length - siblings.length);
     if (unpricedUpstreamJobs) {
-      logEvent("upstream_unpriced_jobs", { task_id: input.meta.taskId, jobs: unpricedUpstreamJobs });
+      logEvent("upstream_unpriced_jobs", { task_id: taskId, jobs: unpricedUpstreamJobs });
     }
     const outcome: SubmitOutcome = {
       ok: true,
       status: mine!.status,
-      taskIds: [input.meta.taskId, ...attachments.filter((a) => a.attachment.ok).map((a) => a.taskId)],
+      taskIds: [taskId, ...attachments.filter((a) => a.attachment.ok).map((a) => a.taskId)],
     };
     this.lifecycle.update((r) => ({
       ...r,
@@ -307,7 +550,7 @@ export class Forwarding {
       attachments,
       unpricedUpstreamJobs,
     }));
-    await this.lifecycle.observe({ type: "accepted", at, upstreamStatus: mine!.status }, input.requestId);
+    await this.lifecycle.observe({ type: "accepted", at, upstreamStatus: mine!.status }, requestId);
     await this.deliverAttachments();
     return outcome;
   }

@@ -42,8 +42,24 @@ export interface TaskRecord {
   assets?: HostedAssets;
   /** The pool member the task was submitted to (absent: `default`); polls and /modal go there. */
   upstreamId?: string;
-  /** The task holds a slot on its member's gate, released once at its terminal state. */
+  /** The task holds a slot (or a place in the queue) on its member's gate, released once at its terminal state. */
   holdsSlot?: boolean;
+  /**
+   * Every member was full: the task waits in `upstreamId`'s queue (NOT_START), its body kept
+   * in storage, until the gate grants it a slot or it has waited past the bound.
+   */
+  queued?: QueuedPlace;
+  /** What the client was told when the task was queued (an accepted submit), for idempotent replays. */
+  queuedAnswer?: SubmitOutcome;
+}
+
+export interface QueuedPlace {
+  /** On the task's clock. */
+  since: number;
+  position: number;
+  requestId: string;
+  /** The member waited on, as routing gave it (its cap is read again when the slot is asked for). */
+  ignoreCircuit: boolean;
 }
 
 /** What the lifecycle asks of the rest of the object. */
@@ -106,6 +122,16 @@ export class TaskLifecycle {
   update(change: (record: TaskRecord) => TaskRecord): void {
     const record = this.record();
     if (record) this.save(change(record));
+  }
+
+  /** The view changed outside the machine (a place in the queue): publish it. */
+  announce(at: number): void {
+    this.hooks.changed(at);
+  }
+
+  /** Timers moved outside the machine: re-arm the alarm. */
+  arm(): void {
+    this.hooks.arm();
   }
 
   /** Retention wiped the storage: there is no task here any more. */

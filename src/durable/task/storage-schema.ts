@@ -23,6 +23,10 @@ const MIGRATIONS: ReadonlyArray<readonly string[]> = [
     // a start that arrives later must not forward (the money is already back).
     "CREATE TABLE IF NOT EXISTS tombstone (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)",
   ],
+  [
+    // The submit body of a task waiting in its upstream's queue, in chunks under the row limit.
+    "CREATE TABLE IF NOT EXISTS queued_body (seq INTEGER PRIMARY KEY, chunk TEXT NOT NULL)",
+  ],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

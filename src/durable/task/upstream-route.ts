@@ -18,16 +18,37 @@ import {
   type UpstreamSubmitted,
 } from "../../upstream/client";
 
-/** Where a submit went and what came back; `upstreamId` null: no member had a slot for it. */
+/**
+ * Where a submit went and what came back; `queued`: every member was full and the task waits
+ * in `upstreamId`'s queue (its body kept by the caller); `upstreamId` null: no member had a
+ * slot or a place in its queue for it.
+ */
 export type RoutedSubmit =
   | { upstreamId: string; holdsSlot: boolean; result: UpstreamResult<UpstreamSubmitted> }
+  | { upstreamId: string; queued: { position: number } }
   | { upstreamId: null };
+
+/** What the task does around each step of a submit, so its record is right if it is evicted mid-way. */
+export interface SubmitHooks {
+  /** A slot on this member is held, before the request: the slot must outlive an eviction. */
+  holding?(upstreamId: string): void;
+  /**
+   * Every member was full: the task is about to ask for a place in this member's queue. The
+   * body must be kept (and the place on record) before the gate can grant it to the task.
+   */
+  waiting?(upstreamId: string, body: string): void;
+  /** The queue refused it after all: forget the place (and the body). */
+  notWaiting?(): void;
+  /** Who waits, and the queue bounds the gate holds it to; absent: a full pool refuses. */
+  queue?: { tenantId: string; bound: number; tenantBound: number };
+}
 
 /**
  * The upstream clearly did not take the job, so another member may: it asked us to wait (429),
  * refused our key, or failed with a readable error body. A timeout, a cut connection or an
- * unreadable answer may hide a job already made, so those are never tried elsewhere (a
- * refused connection looks the same as a cut one to fetch, so it is treated as ambiguous too).
+ * unreadable answer may hide a job already made, so those are never tried elsewhere. A refused
+ * connection is one of them: workerd's fetch rejects it with the same "Network connection
+ * lost." error (same properties) as a connection cut after the request was sent.
  */
 export function failsOver(failure: UpstreamFailure): boolean {
   return failure.kind === "rate_limited" || failure.kind === "auth" || failure.kind === "server_error";
@@ -71,54 +92,90 @@ export class UpstreamRoute {
 
   /**
    * Submits over the route: each member only with a slot from its gate, the next one only
-   * after a clear refusal (whose slot is given back). Without a route, the default member
-   * without a gate.
+   * after a clear refusal (whose slot is given back). When no member had a slot (or each one
+   * that had refused clearly), the task asks for a place in a queue, in route order: granted
+   * at once, it is sent there; queued, it waits for the gate to wake it. Without a route, the
+   * default member without a gate.
    */
   async submit(
     taskId: string,
     action: string,
     body: RequestBody,
     route: RouteCandidate[] | undefined,
-    /** Called with each member once its slot is held, before the request: the slot must outlive an eviction. */
-    holding: (upstreamId: string) => void = () => {},
+    hooks: SubmitHooks = {},
   ): Promise<RoutedSubmit> {
     if (!route) {
       const result = await (await this.client()).submit(action, body);
       return { upstreamId: DEFAULT_UPSTREAM_ID, holdsSlot: false, result };
     }
-    // A stream can be sent once: with more than one member to try, a body of at most
-    // REPLAYABLE_BODY_BYTES is kept to send again; a larger one (big data URIs) is sent to one
-    // member only, so failover never holds tens of MiB in the object's memory.
+    // A stream can be sent once: a body of at most REPLAYABLE_BODY_BYTES is kept to send to
+    // another member or after a wait in a queue; a larger one (big data URIs) is sent to one
+    // member only and never waits, so no object holds tens of MiB.
     const { payload, replayable } =
-      route.length > 1 ? await replayableBody(body) : { payload: body, replayable: false };
+      route.length > 1 || hooks.queue ? await replayableBody(body) : { payload: body, replayable: false };
     let last: RoutedSubmit = { upstreamId: null };
+    const refusedBy = new Set<string>();
     for (const candidate of route) {
       if (last.upstreamId !== null && !replayable) break;
-      const gate = gateOf(this.env, candidate.id);
-      const slot = await gate.acquire(taskId, {
+      const slot = await gateOf(this.env, candidate.id).acquire(taskId, {
         maxInflight: candidate.maxInflight,
         queueBound: 0,
         queue: false,
         ignoreCircuit: candidate.ignoreCircuit,
       });
       if (!("granted" in slot)) continue;
-      holding(candidate.id);
-      const client = await this.client(candidate.id);
-      const started = Date.now();
-      const result = await client.submit(action, payload);
-      await this.record(candidate.id, result, Date.now() - started);
-      last = { upstreamId: candidate.id, holdsSlot: true, result };
-      if (result.ok || !failsOver(result.failure)) return last;
-      await gate.release(taskId);
-      last = { ...last, holdsSlot: false };
-      logEvent("upstream_failover", {
-        task_id: taskId,
-        upstream_id: candidate.id,
-        failure: result.failure.kind,
-      });
+      last = await this.sendHolding(taskId, candidate.id, action, payload, hooks);
+      if (!("holdsSlot" in last) || last.holdsSlot) return last;
+      refusedBy.add(candidate.id);
+    }
+    if (hooks.queue && replayable && typeof payload === "string") {
+      for (const candidate of route.filter((c) => !refusedBy.has(c.id))) {
+        hooks.waiting?.(candidate.id, payload);
+        const place = await gateOf(this.env, candidate.id).acquire(taskId, {
+          maxInflight: candidate.maxInflight,
+          queueBound: hooks.queue.bound,
+          tenantId: hooks.queue.tenantId,
+          tenantQueueBound: hooks.queue.tenantBound,
+          ignoreCircuit: candidate.ignoreCircuit,
+        });
+        if ("queued" in place) return { upstreamId: candidate.id, queued: { position: place.position } };
+        if ("granted" in place) {
+          last = await this.sendHolding(taskId, candidate.id, action, payload, hooks);
+          if (!("holdsSlot" in last) || last.holdsSlot) return last;
+          continue;
+        }
+        hooks.notWaiting?.();
+        logEvent("upstream_queue_refused", {
+          task_id: taskId,
+          upstream_id: candidate.id,
+          reason: place.refused,
+        });
+      }
     }
     if (last.upstreamId === null && typeof payload !== "string") void payload.cancel().catch(() => {});
     return last;
+  }
+
+  /**
+   * Sends with the slot held on the member's gate; on a clear refusal the slot goes back
+   * (`holdsSlot` false: the caller may try another member).
+   */
+  private async sendHolding(
+    taskId: string,
+    upstreamId: string,
+    action: string,
+    payload: RequestBody,
+    hooks: SubmitHooks,
+  ): Promise<RoutedSubmit> {
+    hooks.holding?.(upstreamId);
+    const client = await this.client(upstreamId);
+    const started = Date.now();
+    const result = await client.submit(action, payload);
+    await this.record(upstreamId, result, Date.now() - started);
+    if (result.ok || !failsOver(result.failure)) return { upstreamId, holdsSlot: true, result };
+    await this.release(taskId, upstreamId);
+    logEvent("upstream_failover", { task_id: taskId, upstream_id: upstreamId, failure: result.failure.kind });
+    return { upstreamId, holdsSlot: false, result };
   }
 
   /**
@@ -136,10 +193,14 @@ export class UpstreamRoute {
     }
   }
 
-  /** Gives the task's slot back (idempotent on the gate); true once the gate answered. */
+  /**
+   * Gives the task's slot (or its place in the queue) back, idempotent on the gate, and wakes
+   * the waiting tasks the gate handed the freed slot to; true once the gate answered.
+   */
   async release(taskId: string, upstreamId: string): Promise<boolean> {
     try {
-      await gateOf(this.env, upstreamId).release(taskId);
+      const { granted } = await gateOf(this.env, upstreamId).release(taskId);
+      await this.wake(granted, upstreamId);
       return true;
     } catch (error) {
       logEvent("upstream_slot_release_failed", {
@@ -149,6 +210,22 @@ export class UpstreamRoute {
       });
       return false;
     }
+  }
+
+  /**
+   * Tells each task the gate granted a slot to; a task that misses it (unreachable, evicted)
+   * finds the slot at its next alarm, which asks the gate again.
+   */
+  private async wake(taskIds: readonly string[], upstreamId: string): Promise<void> {
+    await Promise.all(
+      taskIds.map((id) =>
+        this.env.TASKS.get(this.env.TASKS.idFromName(id))
+          .slotGranted(id, upstreamId)
+          .catch((error: unknown) =>
+            logEvent("upstream_wake_failed", { task_id: id, upstream_id: upstreamId, error: String(error) }),
+          ),
+      ),
+    );
   }
 
   private async newClient(upstreamId: string): Promise<UpstreamClient> {

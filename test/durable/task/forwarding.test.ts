@@ -24,7 +24,7 @@ function withForwarding<T>(
       arm: () => {},
       poll: (record) => forwarding.poll(record),
     });
-    forwarding = new Forwarding(env, config, clock, lifecycle);
+    forwarding = new Forwarding(env, config, clock, lifecycle, state.storage.sql);
     return run(forwarding, lifecycle, clock);
   });
 }

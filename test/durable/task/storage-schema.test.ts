@@ -21,6 +21,7 @@ describe("task storage schema", () => {
         "deliveries",
         "events",
         "outbox",
+        "queued_body",
         "record",
         "tombstone",
         "wake",
@@ -45,7 +46,7 @@ describe("task storage schema", () => {
       await state.storage.deleteAll();
       expect(tables(state.storage)).toEqual([]);
       migrate(state.storage);
-      expect(tables(state.storage)).toHaveLength(6);
+      expect(tables(state.storage)).toHaveLength(7);
       expect(state.storage.sql.exec("SELECT * FROM record").toArray()).toEqual([]);
     });
   });

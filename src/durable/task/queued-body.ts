@@ -1,0 +1,36 @@
+/**
+ * The submit body of a task that waits in its upstream's queue: the request that admitted it
+ * has long been answered when a slot frees, so the body is kept in the object's storage, cut
+ * into chunks under SQLite's 2 MB row limit, and dropped once sent (or once the task gives up).
+ */
+
+/** Characters per row: at most 3 bytes each in UTF-8, so a chunk stays under 2 MB. */
+const CHUNK_CHARS = 512 * 1024;
+
+export class QueuedBody {
+  constructor(private readonly sql: SqlStorage) {}
+
+  keep(body: string): void {
+    this.drop();
+    for (let at = 0, seq = 0; at < body.length; at += CHUNK_CHARS, seq++) {
+      this.sql.exec(
+        "INSERT INTO queued_body (seq, chunk) VALUES (?1, ?2)",
+        seq,
+        body.slice(at, at + CHUNK_CHARS),
+      );
+    }
+  }
+
+  /** The kept body, or null when none is kept (sent already, or lost with a wiped storage). */
+  read(): string | null {
+    const chunks = this.sql
+      .exec<{ chunk: string }>("SELECT chunk FROM queued_body ORDER BY seq")
+      .toArray()
+      .map((row) => row.chunk);
+    return chunks.length ? chunks.join("") : null;
+  }
+
+  drop(): void {
+    this.sql.exec("DELETE FROM queued_body");
+  }
+}
