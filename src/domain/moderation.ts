@@ -36,12 +36,32 @@ const MODERATION_REASON =
 export const isModerationFailure = (failReason: string | null | undefined): boolean =>
   typeof failReason === "string" && MODERATION_REASON.test(failReason);
 
+/**
+ * A tenant that behaves is forgiven step by step: each whole window without a strike after its
+ * last cooldown ended (or its last strike, if later) takes one level off, so the next cooldown
+ * is shorter again; at level 0 its record is clean. The anchor moves with each step taken, so
+ * asking again gives the same answer.
+ */
+export function forgiven(state: ModerationState, now: number, policy: ModerationPolicy): ModerationState {
+  if (state.level === 0 || state.cooldownUntil === null || now < state.cooldownUntil) return state;
+  const anchor = Math.max(state.cooldownUntil, ...state.strikes);
+  const quietWindows = Math.floor((now - anchor) / policy.windowMs);
+  if (quietWindows < 1) return state;
+  const level = Math.max(0, state.level - quietWindows);
+  return {
+    ...state,
+    level,
+    cooldownUntil: level === 0 ? null : anchor + (state.level - level) * policy.windowMs,
+  };
+}
+
 /** Whether a submit may go on now, and the state after it (a started cooldown, a slowed submit let through). */
 export function judge(
-  state: ModerationState,
+  current: ModerationState,
   now: number,
   policy: ModerationPolicy,
 ): { verdict: ModerationVerdict; next: ModerationState } {
+  const state = forgiven(current, now, policy);
   if (state.cooldownUntil !== null && now < state.cooldownUntil) {
     return {
       verdict: { kind: "cooldown", retryAfterMs: state.cooldownUntil - now, started: false },

@@ -50,3 +50,33 @@ describe("moderation failures", () => {
     expect(again.next.level).toBe(2);
   });
 });
+
+describe("forgiveness", () => {
+  it("a tenant that behaves is forgiven one level per quiet window after its cooldown", () => {
+    const cooled: ModerationState = { strikes: [], cooldownUntil: 400_000, level: 2, lastSlowedAt: null };
+    expect(judge(cooled, 400_000 + 59_999, policy).next.level).toBe(2);
+    const oneWindow = judge(cooled, 400_000 + 60_000, policy).next;
+    expect(oneWindow.level).toBe(1);
+    expect(judge(oneWindow, 400_000 + 60_001, policy).next.level).toBe(1); // asking again changes nothing
+    const clean = judge(cooled, 400_000 + 150_000, policy).next;
+    expect(clean).toMatchObject({ level: 0, cooldownUntil: null });
+    // The next cooldown is the first one's length again.
+    const strikes = [550_000, 550_001, 550_002];
+    expect(judge({ ...clean, strikes }, 550_003, policy).verdict).toEqual({
+      kind: "cooldown",
+      retryAfterMs: 100_000,
+      started: true,
+    });
+  });
+
+  it("a strike after the cooldown restarts the quiet time", () => {
+    const cooled: ModerationState = {
+      strikes: [430_000],
+      cooldownUntil: 400_000,
+      level: 2,
+      lastSlowedAt: null,
+    };
+    expect(judge(cooled, 480_000, policy).next.level).toBe(2);
+    expect(judge(cooled, 490_000, policy).next.level).toBe(1);
+  });
+});

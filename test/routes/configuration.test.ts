@@ -37,6 +37,7 @@ describe("configuration", () => {
       retentionMs: 259_200_000,
       keyCacheMs: 10_000,
       webhookRetentionMs: 30 * 86_400_000,
+      archiveAfterMs: 90 * 86_400_000,
       upstreamQueueMax: 1000,
       upstreamQueueMaxPerTenant: 100,
       upstreamQueueMaxWaitMs: 600_000,
