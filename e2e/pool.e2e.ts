@@ -60,8 +60,14 @@ async function member(name: string, baseUrl: string, settings: Record<string, un
     },
   });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
+  added.push(res.body.id as string);
   return res.body.id as string;
 }
+
+/** Members this file added: the stack is shared with the other e2e files, so they leave with it. */
+const added: string[] = [];
+/** How long routing may still use the pool's settings it cached (src/db/upstreams.ts). */
+const POOL_CACHE_MS = 5_000;
 
 async function untilDone(taskId: string, key: string) {
   for (let i = 0; i < 600; i++) {
@@ -84,9 +90,13 @@ beforeAll(async () => {
   await sim(refusing, "POST", "/_sim/faults", { type: "status", status: 500, on: "submit", count: "always" });
 }, 180_000);
 
-afterAll(() => {
+afterAll(async () => {
+  // The pool as the other files expect it: the default member alone, before the servers go.
+  for (const id of added) await api("DELETE", `/admin/upstreams/${id}`, { admin: true });
+  await api("PATCH", "/admin/upstreams/default", { admin: true, body: { enabled: true } });
+  await new Promise((resolve) => setTimeout(resolve, POOL_CACHE_MS + 1_000));
   for (const child of children) child.kill("SIGTERM");
-});
+}, 60_000);
 
 describe("an upstream pool of two servers, one refusing every submit", () => {
   it("every submit succeeds through the other, follow-ups stay on it, no cap is passed, the excess queues and finishes, ledger exact", async () => {
