@@ -89,12 +89,6 @@ export class TaskObject extends DurableObject<Env> {
     };
   }
 
-  /**
-   * Nothing but waking the object: the submit calls it while the admission batch runs, so the
-   * object's creation (its storage opened, its schema) overlaps D1 instead of following it.
-   */
-  async ready(): Promise<void> {}
-
   /** Creates the task and forwards it; the body is a stream (never inside the RPC argument). Idempotent. */
   async start(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
     this.lifecycle.refresh();

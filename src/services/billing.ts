@@ -119,13 +119,7 @@ export async function submit(env: Env, request: SubmitRequest): Promise<SubmitAn
       throw error;
     });
   if (route === null) return replay(env, principal, request.idempotency!);
-  const [admitted] = await Promise.all([
-    admit(env.DB, admission),
-    // Warms the lead's object meanwhile; a refused admission leaves it empty (no record, no alarm).
-    taskStub(env, taskId)
-      .ready()
-      .catch(() => {}),
-  ]);
+  const admitted = await admit(env.DB, admission);
   if (!admitted.ok) {
     if (admitted.refusal === "idempotency_taken") return replay(env, principal, request.idempotency!);
     if (admitted.refusal === "key_usable") return refuseStaleKey(env, principal);
