@@ -31,27 +31,20 @@ const MINIFLARE = join(
  * API: the lean stack binds exactly what `wrangler dev` and a deploy would (vars, D1, R2,
  * Durable Objects, rate limits), with no second list to keep in step.
  */
+const BOUND_OPTIONS = [
+  "compatibilityDate",
+  "compatibilityFlags",
+  "bindings",
+  "d1Databases",
+  "r2Buckets",
+  "durableObjects",
+  "ratelimits",
+];
+
 async function workerOptionsFrom(config) {
   const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
   const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, config), undefined, {});
-  const {
-    compatibilityDate,
-    compatibilityFlags,
-    bindings,
-    d1Databases,
-    r2Buckets,
-    durableObjects,
-    ratelimits,
-  } = workerOptions;
-  return {
-    compatibilityDate,
-    compatibilityFlags,
-    bindings,
-    d1Databases,
-    r2Buckets,
-    durableObjects,
-    ratelimits,
-  };
+  return Object.fromEntries(BOUND_OPTIONS.map((name) => [name, workerOptions[name]]));
 }
 /** Hosted results in both stacks (the asset phase): a throwaway secret, the gateway's own origin. */
 const ASSET_SECRET = "bench-asset-signing-secret";
