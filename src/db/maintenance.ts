@@ -7,29 +7,29 @@ export const PURGE_BATCH_ROWS = 5_000;
 /** Purge rounds per table and run: at most this many × PURGE_BATCH_ROWS rows go per run. */
 const MAX_PURGE_ROUNDS = 10;
 
-/** Rate windows that started before `before` (oldest first, at most `batch`); returns how many went. */
-export async function purgeRateWindows(db: D1Database, before: number, batch = PURGE_BATCH_ROWS) {
+/** Each purged table and the indexed time column its rows age by. */
+const AGED_BY = { rate_windows: "window_start", idempotency: "created_at" } as const;
+
+/** The oldest rows (at most `batch`) older than `before`; returns how many went. */
+async function purgeOlderThan(db: D1Database, table: keyof typeof AGED_BY, before: number, batch: number) {
+  const column = AGED_BY[table];
   const result = await db
     .prepare(
-      `DELETE FROM rate_windows WHERE rowid IN
-         (SELECT rowid FROM rate_windows WHERE window_start < ?1 ORDER BY window_start LIMIT ?2)`,
+      `DELETE FROM ${table} WHERE rowid IN
+         (SELECT rowid FROM ${table} WHERE ${column} < ?1 ORDER BY ${column} LIMIT ?2)`,
     )
     .bind(before, batch)
     .run();
   return result.meta.changes;
 }
 
+/** Rate windows that started before `before` (oldest first, at most `batch`); returns how many went. */
+export const purgeRateWindows = (db: D1Database, before: number, batch = PURGE_BATCH_ROWS) =>
+  purgeOlderThan(db, "rate_windows", before, batch);
+
 /** Idempotency keys created before `before` (oldest first, at most `batch`); returns how many went. */
-export async function purgeIdempotencyKeys(db: D1Database, before: number, batch = PURGE_BATCH_ROWS) {
-  const result = await db
-    .prepare(
-      `DELETE FROM idempotency WHERE rowid IN
-         (SELECT rowid FROM idempotency WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)`,
-    )
-    .bind(before, batch)
-    .run();
-  return result.meta.changes;
-}
+export const purgeIdempotencyKeys = (db: D1Database, before: number, batch = PURGE_BATCH_ROWS) =>
+  purgeOlderThan(db, "idempotency", before, batch);
 
 async function inRounds(purge: () => Promise<number>, batch: number) {
   for (let round = 0; round < MAX_PURGE_ROUNDS; round++) {

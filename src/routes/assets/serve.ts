@@ -11,6 +11,18 @@ const pathParam = (name: string) => z.string().openapi({ param: { name, in: "pat
  * A hosted result file (issue 14). Public, like a CDN link, but only through a signed link
  * the task view handed out: the signature covers the path and the expiry.
  */
+/** What a hosted file answers, whichever link led to it; `errors` differ by link kind. */
+const fileResponses = (...errors: Parameters<typeof errorResponses>) => ({
+  200: {
+    description: "the file",
+    content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+  },
+  206: { description: "the requested byte range" },
+  304: { description: "not modified (If-None-Match)" },
+  416: { description: "the range starts past the end of the file" },
+  ...errorResponses(...errors),
+});
+
 export const serveAssetRoute = createRouter().openapi(
   createRoute({
     method: "get",
@@ -29,16 +41,7 @@ export const serveAssetRoute = createRouter().openapi(
       }),
       query: z.object({ exp: z.string().optional(), sig: z.string().optional() }),
     },
-    responses: {
-      200: {
-        description: "the file",
-        content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
-      },
-      206: { description: "the requested byte range" },
-      304: { description: "not modified (If-None-Match)" },
-      416: { description: "the range starts past the end of the file" },
-      ...errorResponses(403, 404),
-    },
+    responses: fileResponses(403, 404),
   }),
   async (c) => {
     const { tenant_id, task_id, name } = c.req.valid("param");
@@ -67,16 +70,7 @@ export const serveCapabilityAssetRoute = createRouter().openapi(
       "bits) opens one file until retention deletes it; an unknown token is 404. Range, ETag and caching as the " +
       "signed links.",
     request: { params: z.object({ token: pathParam("token"), name: pathParam("name") }) },
-    responses: {
-      200: {
-        description: "the file",
-        content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
-      },
-      206: { description: "the requested byte range" },
-      304: { description: "not modified (If-None-Match)" },
-      416: { description: "the range starts past the end of the file" },
-      ...errorResponses(404),
-    },
+    responses: fileResponses(404),
   }),
   async (c) => {
     const { token } = c.req.valid("param");
