@@ -13,25 +13,12 @@ import { gateOf } from "../../../src/services/upstream-pool";
 import { balanceOf, call, driveToEnd, ledgerOf, sim, submit, taskStub, tenantWithKey } from "../../helpers";
 import { expectError, expectSubmitted, marker } from "../../routes/route-helpers";
 import { advanceClockTo, runAlarmWhenDue } from "../clock-helpers";
+import { addMember as addQueueMember, type Member, statsOf } from "./pool-helpers";
 
-interface Member {
-  id: string;
-  key: string;
-}
+/** Members here keep their tasks open until the test moves the member's clock. */
+const addMember = (settings: Record<string, unknown> = {}) =>
+  addQueueMember(settings, { name: "queue", timeScale: 1 });
 
-async function addMember(settings: Record<string, unknown> = {}): Promise<Member> {
-  const key = `sk-sim-${marker("q")}`;
-  const res = await call("POST", "/admin/upstreams", {
-    admin: true,
-    body: { name: "queue", base_url: "https://mj.example.com", api_key: key, ...settings },
-  });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  // Tasks stay open (simulated time runs at real speed) until the test advances the member's clock.
-  await sim("POST", "/_sim/config", { time_scale: 1, key });
-  return { id: res.body.id, key };
-}
-
-const statsOf = (member: Member) => sim("GET", `/_sim/stats?key=${encodeURIComponent(member.key)}`);
 const finishOpenTasks = (member: Member) =>
   sim("POST", "/_sim/clock", { advance_ms: 3_600_000, key: member.key });
 const imagine = (key: string) => submit(key, "imagine", { prompt: marker("p") });

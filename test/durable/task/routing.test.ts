@@ -11,26 +11,10 @@ import { gateOf } from "../../../src/services/upstream-pool";
 import { call, driveToEnd, ledgerOf, sim, submit, tenantWithKey } from "../../helpers";
 import { expectError, expectSubmitted, marker, TEST_UPSTREAM_KEY } from "../../routes/route-helpers";
 import { upscaledParent } from "../durable-helpers";
-
-interface Member {
-  id: string;
-  key: string;
-}
-
-async function addMember(settings: Record<string, unknown> = {}): Promise<Member> {
-  const key = `sk-sim-${marker("acct")}`;
-  const res = await call("POST", "/admin/upstreams", {
-    admin: true,
-    body: { name: "acct", base_url: "https://mj.example.com", api_key: key, ...settings },
-  });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return { id: res.body.id, key };
-}
+import { addMember, type Member, statsOf } from "./pool-helpers";
 
 const patchMember = (id: string, body: Record<string, unknown>) =>
   call("PATCH", `/admin/upstreams/${id}`, { admin: true, body });
-
-const statsOf = (member: Member) => sim("GET", `/_sim/stats?key=${encodeURIComponent(member.key)}`);
 
 const imagine = (key: string, prompt = marker("p")) => submit(key, "imagine", { prompt });
 
