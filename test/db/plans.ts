@@ -4,6 +4,7 @@
  * each recorded statement.
  */
 import { env } from "cloudflare:test";
+import { expect } from "vitest";
 
 export interface Recorded {
   sql: string;
@@ -46,4 +47,20 @@ export async function planOf(statement: Recorded): Promise<string[]> {
     .bind(...statement.params)
     .all<{ detail: string }>();
   return results.map((r) => r.detail);
+}
+
+/**
+ * Fails on any plan line that scans one of the tables `scan` names (e.g. /^SCAN (ledger|tasks)\b/),
+ * naming the statement and its plan; an empty recording fails too, so a test cannot pass by
+ * recording nothing.
+ */
+export async function expectNoScans(statements: Recorded[], scan: RegExp): Promise<void> {
+  expect(statements.length).toBeGreaterThan(0);
+  for (const statement of statements) {
+    const plan = await planOf(statement);
+    expect(
+      plan.filter((line) => scan.test(line)),
+      `${statement.sql}\n${plan.join("\n")}`,
+    ).toEqual([]);
+  }
 }
