@@ -8,18 +8,9 @@ import { describe, expect, it, vi } from "vitest";
 import { DEFAULT_HEALTH_POLICY } from "../../src/domain/upstream-health";
 import { pickUpstream } from "../../src/domain/upstream-routing";
 import { gateOf, poolMembers, upstreamCredentials } from "../../src/services/upstream-pool";
+import { addMember } from "../durable/task/pool-helpers";
 import { call } from "../helpers";
 import { TEST_UPSTREAM_KEY } from "../routes/route-helpers";
-
-async function addUpstream(body: Record<string, unknown> = {}) {
-  const apiKey = `sk-${crypto.randomUUID()}`;
-  const res = await call("POST", "/admin/upstreams", {
-    admin: true,
-    body: { name: "acct", base_url: "https://mj.example.com", api_key: apiKey, ...body },
-  });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return { id: res.body.id as string, apiKey };
-}
 
 describe("upstream pool", () => {
   it("credentials: the default member's from the environment, an added one's unsealed, disabled or not", async () => {
@@ -27,7 +18,7 @@ describe("upstream pool", () => {
       baseUrl: "http://upstream.test",
       apiKey: TEST_UPSTREAM_KEY,
     });
-    const { id, apiKey } = await addUpstream();
+    const { id, key: apiKey } = await addMember();
     expect(await upstreamCredentials(env, id)).toEqual({ baseUrl: "https://mj.example.com", apiKey });
     await call("DELETE", `/admin/upstreams/${id}`, { admin: true });
     expect(await upstreamCredentials(env, id)).toEqual({ baseUrl: "https://mj.example.com", apiKey });
@@ -35,8 +26,8 @@ describe("upstream pool", () => {
   });
 
   it("members carry their gate's in-flight count and circuit, and routing skips the full and the open", async () => {
-    const full = await addUpstream({ max_inflight: 1, priority: -2 });
-    const broken = await addUpstream({ priority: -1 });
+    const full = await addMember({ max_inflight: 1, priority: -2 });
+    const broken = await addMember({ priority: -1 });
     await gateOf(env, full.id).acquire("task_a", { maxInflight: 1, queueBound: 10 });
     const log = vi.spyOn(console, "log").mockImplementation(() => {});
     for (let i = 0; i < DEFAULT_HEALTH_POLICY.minSamples; i++) {
@@ -58,7 +49,7 @@ describe("upstream pool", () => {
     // file's isolated storage, and one firing while the pool tears the file down hangs the
     // whole run (workers-sdk#5388): run it here. The event reaches the operator's sink, so
     // nothing is left to retry and the gate keeps no alarm.
-    const gate = gateOf(env, broken.id) as unknown as DurableObjectStub;
+    const gate = gateOf(env, broken.id);
     await runDurableObjectAlarm(gate);
     expect(await runInDurableObject(gate, (_, state) => state.storage.getAlarm())).toBeNull();
   });

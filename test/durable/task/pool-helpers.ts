@@ -1,5 +1,5 @@
 /**
- * Pool members for the task-level pool tests: each member is a simulator account of its own
+ * Pool members for the pool tests: each member is a simulator account of its own
  * (its own `sk-sim-…` key; every outbound fetch reaches the simulator whatever the member's
  * host), so the simulator's per-key counters say which member got what.
  */

@@ -13,11 +13,11 @@ import { gateOf } from "../../../src/services/upstream-pool";
 import { balanceOf, call, driveToEnd, ledgerOf, sim, submit, taskStub, tenantWithKey } from "../../helpers";
 import { expectError, expectSubmitted, marker } from "../../routes/route-helpers";
 import { advanceClockTo, runAlarmWhenDue } from "../clock-helpers";
-import { addMember as addQueueMember, type Member, statsOf } from "./pool-helpers";
+import { addMember as addPoolMember, type Member, statsOf } from "./pool-helpers";
 
 /** Members here keep their tasks open until the test moves the member's clock. */
 const addMember = (settings: Record<string, unknown> = {}) =>
-  addQueueMember(settings, { name: "queue", timeScale: 1 });
+  addPoolMember(settings, { name: "queue", timeScale: 1 });
 
 const finishOpenTasks = (member: Member) =>
   sim("POST", "/_sim/clock", { advance_ms: 3_600_000, key: member.key });
