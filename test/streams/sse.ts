@@ -218,3 +218,12 @@ export async function inpaintInModal(key: string, prompt: string) {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every 20 ms until it holds; fails naming `what` after `tries` rounds. */
+export async function waitFor(check: () => Promise<boolean>, what: string, tries = 100) {
+  for (let i = 0; i < tries; i++) {
+    if (await check()) return;
+    await sleep(20);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

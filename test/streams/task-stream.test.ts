@@ -15,10 +15,10 @@ import {
   openTaskStream,
   payloads,
   type SseMessage,
-  sleep,
   sseReader,
   taskIdOf,
   view,
+  waitFor,
 } from "./sse";
 
 /** An event exactly as the spec says: `id: <seq>`, `event: status`, data = GET's body now. */
@@ -37,14 +37,6 @@ async function heartbeat(taskId: string) {
   await runInDurableObject(taskStub(taskId), (instance) => {
     (instance as unknown as { subscribers: SseBroadcaster }).subscribers.beat();
   });
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, tries = 100) {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return;
-    await sleep(20);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe("task stream: order and content", () => {
