@@ -10,6 +10,12 @@
  * noticed and let go instead of piling up queued bytes and keeping the object awake. A
  * live client drains its queue as soon as bytes arrive; a dropped one reconnects with
  * Last-Event-ID and replays from the durable log. Nothing here drives billing.
+ *
+ * Stalls are not the whole story: workerd sometimes keeps reading a stream whose client
+ * has gone and discards the bytes, and such a subscriber looks exactly like a live reader.
+ * So every stream also ends, cleanly, at the first heartbeat after it is STREAM_MAX_AGE_MS
+ * old; a live EventSource reconnects (`retry: 2000`) with Last-Event-ID and misses nothing,
+ * and a dead one is gone for good. That bounds what a vanished client can hold.
  */
 
 import { logEvent } from "../log";
@@ -22,6 +28,8 @@ export interface SseEvent {
 
 const encoder = new TextEncoder();
 export const HEARTBEAT_MS = 15_000;
+/** A stream ends at the first heartbeat past this age; its client reconnects and resumes. */
+export const STREAM_MAX_AGE_MS = 10 * 60_000;
 /** Bytes queued for one subscriber before it counts as stalled. */
 const MAX_QUEUED_BYTES = 1 << 20;
 
@@ -35,10 +43,13 @@ interface Subscriber {
   /** Bytes waiting in its queue at the last heartbeat, and bytes enqueued since. */
   queuedAtBeat: number;
   sentSinceBeat: number;
+  /** Date.now() when it subscribed. */
+  openedAt: number;
 }
 
 export interface BroadcasterOptions {
   heartbeatMs?: number;
+  maxAgeMs?: number;
   maxQueuedBytes?: number;
 }
 
@@ -46,10 +57,12 @@ export class SseBroadcaster {
   private readonly subscribers = new Set<Subscriber>();
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private readonly heartbeatMs: number;
+  private readonly maxAgeMs: number;
   private readonly maxQueuedBytes: number;
 
   constructor(options: BroadcasterOptions = {}) {
     this.heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
+    this.maxAgeMs = options.maxAgeMs ?? STREAM_MAX_AGE_MS;
     this.maxQueuedBytes = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
   }
 
@@ -80,6 +93,7 @@ export class SseBroadcaster {
             filter: options.filter ?? (() => true),
             queuedAtBeat: 0,
             sentSinceBeat: 0,
+            openedAt: Date.now(),
           };
           this.subscribers.add(subscriber);
           this.startHeartbeat();
@@ -123,21 +137,21 @@ export class SseBroadcaster {
 
   /** Ends every stream (after the terminal event). */
   closeAll(): void {
-    for (const subscriber of [...this.subscribers]) {
-      try {
-        subscriber.controller.close();
-      } catch {}
-      this.drop(subscriber);
-    }
+    for (const subscriber of [...this.subscribers]) this.close(subscriber);
   }
 
   /**
-   * One heartbeat: drops every subscriber that has read nothing since the last beat
-   * although bytes were waiting for it, and sends the others a `: ping` comment.
+   * One heartbeat (at `now`): ends every stream past its maximum age, drops every subscriber
+   * that has read nothing since the last beat although bytes were waiting for it, and sends
+   * the others a `: ping` comment.
    */
-  beat(): void {
+  beat(now: number = Date.now()): void {
     const ping = encoder.encode(": ping\n\n");
     for (const subscriber of [...this.subscribers]) {
+      if (now - subscriber.openedAt >= this.maxAgeMs) {
+        this.close(subscriber);
+        continue;
+      }
       const room = subscriber.controller.desiredSize;
       const queued = room === null ? Number.POSITIVE_INFINITY : this.maxQueuedBytes - room;
       if (subscriber.queuedAtBeat > 0 && queued >= subscriber.queuedAtBeat + subscriber.sentSinceBeat) {
@@ -159,6 +173,13 @@ export class SseBroadcaster {
     } catch {
       this.kill(subscriber);
     }
+  }
+
+  private close(subscriber: Subscriber): void {
+    try {
+      subscriber.controller.close();
+    } catch {}
+    this.drop(subscriber);
   }
 
   /** Ends a stalled or broken subscriber's stream with an error; the client reconnects and resumes. */

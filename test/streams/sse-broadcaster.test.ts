@@ -11,6 +11,7 @@ import {
   SSE_HEADERS,
   SseBroadcaster,
   type SseEvent,
+  STREAM_MAX_AGE_MS,
 } from "../../src/durable/sse-broadcaster";
 import { sseReader } from "./sse";
 
@@ -165,6 +166,32 @@ describe("heartbeats and stalled subscribers", () => {
     expect(live.text).toContain("id: 99");
     expect(live.text.match(/^id: /gm)).toHaveLength(9);
     expect(live.error).toBeNull();
+  });
+
+  it("a stream past its maximum age ends cleanly at the next beat (the client resumes); a younger one stays", async () => {
+    expect(STREAM_MAX_AGE_MS).toBe(600_000);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const opened = Date.parse("2026-12-06T00:00:00Z");
+    vi.setSystemTime(opened);
+    const hub = new SseBroadcaster({ heartbeatMs: 3_600_000 });
+    const old = collect(hub.subscribe([]));
+    vi.setSystemTime(opened + 60_000);
+    const young = collect(hub.subscribe([]));
+    hub.broadcast(event(1));
+    await settle();
+    hub.beat(opened + STREAM_MAX_AGE_MS - 1);
+    expect(hub.size).toBe(2);
+    hub.beat(opened + STREAM_MAX_AGE_MS);
+    await settle();
+    expect(hub.size).toBe(1);
+    expect(old.done).toBe(true);
+    expect(old.error).toBeNull(); // closed, not errored: an EventSource reconnects and resumes
+    expect(old.text).toContain("id: 1");
+    expect(young.done).toBe(false);
+    hub.broadcast(event(2));
+    await settle();
+    expect(young.text).toContain("id: 2");
+    hub.closeAll();
   });
 
   it("an idle subscriber with nothing queued is never dropped by beats", async () => {
