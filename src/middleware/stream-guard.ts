@@ -14,6 +14,9 @@
  * in the object, whose heartbeat then lets it go, exactly as without the guard in between.
  *
  * A failing check (D1 unreachable) keeps the stream: a blip must not cut every dashboard.
+ *
+ * `body` is an object's response body (a runtime stream), as every caller passes it: workerd's
+ * pipe ends a pending read of such a stream on abort, but not of a JavaScript-built one.
  */
 export function guardStream(
   body: ReadableStream<Uint8Array>,
