@@ -14,8 +14,10 @@
  * Stalls are not the whole story: workerd sometimes keeps reading a stream whose client
  * has gone and discards the bytes, and such a subscriber looks exactly like a live reader.
  * So every stream also ends, cleanly, at the first heartbeat after it is STREAM_MAX_AGE_MS
- * old; a live EventSource reconnects (`retry: 2000`) with Last-Event-ID and misses nothing,
- * and a dead one is gone for good. That bounds what a vanished client can hold.
+ * old, plus up to STREAM_MAX_AGE_JITTER_MS so that streams opened together do not all
+ * reconnect at the same beat. A live client reconnects (`retry: 2000`) with Last-Event-ID
+ * and misses nothing (a browser on a stream token mints a fresh token first); a dead one
+ * is gone for good. That bounds what a vanished client can hold.
  */
 
 import { logEvent } from "../log";
@@ -30,6 +32,8 @@ const encoder = new TextEncoder();
 export const HEARTBEAT_MS = 15_000;
 /** A stream ends at the first heartbeat past this age; its client reconnects and resumes. */
 export const STREAM_MAX_AGE_MS = 10 * 60_000;
+/** Up to this much is added to each stream's age at random, so streams opened together do not all reconnect together. */
+export const STREAM_MAX_AGE_JITTER_MS = 2 * 60_000;
 /** Bytes queued for one subscriber before it counts as stalled. */
 const MAX_QUEUED_BYTES = 1 << 20;
 
@@ -43,13 +47,14 @@ interface Subscriber {
   /** Bytes waiting in its queue at the last heartbeat, and bytes enqueued since. */
   queuedAtBeat: number;
   sentSinceBeat: number;
-  /** Date.now() when it subscribed. */
-  openedAt: number;
+  /** Its age limit: Date.now() at subscribe + the maximum age + its share of the jitter. */
+  endsAt: number;
 }
 
 export interface BroadcasterOptions {
   heartbeatMs?: number;
   maxAgeMs?: number;
+  maxAgeJitterMs?: number;
   maxQueuedBytes?: number;
 }
 
@@ -58,11 +63,13 @@ export class SseBroadcaster {
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private readonly heartbeatMs: number;
   private readonly maxAgeMs: number;
+  private readonly maxAgeJitterMs: number;
   private readonly maxQueuedBytes: number;
 
   constructor(options: BroadcasterOptions = {}) {
     this.heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
     this.maxAgeMs = options.maxAgeMs ?? STREAM_MAX_AGE_MS;
+    this.maxAgeJitterMs = options.maxAgeJitterMs ?? STREAM_MAX_AGE_JITTER_MS;
     this.maxQueuedBytes = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
   }
 
@@ -93,7 +100,7 @@ export class SseBroadcaster {
             filter: options.filter ?? (() => true),
             queuedAtBeat: 0,
             sentSinceBeat: 0,
-            openedAt: Date.now(),
+            endsAt: Date.now() + this.maxAgeMs + Math.floor(Math.random() * this.maxAgeJitterMs),
           };
           this.subscribers.add(subscriber);
           this.startHeartbeat();
@@ -148,7 +155,7 @@ export class SseBroadcaster {
   beat(now: number = Date.now()): void {
     const ping = encoder.encode(": ping\n\n");
     for (const subscriber of [...this.subscribers]) {
-      if (now - subscriber.openedAt >= this.maxAgeMs) {
+      if (now >= subscriber.endsAt) {
         this.close(subscriber);
         continue;
       }

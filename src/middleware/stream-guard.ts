@@ -4,8 +4,9 @@
  * task's terminal event. Neither the TaskObject nor the TenantHub knows about keys, so the
  * Worker that opened the stream watches it: it pipes the object's body through and asks
  * `stillAllowed` every `everyMs`; the first "no" closes the client's stream (EventSource
- * then reconnects and gets the refusal from the auth middleware) and cancels the object's
- * side, which drops the subscriber there.
+ * then reconnects and gets the refusal from the auth middleware) and ends the pipe from the
+ * object, whose heartbeats then let the subscriber go (workerd does not run an object's
+ * stream cancel across a fetch).
  *
  * The bytes go through a runtime pipe (pipeTo into an IdentityTransformStream), not a
  * JavaScript read loop: with a thousand subscribers of one task, a loop would wake this
@@ -38,12 +39,14 @@ export function guardStream(
   };
   watch();
 
-  // preventAbort: on revocation the client's side is closed cleanly rather than errored (the
-  // source is cancelled with the abort's reason either way); a failing source still errors it.
+  // preventAbort: on revocation the client's side is closed cleanly rather than errored; a
+  // failing source still errors it. A revocation that lands while a write waits for a slow
+  // client cannot close (a write is in flight): that client's stream errors instead, and an
+  // EventSource reconnects all the same.
   body
     .pipeTo(writable, { signal: revoked.signal, preventAbort: true })
     .catch(async (error) => {
-      if (revoked.signal.aborted) await writable.close().catch(() => {});
+      if (revoked.signal.aborted) await writable.close().catch(() => writable.abort(error).catch(() => {}));
       else await writable.abort(error).catch(() => {});
     })
     .finally(() => {

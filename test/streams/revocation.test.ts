@@ -10,7 +10,15 @@ import type { SseBroadcaster } from "../../src/durable/sse-broadcaster";
 import { streamCheckMs, streamStillAuthorized } from "../../src/middleware/auth";
 import { guardStream } from "../../src/middleware/stream-guard";
 import { call, submit, tenantWithKey } from "../helpers";
-import { openStream, openTaskStream, type SseReader, sseReader, taskIdOf } from "./sse";
+import {
+  heartbeat,
+  openStream,
+  openTaskStream,
+  PAST_MAX_AGE_MS,
+  type SseReader,
+  sseReader,
+  taskIdOf,
+} from "./sse";
 
 /** Resolves true once the stream ends (reading past whatever events are still queued). */
 async function endsWithin(reader: SseReader, timeoutMs: number): Promise<boolean> {
@@ -162,7 +170,7 @@ describe("guardStream", () => {
     expect(await new Response(guarded).text()).toBe("abc");
   });
 
-  it("closes the client's side and cancels the source at the first refusal", async () => {
+  it("closes the client's side at the first refusal and ends the pipe from the object", async () => {
     // The source as production has it: an object's stream (the runtime pipes it; a JavaScript
     // stream's pending read would not see the refusal, and no route hands the guard one).
     const hub = env.TENANT_HUB.get(env.TENANT_HUB.idFromName(`guard-${crypto.randomUUID()}`));
@@ -173,13 +181,29 @@ describe("guardStream", () => {
     expect(await new Response(guarded).text()).toMatch(/^: connected\n/);
     expect(checks).toBe(3);
     // workerd does not run the object's cancel for a stream cancelled across a fetch; its
-    // heartbeats let the subscriber go, as they do for a client that hung up.
-    for (let beat = 0; beat < 4; beat++) {
+    // heartbeats let the subscriber go (or, should the runtime drain the dead stream, its age).
+    for (let beat = 0; beat < 4; beat++) await heartbeat(hub);
+    if ((await hub.subscriberCount()) === 1) await heartbeat(hub, Date.now() + PAST_MAX_AGE_MS);
+    expect(await hub.subscriberCount()).toBe(0);
+  });
+
+  it("reads nothing ahead: a guarded stream nobody reads is let go by the object's heartbeats", async () => {
+    const hub = env.TENANT_HUB.get(env.TENANT_HUB.idFromName(`guard-${crypto.randomUUID()}`));
+    const source = (await hub.fetch("https://hub/v1/events")).body!;
+    const guarded = guardStream(source, async () => true, 60_000);
+    const big = { id: "task_x", blob: "x".repeat(4_000) };
+    for (let beat = 0; beat < 4 && (await hub.subscriberCount()) > 0; beat++) {
       await runInDurableObject(hub, (instance) => {
-        (instance as unknown as { broadcaster: SseBroadcaster }).broadcaster.beat();
+        (instance as unknown as { broadcaster: SseBroadcaster }).broadcaster.broadcast({
+          id: beat + 1,
+          event: "status",
+          data: big,
+        });
       });
+      await heartbeat(hub);
     }
     expect(await hub.subscriberCount()).toBe(0);
+    await guarded.cancel().catch(() => {});
   });
 
   it("keeps the stream when the check itself fails (a D1 blip cuts no dashboard)", async () => {

@@ -11,6 +11,7 @@ import {
   SSE_HEADERS,
   SseBroadcaster,
   type SseEvent,
+  STREAM_MAX_AGE_JITTER_MS,
   STREAM_MAX_AGE_MS,
 } from "../../src/durable/sse-broadcaster";
 import { sseReader } from "./sse";
@@ -173,7 +174,7 @@ describe("heartbeats and stalled subscribers", () => {
     vi.useFakeTimers({ toFake: ["Date"] });
     const opened = Date.parse("2026-12-06T00:00:00Z");
     vi.setSystemTime(opened);
-    const hub = new SseBroadcaster({ heartbeatMs: 3_600_000 });
+    const hub = new SseBroadcaster({ heartbeatMs: 3_600_000, maxAgeJitterMs: 0 });
     const old = collect(hub.subscribe([]));
     vi.setSystemTime(opened + 60_000);
     const young = collect(hub.subscribe([]));
@@ -192,6 +193,24 @@ describe("heartbeats and stalled subscribers", () => {
     await settle();
     expect(young.text).toContain("id: 2");
     hub.closeAll();
+  });
+
+  it("streams opened together end spread over the jitter, not at one beat", async () => {
+    expect(STREAM_MAX_AGE_JITTER_MS).toBe(120_000);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const opened = Date.parse("2026-12-06T00:00:00Z");
+    vi.setSystemTime(opened);
+    const hub = new SseBroadcaster({ heartbeatMs: 3_600_000 });
+    const streams = Array.from({ length: 50 }, () => collect(hub.subscribe([])));
+    hub.beat(opened + STREAM_MAX_AGE_MS - 1);
+    expect(hub.size).toBe(50);
+    hub.beat(opened + STREAM_MAX_AGE_MS + STREAM_MAX_AGE_JITTER_MS / 2);
+    expect(hub.size).toBeGreaterThan(0);
+    expect(hub.size).toBeLessThan(50);
+    hub.beat(opened + STREAM_MAX_AGE_MS + STREAM_MAX_AGE_JITTER_MS);
+    expect(hub.size).toBe(0);
+    await settle();
+    expect(streams.every((s) => s.done && s.error === null)).toBe(true);
   });
 
   it("an idle subscriber with nothing queued is never dropped by beats", async () => {

@@ -3,8 +3,13 @@
  * over the response body reader (a live stream is never awaited whole), plus helpers that
  * build tasks with several distinct status changes under the simulator's time scale 0.
  */
-import { SELF } from "cloudflare:test";
+import { runInDurableObject, SELF } from "cloudflare:test";
 import { expect } from "vitest";
+import {
+  type SseBroadcaster,
+  STREAM_MAX_AGE_JITTER_MS,
+  STREAM_MAX_AGE_MS,
+} from "../../src/durable/sse-broadcaster";
 import { runAlarmWhenDue } from "../durable/clock-helpers";
 import { call, driveToEnd, submit, taskStub } from "../helpers";
 
@@ -226,4 +231,15 @@ export async function waitFor(check: () => Promise<boolean>, what: string, tries
     await sleep(20);
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Later than any stream's age limit (the maximum age and the whole jitter). */
+export const PAST_MAX_AGE_MS = STREAM_MAX_AGE_MS + STREAM_MAX_AGE_JITTER_MS;
+
+/** What an object's 15 s heartbeat timer does (a TaskObject's or a TenantHub's), run now or as if at `now`. */
+export async function heartbeat(stub: Parameters<typeof runInDurableObject>[0], now?: number) {
+  await runInDurableObject(stub, (instance) => {
+    const owner = instance as unknown as { subscribers?: SseBroadcaster; broadcaster?: SseBroadcaster };
+    (owner.subscribers ?? owner.broadcaster)!.beat(now);
+  });
 }

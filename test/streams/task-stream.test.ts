@@ -4,15 +4,15 @@
  * so an imagine goes NOT_START → SUCCESS and an inpaint NOT_START → MODAL → SUBMITTED →
  * SUCCESS (the /modal call is the only thing that moves it off MODAL).
  */
-import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { type SseBroadcaster, STREAM_MAX_AGE_MS } from "../../src/durable/sse-broadcaster";
 import { runAlarmWhenDue } from "../durable/clock-helpers";
 import { call, driveToEnd, submit, taskStub, tenantWithKey } from "../helpers";
 import {
+  heartbeat,
   inpaintInModal,
   openStream,
   openTaskStream,
+  PAST_MAX_AGE_MS,
   payloads,
   type SseMessage,
   sseReader,
@@ -30,13 +30,6 @@ async function expectCurrent(message: SseMessage | null, seq: number, taskId: st
   // Byte for byte what GET /v1/midjourney/{id} answers at this point.
   expect(message!.data).toBe(JSON.stringify(current));
   return current;
-}
-
-/** What the object's 15 s heartbeat timer does, run now (or as if at `now`). */
-async function heartbeat(taskId: string, now?: number) {
-  await runInDurableObject(taskStub(taskId), (instance) => {
-    (instance as unknown as { subscribers: SseBroadcaster }).subscribers.beat(now);
-  });
 }
 
 describe("task stream: order and content", () => {
@@ -282,14 +275,14 @@ describe("task stream: many and abandoned subscribers", () => {
     expect((await live.next())!.id).toBe("3");
     // ...so heartbeats notice a subscriber that reads nothing while bytes wait for it.
     for (let beat = 0; beat < 4; beat++) {
-      await heartbeat(task.taskId);
+      await heartbeat(taskStub(task.taskId));
       await live.nextComment("ping");
     }
     let resumed = live;
     if ((await taskStub(task.taskId).subscriberCount()) === 2) {
       // Now and then workerd keeps reading the cancelled stream and discards the bytes: it
       // reads like a live one. Its age ends it, the live one with it; the live one resumes.
-      await heartbeat(task.taskId, Date.now() + STREAM_MAX_AGE_MS);
+      await heartbeat(taskStub(task.taskId), Date.now() + PAST_MAX_AGE_MS);
       expect(await taskStub(task.taskId).subscriberCount()).toBe(0);
       expect(await live.rest()).toEqual([]);
       resumed = await openTaskStream(task.taskId, { key: t.key, headers: { "last-event-id": "3" } });

@@ -5,12 +5,13 @@
  */
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { type SseBroadcaster, STREAM_MAX_AGE_MS } from "../../src/durable/sse-broadcaster";
 import { runAlarmWhenDue } from "../durable/clock-helpers";
 import { call, driveToEnd, submit, taskStub, tenantWithKey } from "../helpers";
 import {
+  heartbeat,
   openStream,
   openTaskStream,
+  PAST_MAX_AGE_MS,
   payloads,
   type SseMessage,
   type SseReader,
@@ -231,20 +232,17 @@ describe("tenant stream", () => {
     await driveToEnd(first, t.key);
     const [seen] = await take(live, 1);
     // ...until heartbeats find that nothing has been read there while bytes waited.
-    const beat = (now?: number) =>
-      runInDurableObject(hub, (instance) => {
-        (instance as unknown as { broadcaster: SseBroadcaster }).broadcaster.beat(now);
-      });
     for (let round = 0; round < 4; round++) {
-      await beat();
+      await heartbeat(hub);
       await live.nextComment("ping");
     }
     if ((await hub.subscriberCount()) === 2) {
       // Now and then workerd keeps reading the cancelled stream and discards the bytes: it
       // reads like a live one. Its age ends it, the live one with it; the live one resumes.
-      await beat(Date.now() + STREAM_MAX_AGE_MS);
+      await heartbeat(hub, Date.now() + PAST_MAX_AGE_MS);
       expect(await hub.subscriberCount()).toBe(0);
       await live.rest();
+      expect(live.ended).toBe(true);
       live = await openTenantStream({ key: t.key, headers: { "last-event-id": String(seen!.id) } });
     }
     expect(await hub.subscriberCount()).toBe(1);
