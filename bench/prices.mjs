@@ -14,6 +14,9 @@ export const PRICES = {
     /** Billed on 128 MB per active object, whatever it uses. */
     durable_objects_per_million_gb_s: 12.5,
     durable_object_gb: 0.128,
+    /** SQLite-backed objects' own storage, billed per row like D1. */
+    durable_objects_sqlite_per_million_rows_read: 0.001,
+    durable_objects_sqlite_per_million_rows_written: 1.0,
     d1_per_million_rows_read: 0.001,
     d1_per_million_rows_written: 1.0,
     d1_per_gb_month: 0.75,
@@ -25,8 +28,8 @@ export const PRICES = {
 
 /**
  * Cost of 1,000 tasks from measured counts per task. `perTask`: workerRequests, cpuMs,
- * objectRequests, objectActiveSeconds, d1RowsRead, d1RowsWritten, d1Bytes (kept for
- * `storageMonths`). Returns one line per item and the total, in USD.
+ * objectRequests, objectActiveSeconds, objectRowsRead, objectRowsWritten (the objects' own
+ * SQLite), d1RowsRead, d1RowsWritten, d1Bytes (kept for `storageMonths`). Returns one line per item and the total, in USD.
  */
 export function costPer1000Tasks(perTask, { storageMonths = 1 } = {}) {
   const p = PRICES.usd;
@@ -37,6 +40,10 @@ export function costPer1000Tasks(perTask, { storageMonths = 1 } = {}) {
     durable_object_requests: (perTask.objectRequests * n * p.durable_objects_per_million_requests) / 1e6,
     durable_object_duration:
       (perTask.objectActiveSeconds * p.durable_object_gb * n * p.durable_objects_per_million_gb_s) / 1e6,
+    durable_object_rows_read:
+      ((perTask.objectRowsRead ?? 0) * n * p.durable_objects_sqlite_per_million_rows_read) / 1e6,
+    durable_object_rows_written:
+      ((perTask.objectRowsWritten ?? 0) * n * p.durable_objects_sqlite_per_million_rows_written) / 1e6,
     d1_rows_read: (perTask.d1RowsRead * n * p.d1_per_million_rows_read) / 1e6,
     d1_rows_written: (perTask.d1RowsWritten * n * p.d1_per_million_rows_written) / 1e6,
     d1_storage: ((perTask.d1Bytes * n) / 1e9) * p.d1_per_gb_month * storageMonths,

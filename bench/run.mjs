@@ -150,6 +150,8 @@ function client(stack, adminToken) {
     return { task: r.json, ms: r.ms, d1: requestD1(r.headers) };
   };
   c.objectsD1 = () => must(200, G, "GET", "/_debug/d1");
+  /** The objects' own SQLite rows read and written, per class (development only). */
+  c.objectsStorage = () => must(200, G, "GET", "/_debug/storage");
   c.drain = async (tenantId, timeoutMs = 120_000) => {
     const until = Date.now() + timeoutMs;
     while (Date.now() < until) {
@@ -361,6 +363,7 @@ async function d1Counts(c, main) {
   await c.simConfig(1, SIM_KEY_GATEWAY);
   const polls0 = await c.simPolls(SIM_KEY_GATEWAY);
   const objects0 = await c.objectsD1();
+  const storage0 = await c.objectsStorage();
   const requestUsage = [];
   const tasks = [];
   for (let i = 0; i < n; i++) {
@@ -377,6 +380,7 @@ async function d1Counts(c, main) {
   await c.drain(main.tenantId);
   await sleep(1_000);
   const objects3 = await c.objectsD1();
+  const storage3 = await c.objectsStorage();
   const polls3 = await c.simPolls(SIM_KEY_GATEWAY);
   await c.simConfig(0, SIM_KEY_GATEWAY);
 
@@ -408,6 +412,7 @@ async function d1Counts(c, main) {
     per_poll: perPoll,
     per_settlement_incl_final_poll: settlementWithFinalPoll,
     per_task_life: perTaskLife,
+    object_storage_per_task_life: storageRowsPerTask(storage0, storage3, n),
     per_query: {
       request: perUnit(sumUsage(queryUsage), n),
       objects: perUnit(objectsTotal(usageDelta(q1, q0)), n),
@@ -419,6 +424,21 @@ async function d1Counts(c, main) {
     },
     unmetered_note: "statements run through raw()/exec() have no row counts (counted in 'unmetered')",
   };
+}
+
+/** The objects' own SQLite rows per task, from two readings of GET /_debug/storage, in all and by class. */
+function storageRowsPerTask(before, after, n) {
+  const byClass = {};
+  let read = 0;
+  let written = 0;
+  for (const [name, rows] of Object.entries(after)) {
+    const r = rows.rowsRead - (before[name]?.rowsRead ?? 0);
+    const w = rows.rowsWritten - (before[name]?.rowsWritten ?? 0);
+    byClass[name] = { rows_read: round(r / n, 1), rows_written: round(w / n, 1) };
+    read += r;
+    written += w;
+  }
+  return { rows_read: round(read / n, 1), rows_written: round(written / n, 1), by_class: byClass };
 }
 
 /** workerd CPU per operation: CPU of N operations minus that of N GET /health, over N. */
@@ -898,6 +918,8 @@ function cost() {
     d1RowsRead: life.rows_read,
     d1RowsWritten: life.rows_written,
     d1Bytes: bytes,
+    objectRowsRead: lean.d1.object_storage_per_task_life?.rows_read ?? 0,
+    objectRowsWritten: lean.d1.object_storage_per_task_life?.rows_written ?? 0,
   };
   const query = {
     workerRequests: 1,
@@ -917,7 +939,8 @@ function cost() {
         "a TaskObject polled every 3–5 s stays active for the task's whole life; BENCH_COST_TASK_SECONDS (default 60) is that life",
       cpu: "workerd CPU of the lean stack, which also runs the local D1 and the objects: an upper bound for billed Workers CPU",
       d1_storage: "one month of the task's bytes (no archive)",
-      durable_object_storage: "SQLite-backed object storage (rows, GB-month) not measured here",
+      durable_object_storage:
+        "the objects' SQLite rows read and written are measured (GET /_debug/storage); their GB-month is not (a task's object is deleted after its retention)",
     },
     per_1000_tasks_usd: costPer1000Tasks(perTask),
     per_1000_queries_usd: costPer1000Tasks(query),
@@ -1045,6 +1068,17 @@ function report(r) {
   );
   both("settlement (incl. its final poll)", (m) => ok(m.d1) && u(m.d1.per_settlement_incl_final_poll));
   both("whole task life", (m) => ok(m.d1) && u(m.d1.per_task_life));
+  both(
+    "objects' own SQLite per task life (rows read / written)",
+    (m) =>
+      ok(m.d1) &&
+      m.d1.object_storage_per_task_life &&
+      `${m.d1.object_storage_per_task_life.rows_read} / ${m.d1.object_storage_per_task_life.rows_written} (${Object.entries(
+        m.d1.object_storage_per_task_life.by_class,
+      )
+        .map(([name, c]) => `${name} ${c.rows_read} / ${c.rows_written}`)
+        .join(", ")})`,
+  );
   both(
     "task query",
     (m) => ok(m.d1) && `${u(m.d1.per_query.request)} (objects ${u(m.d1.per_query.objects)})`,

@@ -1,38 +1,52 @@
 import { createApp } from "./app";
 import { runMaintenance } from "./db/maintenance";
 import { countRoundTrips, type D1Usage, emptyUsage } from "./db/round-trip-counter";
+import { countStorageRows, type StorageRows, settleStorageRows } from "./durable/storage-row-counter";
 import { TaskObject as TaskObjectImpl } from "./durable/task-object";
 import { TenantHub as TenantHubImpl } from "./durable/tenant-hub";
+import { UpstreamGate as UpstreamGateImpl } from "./durable/upstream-gate";
 import { configFrom, type Env } from "./env";
 import { archiveSettledHistory } from "./services/archive";
 import { chargeStorage } from "./services/asset-usage";
 import { purgeExpiredAssets } from "./services/assets";
 import { sweepOrphanCharges } from "./services/custody";
 
-export { UpstreamGate } from "./durable/upstream-gate";
-
 const app = createApp();
 
 /**
  * Development only, for the benchmarks: D1 usage of the Durable Objects' own work (admission,
- * polls, settlement, webhooks), summed per class in this isolate and read at GET /_debug/d1.
- * Outside development the objects get the binding untouched.
+ * polls, settlement, webhooks), read at GET /_debug/d1, and the rows of their own SQLite
+ * storage, read at GET /_debug/storage, summed per class in this isolate. Outside development
+ * the objects get the binding and their storage untouched.
  */
 const objectD1Usage: Record<string, D1Usage> = { TaskObject: emptyUsage(), TenantHub: emptyUsage() };
-const countedInDevelopment = (env: Env, className: string): Env =>
-  env.ENVIRONMENT === "development"
-    ? { ...env, DB: countRoundTrips(env.DB, objectD1Usage[className]).db }
-    : env;
+const objectStorageRows: Record<string, StorageRows> = {
+  TaskObject: { rowsRead: 0, rowsWritten: 0 },
+  TenantHub: { rowsRead: 0, rowsWritten: 0 },
+  UpstreamGate: { rowsRead: 0, rowsWritten: 0 },
+};
+function countedInDevelopment(ctx: DurableObjectState, env: Env, className: string): Env {
+  if (env.ENVIRONMENT !== "development") return env;
+  countStorageRows(ctx.storage, objectStorageRows[className]!);
+  const d1Usage = objectD1Usage[className];
+  return d1Usage ? { ...env, DB: countRoundTrips(env.DB, d1Usage).db } : env;
+}
 
 export class TaskObject extends TaskObjectImpl {
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, countedInDevelopment(env, "TaskObject"));
+    super(ctx, countedInDevelopment(ctx, env, "TaskObject"));
   }
 }
 
 export class TenantHub extends TenantHubImpl {
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, countedInDevelopment(env, "TenantHub"));
+    super(ctx, countedInDevelopment(ctx, env, "TenantHub"));
+  }
+}
+
+export class UpstreamGate extends UpstreamGateImpl {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, countedInDevelopment(ctx, env, "UpstreamGate"));
   }
 }
 
@@ -40,6 +54,10 @@ export default {
   async fetch(request, env, ctx) {
     if (env.ENVIRONMENT === "development" && new URL(request.url).pathname === "/_debug/d1") {
       return Response.json(objectD1Usage);
+    }
+    if (env.ENVIRONMENT === "development" && new URL(request.url).pathname === "/_debug/storage") {
+      settleStorageRows();
+      return Response.json(objectStorageRows);
     }
     if (env.ENVIRONMENT === "development" && request.headers.has("x-debug-d1")) {
       const counter = countRoundTrips(env.DB);

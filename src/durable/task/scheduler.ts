@@ -23,6 +23,8 @@ const MIN_DELAY_MS = 10;
 
 export class Scheduler {
   private retryNotBefore = 0;
+  /** The time this instance last armed the alarm for, until an alarm runs or is cancelled. */
+  private pendingAt: number | null = null;
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -34,6 +36,10 @@ export class Scheduler {
     const due = timers.filter((at): at is number => at !== null);
     if (!due.length) return;
     const at = Math.max(Math.min(...due), this.clock.now() + MIN_DELAY_MS, this.retryNotBefore);
+    // This instance armed that very time and no alarm has run since: the alarm is still
+    // pending, so skip the row write (the objects' storage bills each one) and the setAlarm.
+    if (this.pendingAt === at) return;
+    this.pendingAt = at;
     this.storage.sql.exec(
       "INSERT INTO wake (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
       at,
@@ -61,6 +67,7 @@ export class Scheduler {
     rearm: () => void,
     context: Record<string, unknown>,
   ): Promise<void> {
+    this.pendingAt = null; // this alarm is spent, whichever time it was armed for
     try {
       await work(this.clock.now());
     } catch (error) {
@@ -76,6 +83,7 @@ export class Scheduler {
   }
 
   async cancel(): Promise<void> {
+    this.pendingAt = null;
     await this.storage.deleteAlarm();
   }
 }

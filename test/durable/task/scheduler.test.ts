@@ -1,5 +1,6 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { countStorageRows, settleStorageRows } from "../../../src/durable/storage-row-counter";
 import { TaskClock } from "../../../src/durable/task/clock";
 import { Scheduler } from "../../../src/durable/task/scheduler";
 import type { TaskObject } from "../../../src/durable/task-object";
@@ -33,6 +34,38 @@ describe("Scheduler", () => {
       expect(scheduler.armedFor()).toBe(target);
       expect(await storage.getAlarm()).toBe(clock.wallTimeOf(target));
       expect(clock.wallTimeOf(target)).toBeLessThan(target - 3_000_000);
+    });
+  });
+
+  it("arming the time already pending writes nothing; after an alarm runs (or a cancel) the same time is armed again", async () => {
+    await withScheduler(async (scheduler, clock, storage) => {
+      const rows = { rowsRead: 0, rowsWritten: 0 };
+      countStorageRows(storage, rows);
+      const target = clock.now() + 60_000;
+      const writesFor = (arm: () => void) => {
+        settleStorageRows();
+        const before = rows.rowsWritten;
+        arm();
+        settleStorageRows();
+        return rows.rowsWritten - before;
+      };
+      expect(writesFor(() => scheduler.armAtEarliest([target]))).toBe(1);
+      expect(writesFor(() => scheduler.armAtEarliest([target, target + 5_000]))).toBe(0);
+      expect(await storage.getAlarm()).toBe(clock.wallTimeOf(target));
+      // An alarm run spends the pending alarm (a test may run it early): re-arming writes again.
+      await storage.deleteAlarm();
+      await scheduler.run(
+        undefined,
+        async () => {},
+        () => scheduler.armAtEarliest([target]),
+        {},
+      );
+      expect(await storage.getAlarm()).toBe(clock.wallTimeOf(target));
+      await scheduler.cancel();
+      expect(writesFor(() => scheduler.armAtEarliest([target]))).toBe(1);
+      expect(await storage.getAlarm()).toBe(clock.wallTimeOf(target));
+      expect(writesFor(() => scheduler.armAtEarliest([target + 1_000]))).toBe(1);
+      expect(scheduler.armedFor()).toBe(target + 1_000);
     });
   });
 
