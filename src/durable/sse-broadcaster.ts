@@ -53,7 +53,6 @@ interface Subscriber {
 
 export interface BroadcasterOptions {
   heartbeatMs?: number;
-  maxAgeMs?: number;
   maxAgeJitterMs?: number;
   maxQueuedBytes?: number;
 }
@@ -62,13 +61,11 @@ export class SseBroadcaster {
   private readonly subscribers = new Set<Subscriber>();
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private readonly heartbeatMs: number;
-  private readonly maxAgeMs: number;
   private readonly maxAgeJitterMs: number;
   private readonly maxQueuedBytes: number;
 
   constructor(options: BroadcasterOptions = {}) {
     this.heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
-    this.maxAgeMs = options.maxAgeMs ?? STREAM_MAX_AGE_MS;
     this.maxAgeJitterMs = options.maxAgeJitterMs ?? STREAM_MAX_AGE_JITTER_MS;
     this.maxQueuedBytes = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
   }
@@ -100,7 +97,7 @@ export class SseBroadcaster {
             filter: options.filter ?? (() => true),
             queuedAtBeat: 0,
             sentSinceBeat: 0,
-            endsAt: Date.now() + this.maxAgeMs + Math.floor(Math.random() * this.maxAgeJitterMs),
+            endsAt: Date.now() + STREAM_MAX_AGE_MS + Math.floor(Math.random() * this.maxAgeJitterMs),
           };
           this.subscribers.add(subscriber);
           this.startHeartbeat();
