@@ -152,6 +152,8 @@ function client(stack, adminToken) {
   c.objectsD1 = () => must(200, G, "GET", "/_debug/d1");
   /** The objects' own SQLite rows read and written, per class (development only). */
   c.objectsStorage = () => must(200, G, "GET", "/_debug/storage");
+  /** The submit's named spans since the last reset (development only); null when the stack has none. */
+  c.spans = (reset) => must(200, G, "GET", `/_debug/spans${reset ? "?reset=1" : ""}`).catch(() => null);
   c.drain = async (tenantId, timeoutMs = 120_000) => {
     const until = Date.now() + timeoutMs;
     while (Date.now() < until) {
@@ -228,6 +230,7 @@ async function unloaded(c, main, queryTask, simTask) {
   const queries = [];
   const simSubmits = [];
   const simQueries = [];
+  await c.spans(true);
   for (let i = 0; i < CONFIG.latencySamples; i++) {
     health.push((await call(c.G, "GET", "/health")).ms);
     submits.push((await c.submit(c.G, main.key, `bench unloaded ${i}`)).ms);
@@ -237,6 +240,8 @@ async function unloaded(c, main, queryTask, simTask) {
       simQueries.push((await c.query(c.S, SIM_KEY_DIRECT, simTask)).ms);
     }
   }
+  // Read before the drain: the polls and settlements that follow are not the submit's.
+  const spans = await c.spans(true);
   await c.drain(main.tenantId);
   const h = summary(health);
   const vsHealth = (s) => ({
@@ -250,6 +255,33 @@ async function unloaded(c, main, queryTask, simTask) {
     query: vsHealth(summary(queries)),
     simulator_submit: summary(simSubmits),
     simulator_query: summary(simQueries),
+    submit_steps: submitSteps(spans),
+  };
+}
+
+/**
+ * Where an unloaded submit's time goes, from the Worker's and the objects' named spans
+ * (src/spans.ts, GET /_debug/spans): the wait of each step, mean and p50 ms. The object's
+ * creation and the RPC into it are what the Worker waited for its start beyond the time the
+ * object spent inside it; the runtime's own share is the client's latency beyond the Worker's.
+ */
+function submitSteps(spans) {
+  if (!spans?.["worker.submit"]) return null;
+  const step = (name) => (spans[name] ? { mean_ms: spans[name].mean_ms, p50_ms: spans[name].p50_ms } : null);
+  const minus = (a, b) =>
+    spans[a] && spans[b] ? { mean_ms: round(spans[a].mean_ms - spans[b].mean_ms, 2), p50_ms: null } : null;
+  return {
+    worker_submit: step("worker.submit"),
+    worker_health: step("worker.health"),
+    route_and_moderation: step("submit.route_and_moderation"),
+    d1_admission: step("submit.admission"),
+    task_object_start: step("submit.object_start"),
+    object_creation_and_rpc: minus("submit.object_start", "task.start"),
+    gate_acquire: step("gate.acquire"),
+    upstream_submit: step("upstream.submit"),
+    gate_health_record: step("gate.record"),
+    task_accepted: step("task.accepted"),
+    note: "waits (workerd's clock moves on I/O only), spans kept in development only",
   };
 }
 
@@ -989,6 +1021,23 @@ function report(r) {
     "simulator query (upstream, reference)",
     (m) => ok(m.unloaded) && `${m.unloaded.simulator_query.p50} / ${m.unloaded.simulator_query.p99}`,
   );
+  const steps = (m) => ok(m.unloaded) && m.unloaded.submit_steps;
+  const stepLine = (label, name) =>
+    both(label, (m) => {
+      const x = steps(m)?.[name];
+      return x && (x.p50_ms === null ? `${x.mean_ms}` : `${x.mean_ms} / ${x.p50_ms}`);
+    });
+  out("\nWhere an unloaded submit waits, mean / p50 ms (development-only spans, GET /_debug/spans)");
+  stepLine("in the Worker, submit (GET /health)", "worker_submit");
+  stepLine("  GET /health in the Worker", "worker_health");
+  stepLine("  routing and the moderation check", "route_and_moderation");
+  stepLine("  D1 admission batch", "d1_admission");
+  stepLine("  the task object's start, from the Worker", "task_object_start");
+  stepLine("    creating the object and the RPC (mean)", "object_creation_and_rpc");
+  stepLine("    the gate's slot (acquire RPC)", "gate_acquire");
+  stepLine("    the upstream's answer", "upstream_submit");
+  stepLine("    the gate's health record (RPC)", "gate_health_record");
+  stepLine("    accepted: machine, storage, publish", "task_accepted");
   const routed = (m) => ok(m.routing) && m.routing;
   out("\nRouting overhead per submit, one connection, p50 / p99 ms (pool of one vs a pool of three members)");
   both(

@@ -10,14 +10,16 @@ import { archiveSettledHistory } from "./services/archive";
 import { chargeStorage } from "./services/asset-usage";
 import { purgeExpiredAssets } from "./services/assets";
 import { sweepOrphanCharges } from "./services/custody";
+import { enableSpans, readSpans, span } from "./spans";
 
 const app = createApp();
 
 /**
  * Development only, for the benchmarks: D1 usage of the Durable Objects' own work (admission,
  * polls, settlement, webhooks), read at GET /_debug/d1, and the rows of their own SQLite
- * storage, read at GET /_debug/storage, summed per class in this isolate. Outside development
- * the objects get the binding and their storage untouched.
+ * storage, read at GET /_debug/storage, summed per class in this isolate; and the submit's
+ * named spans (src/spans.ts), read at GET /_debug/spans (`?reset=1` starts anew). Outside
+ * development the objects get the binding and their storage untouched, and no span is kept.
  */
 const objectD1Usage: Record<string, D1Usage> = { TaskObject: emptyUsage(), TenantHub: emptyUsage() };
 const objectStorageRows: Record<string, StorageRows> = {
@@ -27,6 +29,7 @@ const objectStorageRows: Record<string, StorageRows> = {
 };
 function countedInDevelopment(ctx: DurableObjectState, env: Env, className: string): Env {
   if (env.ENVIRONMENT !== "development") return env;
+  enableSpans();
   countStorageRows(ctx.storage, objectStorageRows[className]!);
   const d1Usage = objectD1Usage[className];
   return d1Usage ? { ...env, DB: countRoundTrips(env.DB, d1Usage).db } : env;
@@ -59,6 +62,9 @@ export default {
       settleStorageRows();
       return Response.json(objectStorageRows);
     }
+    if (env.ENVIRONMENT === "development" && new URL(request.url).pathname === "/_debug/spans") {
+      return Response.json(readSpans(new URL(request.url).searchParams.has("reset")));
+    }
     if (env.ENVIRONMENT === "development" && request.headers.has("x-debug-d1")) {
       const counter = countRoundTrips(env.DB);
       const response = await app.fetch(request, { ...env, DB: counter.db }, ctx);
@@ -67,6 +73,11 @@ export default {
       counted.headers.set("x-d1-rows-read", String(counter.usage.rowsRead));
       counted.headers.set("x-d1-rows-written", String(counter.usage.rowsWritten));
       return counted;
+    }
+    if (env.ENVIRONMENT === "development") {
+      enableSpans();
+      const name = workerSpanName(request);
+      if (name) return span(name, async () => app.fetch(request, env, ctx));
     }
     return app.fetch(request, env, ctx);
   },
@@ -83,3 +94,11 @@ export default {
     );
   },
 } satisfies ExportedHandler<Env>;
+
+/** The Worker's own share of the requests the bench compares: a submit and the trivial route. */
+function workerSpanName(request: Request): string | null {
+  const path = new URL(request.url).pathname;
+  if (path === "/health") return "worker.health";
+  if (request.method === "POST" && path.startsWith("/v1/midjourney/generations")) return "worker.submit";
+  return null;
+}

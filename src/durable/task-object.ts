@@ -5,6 +5,7 @@ import { isTerminal, nextWakeAt } from "../domain/task-machine";
 import { sendsWebhooks, type TaskMeta, taskView, unifiedTaskView } from "../domain/task-view";
 import { configFrom, type Env } from "../env";
 import { logEvent } from "../log";
+import { span } from "../spans";
 import type { RequestBody } from "../upstream/client";
 import { SseBroadcaster } from "./sse-broadcaster";
 import { AssetHosting, visibleState } from "./task/asset-hosting";
@@ -92,7 +93,7 @@ export class TaskObject extends DurableObject<Env> {
   /** Creates the task and forwards it; the body is a stream (never inside the RPC argument). Idempotent. */
   async start(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
     this.lifecycle.refresh();
-    return this.forwarding.start(input, body);
+    return span("task.start", () => this.forwarding.start(input, body));
   }
 
   /** The outcome of the submit (or /modal) this task answered, for idempotent replays. */

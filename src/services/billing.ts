@@ -44,6 +44,7 @@ import { deserializeError, type ModalAdmission, type SubmitOutcome } from "../du
 import type { Env } from "../env";
 import { checkPrincipal } from "../middleware/auth";
 import { cachedPriceBook } from "../pricing-cache";
+import { span } from "../spans";
 import { jsonBodyStream } from "../upstream/json-stream";
 import { routeFor } from "./upstream-pool";
 
@@ -106,10 +107,12 @@ export async function submit(env: Env, request: SubmitRequest): Promise<SubmitAn
   };
   // Where the task can go, and whether the tenant may submit at all, are decided first: a full
   // or unavailable pool, or a tenant cooling down after moderation failures, charges nothing.
-  const route = await Promise.all([
-    routeFor(env, request.action, request.parent?.upstreamId ?? null, { tenantId: principal.tenant.id }),
-    checkModeration(env, principal.tenant.id),
-  ])
+  const route = await span("submit.route_and_moderation", () =>
+    Promise.all([
+      routeFor(env, request.action, request.parent?.upstreamId ?? null, { tenantId: principal.tenant.id }),
+      checkModeration(env, principal.tenant.id),
+    ]),
+  )
     .then(([candidates]) => candidates)
     .catch(async (error: unknown) => {
       // A retry of a request already answered replays that answer, refused now or not.
@@ -119,7 +122,7 @@ export async function submit(env: Env, request: SubmitRequest): Promise<SubmitAn
       throw error;
     });
   if (route === null) return replay(env, principal, request.idempotency!);
-  const admitted = await admit(env.DB, admission);
+  const admitted = await span("submit.admission", () => admit(env.DB, admission));
   if (!admitted.ok) {
     if (admitted.refusal === "idempotency_taken") return replay(env, principal, request.idempotency!);
     if (admitted.refusal === "key_usable") return refuseStaleKey(env, principal);
@@ -147,9 +150,11 @@ export async function submit(env: Env, request: SubmitRequest): Promise<SubmitAn
       taskStub(env, sibling.taskId).awaitLead({ meta: meta(sibling.taskId), leadTaskId: taskId, requestId }),
     ),
   );
-  const outcome = await taskStub(env, taskId).start(
-    { meta: meta(taskId), requestId, siblings: siblings.map((s) => s.taskId), route },
-    jsonBodyStream(request.upstreamBody),
+  const outcome = await span("submit.object_start", async () =>
+    taskStub(env, taskId).start(
+      { meta: meta(taskId), requestId, siblings: siblings.map((s) => s.taskId), route },
+      jsonBodyStream(request.upstreamBody),
+    ),
   );
   await releaseKeyOnRefusal(env, principal, request.idempotency, outcome);
   return answerOf(taskId, outcome, { rateLimit: admitted.rateLimit });

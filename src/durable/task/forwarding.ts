@@ -20,6 +20,7 @@ import {
   type RouteCandidate,
   routeFor,
 } from "../../services/upstream-pool";
+import { span } from "../../spans";
 import { apiErrorForUpstream, isAmbiguous, type RequestBody } from "../../upstream/client";
 import type { Clock } from "./clock";
 import {
@@ -550,8 +551,10 @@ export class Forwarding {
       attachments,
       unpricedUpstreamJobs,
     }));
-    await this.lifecycle.observe({ type: "accepted", at, upstreamStatus: mine!.status }, requestId);
-    await this.deliverAttachments();
+    await span("task.accepted", async () => {
+      await this.lifecycle.observe({ type: "accepted", at, upstreamStatus: mine!.status }, requestId);
+      await this.deliverAttachments();
+    });
     return outcome;
   }
 

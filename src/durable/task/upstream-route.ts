@@ -10,6 +10,7 @@ import type { Outcome } from "../../domain/upstream-health";
 import type { Env, GatewayConfig } from "../../env";
 import { logEvent } from "../../log";
 import { gateOf, type RouteCandidate, upstreamCredentials } from "../../services/upstream-pool";
+import { span } from "../../spans";
 import {
   type RequestBody,
   UpstreamClient,
@@ -117,12 +118,14 @@ export class UpstreamRoute {
     const refusedBy = new Set<string>();
     for (const candidate of route) {
       if (last.upstreamId !== null && !replayable) break;
-      const slot = await gateOf(this.env, candidate.id).acquire(taskId, {
-        maxInflight: candidate.maxInflight,
-        queueBound: 0,
-        queue: false,
-        ignoreCircuit: candidate.ignoreCircuit,
-      });
+      const slot = await span("gate.acquire", async () =>
+        gateOf(this.env, candidate.id).acquire(taskId, {
+          maxInflight: candidate.maxInflight,
+          queueBound: 0,
+          queue: false,
+          ignoreCircuit: candidate.ignoreCircuit,
+        }),
+      );
       if (!("granted" in slot)) continue;
       last = await this.sendHolding(taskId, candidate.id, action, payload, hooks);
       if (!("holdsSlot" in last) || last.holdsSlot) return last;
@@ -170,8 +173,8 @@ export class UpstreamRoute {
     hooks.holding?.(upstreamId);
     const client = await this.client(upstreamId);
     const started = Date.now();
-    const result = await client.submit(action, payload);
-    await this.record(upstreamId, result, Date.now() - started);
+    const result = await span("upstream.submit", () => client.submit(action, payload));
+    await span("gate.record", () => this.record(upstreamId, result, Date.now() - started));
     if (result.ok || !failsOver(result.failure)) return { upstreamId, holdsSlot: true, result };
     await this.release(taskId, upstreamId);
     logEvent("upstream_failover", { task_id: taskId, upstream_id: upstreamId, failure: result.failure.kind });
