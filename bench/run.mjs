@@ -1036,7 +1036,7 @@ function report(r) {
   stepLine("    creating the object and the RPC (mean)", "object_creation_and_rpc");
   stepLine("    the gate's slot (acquire RPC)", "gate_acquire");
   stepLine("    the upstream's answer", "upstream_submit");
-  stepLine("    the gate's health record (RPC)", "gate_health_record");
+  stepLine("    the gate's health record (RPC, after the answer)", "gate_health_record");
   stepLine("    accepted: machine, storage, publish", "task_accepted");
   const routed = (m) => ok(m.routing) && m.routing;
   out("\nRouting overhead per submit, one connection, p50 / p99 ms (pool of one vs a pool of three members)");

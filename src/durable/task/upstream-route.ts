@@ -174,8 +174,12 @@ export class UpstreamRoute {
     const client = await this.client(upstreamId);
     const started = Date.now();
     const result = await span("upstream.submit", () => client.submit(action, payload));
-    await span("gate.record", () => this.record(upstreamId, result, Date.now() - started));
-    if (result.ok || !failsOver(result.failure)) return { upstreamId, holdsSlot: true, result };
+    const recorded = span("gate.record", () => this.record(upstreamId, result, Date.now() - started));
+    // Health is advisory: a job the upstream took is answered without waiting for its record.
+    // A refusal waits, so the next member (and the next submit) sees the member's new health.
+    if (result.ok) return { upstreamId, holdsSlot: true, result };
+    await recorded;
+    if (!failsOver(result.failure)) return { upstreamId, holdsSlot: true, result };
     await this.release(taskId, upstreamId);
     logEvent("upstream_failover", { task_id: taskId, upstream_id: upstreamId, failure: result.failure.kind });
     return { upstreamId, holdsSlot: false, result };

@@ -6,7 +6,7 @@
  * test adds take traffic.
  */
 import { env } from "cloudflare:test";
-import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { gateOf } from "../../../src/services/upstream-pool";
 import { call, driveToEnd, ledgerOf, sim, submit, tenantWithKey } from "../../helpers";
 import { expectError, expectSubmitted, marker, TEST_UPSTREAM_KEY } from "../../routes/route-helpers";
@@ -84,6 +84,27 @@ describe("routing new tasks over the pool", () => {
     expect(ledger.filter((row: any) => row.kind === "charge")).toHaveLength(12);
     expect(ledger.filter((row: any) => row.kind === "refund")).toHaveLength(0);
     await sim("DELETE", `/_sim/faults?key=${encodeURIComponent(refusing.key)}`);
+  });
+
+  it("a member's gate hears of every submit: a refusal before the client is answered, a job taken soon after", async () => {
+    const member = await addMember();
+    const gate = gateOf(env, member.id);
+    await sim("POST", "/_sim/faults", {
+      type: "status",
+      status: 500,
+      on: "submit",
+      count: 1,
+      key: member.key,
+    });
+    const tenant = await tenantWithKey(100_000_000);
+    expect((await imagine(tenant.key)).status).toBeGreaterThanOrEqual(500);
+    // Recorded before the answer, so the next submit (here, or on another member) sees it.
+    expect((await gate.status()).window).toEqual({ samples: 1, errors: 1 });
+    expect((await gate.report()).submits).toMatchObject({ inWindow: 1, failedInWindow: 1 });
+    expectSubmitted(await imagine(tenant.key));
+    // A job the upstream took is answered without waiting for its record, which still lands.
+    await vi.waitFor(async () => expect((await gate.status()).window).toEqual({ samples: 2, errors: 1 }));
+    expect((await gate.report()).submits).toMatchObject({ inWindow: 2, failedInWindow: 1 });
   });
 
   // workerd's fetch rejects a refused connection exactly as a cut one ("Network connection
