@@ -23,7 +23,7 @@ import { EventLog } from "./task/event-log";
 import { Forwarding } from "./task/forwarding";
 import { TaskLifecycle } from "./task/lifecycle";
 import { Scheduler } from "./task/scheduler";
-import { migrate } from "./task/storage-schema";
+import { TaskSchema } from "./task/storage-schema";
 import { WebhookOutbox } from "./task/webhook-outbox";
 
 /**
@@ -40,6 +40,7 @@ export class TaskObject extends DurableObject<Env> {
   /** The task's time: every timestamp comes from it (tests move it with runInDurableObject). */
   readonly clock = new TaskClock();
   private readonly subscribers = new SseBroadcaster();
+  private readonly schema: TaskSchema;
   private readonly scheduler: Scheduler;
   private readonly events: EventLog;
   private readonly outbox: WebhookOutbox;
@@ -49,16 +50,20 @@ export class TaskObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    migrate(ctx.storage);
+    this.schema = new TaskSchema(ctx.storage);
     const config = configFrom(env);
     this.scheduler = new Scheduler(ctx.storage, this.clock);
     this.events = new EventLog(ctx.storage.sql, this.subscribers);
     this.outbox = new WebhookOutbox(ctx.storage, env.DB, this.clock, {
       backOff: () => this.scheduler.backOff(),
       rearm: () => this.arm(),
+      inUse: () => {
+        const record = this.lifecycle.record();
+        return record !== null && sendsWebhooks(record.meta);
+      },
     });
     this.assets = new AssetHosting(env, config, this.clock);
-    this.lifecycle = new TaskLifecycle(ctx.storage.sql, env.DB, this.clock, config, {
+    this.lifecycle = new TaskLifecycle(ctx.storage, this.schema, env.DB, this.clock, config, {
       changed: (at) => this.publish(at),
       ended: () => {
         this.events.closeSubscribers();
@@ -70,7 +75,7 @@ export class TaskObject extends DurableObject<Env> {
       beforeSuccess: (record, result) =>
         this.assets.beforeSuccess(record, result, (change) => this.lifecycle.update(change)),
     });
-    this.forwarding = new Forwarding(env, config, this.clock, this.lifecycle, ctx.storage.sql);
+    this.forwarding = new Forwarding(env, config, this.clock, this.lifecycle, ctx.storage);
   }
 
   /** The orphan sweep's question; an unrecorded task is tombstoned in the same step, so a late start cannot forward. */
@@ -195,7 +200,7 @@ export class TaskObject extends DurableObject<Env> {
       logEvent("task_expired", { task_id: record.meta.taskId });
       await this.scheduler.cancel();
       await this.ctx.storage.deleteAll();
-      migrate(this.ctx.storage);
+      this.schema.wiped();
       this.lifecycle.forget();
       return;
     }

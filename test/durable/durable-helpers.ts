@@ -45,13 +45,8 @@ export async function rewriteRecord(taskId: string, update: (record: StoredRecor
   });
 }
 
-/** The time the alarm was armed for (null if none). */
-export async function wakeAt(taskId: string): Promise<number | null> {
-  return runInDurableObject(taskStub(taskId), (_instance: TaskObject, state) => {
-    const row = state.storage.sql.exec<{ at: number }>("SELECT at FROM wake WHERE id = 1").toArray()[0];
-    return row?.at ?? null;
-  });
-}
+/** The time (on the task's clock) the alarm is armed for (null if none). */
+export const wakeAt = (taskId: string) => alarmArmed(taskId);
 
 /** Moves the task's clock forward to `at`, as if that much time had passed. */
 export const advanceTo = (taskId: string, at: number) => advanceClockTo(taskStub(taskId), at);

@@ -6,6 +6,8 @@
 export interface Clock {
   now(): number;
   wallTimeOf(at: number): number;
+  /** The inverse of `wallTimeOf`, at the clock's current offset. */
+  timeOf(wallTime: number): number;
 }
 
 /**
@@ -30,5 +32,9 @@ export class TaskClock implements Clock {
 
   wallTimeOf(at: number): number {
     return at - this.offsetMs;
+  }
+
+  timeOf(wallTime: number): number {
+    return wallTime + this.offsetMs;
   }
 }

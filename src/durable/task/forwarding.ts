@@ -54,10 +54,10 @@ export class Forwarding {
     private readonly config: GatewayConfig,
     private readonly clock: Clock,
     private readonly lifecycle: TaskLifecycle,
-    sql: SqlStorage,
+    storage: DurableObjectStorage,
   ) {
     this.upstreams = new UpstreamRoute(env, config);
-    this.queuedBody = new QueuedBody(sql);
+    this.queuedBody = new QueuedBody(storage);
   }
 
   /** Records the task and forwards it; called again, the first outcome stands. */
@@ -544,15 +544,18 @@ export class Forwarding {
       status: mine!.status,
       taskIds: [taskId, ...attachments.filter((a) => a.attachment.ok).map((a) => a.taskId)],
     };
-    this.lifecycle.update((r) => ({
-      ...r,
-      meta: { ...r.meta, upstreamTaskId: mine!.taskId },
-      submitOutcome: outcome,
-      attachments,
-      unpricedUpstreamJobs,
-    }));
     await span("task.accepted", async () => {
-      await this.lifecycle.observe({ type: "accepted", at, upstreamStatus: mine!.status }, requestId);
+      await this.lifecycle.observe(
+        { type: "accepted", at, upstreamStatus: mine!.status },
+        requestId,
+        (r) => ({
+          ...r,
+          meta: { ...r.meta, upstreamTaskId: mine!.taskId },
+          submitOutcome: outcome,
+          attachments,
+          unpricedUpstreamJobs,
+        }),
+      );
       await this.deliverAttachments();
     });
     return outcome;

@@ -5,7 +5,8 @@
  * through the billing service, a poll through the forwarding part, every change published.
  *
  * The record is read and parsed once per entry point (`refresh`), then served from memory;
- * every save goes to storage and memory together, so both stay the same.
+ * every save goes to storage and memory together, so both stay the same. A blank object (no
+ * task was ever recorded here) reads as no task without touching storage.
  */
 import { type Action, QUICK_ACTIONS } from "../../domain/actions";
 import {
@@ -24,6 +25,7 @@ import type { HostedAssets } from "../../services/assets";
 import { recordLateUpstreamStatus, refundStep, settleAskingWebhooks } from "../../services/billing";
 import type { Clock } from "./clock";
 import type { SiblingAttachment, SubmitOutcome } from "./contract";
+import { type TaskSchema, TOMBSTONE_KEY } from "./storage-schema";
 
 export interface TaskRecord {
   meta: TaskMeta;
@@ -81,9 +83,12 @@ export interface LifecycleHooks {
 export class TaskLifecycle {
   /** undefined: not read yet in this entry point; null: no task here. */
   private cached: TaskRecord | null | undefined;
+  /** The body in storage as this entry point last read or wrote it. */
+  private stored: string | null = null;
 
   constructor(
-    private readonly sql: SqlStorage,
+    private readonly storage: DurableObjectStorage,
+    private readonly schema: TaskSchema,
     private readonly db: D1Database,
     private readonly clock: Clock,
     private readonly config: GatewayConfig,
@@ -98,8 +103,11 @@ export class TaskLifecycle {
 
   record(): TaskRecord | null {
     if (this.cached === undefined) {
-      const row = this.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0];
+      const row = this.schema.exists
+        ? this.storage.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").toArray()[0]
+        : undefined;
       this.cached = row ? (JSON.parse(row.body) as TaskRecord) : null;
+      this.stored = row?.body ?? null;
     }
     return this.cached;
   }
@@ -114,6 +122,7 @@ export class TaskLifecycle {
   create(record: Omit<TaskRecord, "state">, firstWakeAt: number, now: number): void {
     const state = initialState(now, this.machineConfig(record.meta.action));
     state.timers.pollAt = firstWakeAt;
+    this.schema.ensure();
     this.save({ ...record, state });
     this.hooks.changed(now);
     this.hooks.arm();
@@ -137,21 +146,26 @@ export class TaskLifecycle {
   /** Retention wiped the storage: there is no task here any more. */
   forget(): void {
     this.cached = null;
+    this.stored = null;
   }
 
   tombstoned(): boolean {
-    return this.sql.exec("SELECT 1 FROM tombstone").toArray().length > 0;
+    return this.storage.kv.get(TOMBSTONE_KEY) !== undefined;
   }
 
   /** The orphan sweep refunded this task's charge: a start arriving later must not forward. */
   tombstone(): void {
-    if (!this.tombstoned()) this.sql.exec("INSERT INTO tombstone (id, at) VALUES (1, ?1)", this.clock.now());
+    if (!this.tombstoned()) this.storage.kv.put(TOMBSTONE_KEY, this.clock.now());
   }
 
-  /** Synchronous read → transition → save, so no await can interleave with it. */
-  apply(observation: Observation, requestId?: string) {
-    const record = this.record();
-    if (!record) throw new Error("task record missing");
+  /**
+   * Synchronous read → transition → save, so no await can interleave with it. `alongside`:
+   * a change of the record's other fields made with the transition, in the same write.
+   */
+  apply(observation: Observation, requestId?: string, alongside?: (record: TaskRecord) => TaskRecord) {
+    const stored = this.record();
+    if (!stored) throw new Error("task record missing");
+    const record = alongside ? alongside(stored) : stored;
     const result = transition(record.state, observation, this.machineConfig(record.meta.action));
     const next: TaskRecord = { ...record, state: result.state };
     this.save(next);
@@ -165,9 +179,13 @@ export class TaskLifecycle {
   }
 
   /** Feeds one observation through the machine and carries out what it asks for. */
-  async observe(observation: Observation, requestId?: string): Promise<void> {
+  async observe(
+    observation: Observation,
+    requestId?: string,
+    alongside?: (record: TaskRecord) => TaskRecord,
+  ): Promise<void> {
     await this.hostResultsBeforeSuccess(observation);
-    const { effects } = this.apply(observation, requestId);
+    const { effects } = this.apply(observation, requestId, alongside);
     for (const effect of effects) await this.perform(effect);
   }
 
@@ -276,11 +294,15 @@ export class TaskLifecycle {
     };
   }
 
+  /** Writes the record, unless it is the one already stored (a timer that changed nothing). */
   private save(record: TaskRecord): void {
-    this.sql.exec(
-      "INSERT INTO record (id, body) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-      JSON.stringify(record),
-    );
+    const body = JSON.stringify(record);
     this.cached = record;
+    if (body === this.stored) return;
+    this.storage.sql.exec(
+      "INSERT INTO record (id, body) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+      body,
+    );
+    this.stored = body;
   }
 }

@@ -37,19 +37,16 @@ export class Scheduler {
     if (!due.length) return;
     const at = Math.max(Math.min(...due), this.clock.now() + MIN_DELAY_MS, this.retryNotBefore);
     // This instance armed that very time and no alarm has run since: the alarm is still
-    // pending, so skip the row write (the objects' storage bills each one) and the setAlarm.
+    // pending, so skip the setAlarm (the runtime stores each one).
     if (this.pendingAt === at) return;
     this.pendingAt = at;
-    this.storage.sql.exec(
-      "INSERT INTO wake (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-      at,
-    );
     void this.storage.setAlarm(this.clock.wallTimeOf(at));
   }
 
-  /** The time (on the task's clock) the alarm was last armed for, or null. */
-  armedFor(): number | null {
-    return this.storage.sql.exec<{ at: number }>("SELECT at FROM wake WHERE id = 1").toArray()[0]?.at ?? null;
+  /** The time (on the task's clock, as it is now) the alarm is armed for, or null. */
+  async armedFor(): Promise<number | null> {
+    const wallTime = await this.storage.getAlarm();
+    return wallTime === null ? null : this.clock.timeOf(wallTime);
   }
 
   /** The next runs wait a while: something failed and would fail again at once. */

@@ -1,48 +1,105 @@
 /**
- * The TaskObject's SQLite schema, versioned. Each migration runs once, in order, and the
- * applied version is remembered (in the object's synchronous key-value storage), so a
- * constructor reads one value instead of re-creating every table.
+ * The TaskObject's SQLite schema, versioned, and created only when a task is.
  *
- * Migration 1 is written with IF NOT EXISTS: objects created before versioning already
- * hold these tables and pass through it unharmed. Later migrations need no such care.
- * Append new migrations; never edit one that has shipped.
+ * A task id nobody created (a query for a random id, a late read after retention) reaches a
+ * blank object: it must cost no stored row and leave no storage behind, so an object writes
+ * its schema when its first task is recorded (`TaskSchema.ensure`), not in its constructor.
+ * A new object gets `CURRENT` (the tables every task uses); the tables few tasks use are
+ * created by their owners on first use (`webhook-outbox.ts`, `queued-body.ts`).
+ *
+ * Objects written before this version are brought up to it step by step (`MIGRATIONS`, in
+ * order; the applied version is kept in the synchronous key-value storage, so a constructor
+ * reads one value). Append new migrations; never edit one that has shipped.
  */
-const MIGRATIONS: ReadonlyArray<readonly string[]> = [
-  [
-    // The task's record (meta, state machine state, outcomes): one JSON row.
+
+/** A task's record (meta, state machine state, outcomes) and its event log, for a new object. */
+const CURRENT: readonly string[] = [
+  "CREATE TABLE record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)",
+  // Rows are never deleted one by one (only with the whole storage), so the rowid grows like
+  // AUTOINCREMENT's without its sqlite_sequence row written on every insert.
+  "CREATE TABLE events (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, data TEXT NOT NULL)",
+];
+
+export type Migration = (storage: DurableObjectStorage) => void;
+
+const statements =
+  (...sql: string[]): Migration =>
+  (storage) => {
+    for (const statement of sql) storage.sql.exec(statement);
+  };
+
+/** Where the orphan sweep's tombstone is kept (see `TaskLifecycle.tombstone`). */
+export const TOMBSTONE_KEY = "tombstoned_at";
+
+export const MIGRATIONS: readonly Migration[] = [
+  // 1. Written with IF NOT EXISTS: objects created before versioning pass through unharmed.
+  statements(
     "CREATE TABLE IF NOT EXISTS record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)",
-    // The time (on the task's clock) the single alarm is armed for.
     "CREATE TABLE IF NOT EXISTS wake (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)",
-    // The event log SSE subscribers replay from (Last-Event-ID).
     "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, data TEXT NOT NULL)",
-    // Webhook messages waiting to be fanned out to endpoints, then each pending delivery.
     "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, status TEXT NOT NULL, at INTEGER NOT NULL, payload TEXT NOT NULL)",
     `CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,
       payload TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL)`,
-    // Set by the orphan sweep when it refunded a charge whose task never reached this object:
-    // a start that arrives later must not forward (the money is already back).
     "CREATE TABLE IF NOT EXISTS tombstone (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)",
-  ],
-  [
-    // The submit body of a task waiting in its upstream's queue, in chunks under the row limit.
-    "CREATE TABLE IF NOT EXISTS queued_body (seq INTEGER PRIMARY KEY, chunk TEXT NOT NULL)",
-  ],
+  ),
+  // 2. The submit body of a task waiting in its upstream's queue.
+  statements("CREATE TABLE IF NOT EXISTS queued_body (seq INTEGER PRIMARY KEY, chunk TEXT NOT NULL)"),
+  // 3. The alarm's time is the runtime's alarm itself (no row per arm); the tombstone is one key.
+  (storage) => {
+    const tombstone = storage.sql.exec<{ at: number }>("SELECT at FROM tombstone").toArray()[0];
+    if (tombstone) storage.kv.put(TOMBSTONE_KEY, tombstone.at);
+    storage.sql.exec("DROP TABLE tombstone");
+    storage.sql.exec("DROP TABLE wake");
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 const VERSION_KEY = "schema_version";
 
-/**
- * Brings the object's storage to the current schema; a no-op (one read) when it is there.
- * Also run after retention wiped the storage, so later calls find no task (404) instead of failing.
- */
-export function migrate(storage: DurableObjectStorage): void {
+export class TaskSchema {
+  private ready: boolean;
+
+  /** Brings an existing object's storage to the current version; a blank object stays blank. */
+  constructor(private readonly storage: DurableObjectStorage) {
+    this.ready = open(storage);
+  }
+
+  /** Whether the object holds a schema (a blank one holds no task). */
+  get exists(): boolean {
+    return this.ready;
+  }
+
+  /** Before a task's first write: the current schema, in one step with its version. */
+  ensure(): void {
+    if (this.ready) return;
+    this.storage.transactionSync(() => {
+      for (const statement of CURRENT) this.storage.sql.exec(statement);
+      this.storage.kv.put(VERSION_KEY, SCHEMA_VERSION);
+    });
+    this.ready = true;
+  }
+
+  /** Retention wiped the storage: the object is blank again. */
+  wiped(): void {
+    this.ready = false;
+  }
+}
+
+/** True when the object holds a schema (now at the current version). */
+function open(storage: DurableObjectStorage): boolean {
   const applied = storage.kv.get<number>(VERSION_KEY) ?? 0;
-  if (applied >= SCHEMA_VERSION) return;
+  if (applied >= SCHEMA_VERSION) return true;
+  if (applied === 0 && !hasTable(storage, "record")) return false;
   storage.transactionSync(() => {
-    for (const migration of MIGRATIONS.slice(applied)) {
-      for (const statement of migration) storage.sql.exec(statement);
-    }
+    for (const migration of MIGRATIONS.slice(applied)) migration(storage);
     storage.kv.put(VERSION_KEY, SCHEMA_VERSION);
   });
+  return true;
+}
+
+export function hasTable(storage: DurableObjectStorage, name: string): boolean {
+  return (
+    storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", name).toArray()
+      .length > 0
+  );
 }

@@ -4,6 +4,9 @@
  * delivery row per endpoint, idempotent by message key) and attempts every due delivery.
  * Pending deliveries live in storage with their next attempt time, which the scheduler
  * arms the alarm for; the retry policy is `afterAttempt` (shared with the replay route).
+ *
+ * Only tasks of tenants with endpoints use it (`inUse`): its tables are created by the first
+ * message, and a task without webhooks never reads them.
  */
 import { createDeliveries, endpointsFor, recordAttempt, settledDeliveryIds } from "../../db/webhooks";
 import { isTerminal, type TaskState } from "../../domain/task-machine";
@@ -32,7 +35,15 @@ export interface OutboxHooks {
   backOff(): void;
   /** The pump finished: arm the alarm for the next due delivery. */
   rearm(): void;
+  /** The task publishes to webhooks (it never stops once it does; before, nothing is queued). */
+  inUse(): boolean;
 }
+
+const TABLES = [
+  "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, status TEXT NOT NULL, at INTEGER NOT NULL, payload TEXT NOT NULL)",
+  `CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,
+    payload TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL)`,
+];
 
 export class WebhookOutbox {
   /** Webhook work runs one pump at a time, so no delivery is attempted twice at once. */
@@ -47,6 +58,7 @@ export class WebhookOutbox {
 
   /** One message for the change published as event `seq`. */
   enqueue(seq: number, status: string, at: number, data: Record<string, unknown>): void {
+    this.createTables();
     this.storage.sql.exec(
       "INSERT INTO outbox (seq, status, at, payload) VALUES (?1, ?2, ?3, ?4)",
       seq,
@@ -58,11 +70,13 @@ export class WebhookOutbox {
 
   /** When the next pending delivery is due (null: none pending). */
   nextAttemptAt(): number | null {
+    if (!this.opened()) return null;
     return this.storage.sql.exec<{ at: number | null }>("SELECT MIN(next_at) AS at FROM deliveries").one().at;
   }
 
   /** Nothing left to fan out or deliver (retention waits for this). */
   isEmpty(): boolean {
+    if (!this.opened()) return true;
     return (
       this.storage.sql.exec("SELECT 1 FROM deliveries UNION ALL SELECT 1 FROM outbox LIMIT 1").toArray()
         .length === 0
@@ -88,6 +102,7 @@ export class WebhookOutbox {
   }
 
   private async work(task: OutboxTask, now: number): Promise<void> {
+    if (!this.opened()) return;
     await this.fanOut(task);
     const due = this.storage.sql
       .exec<{ id: string; url: string; secret: string; payload: string; attempts: number }>(
@@ -138,6 +153,20 @@ export class WebhookOutbox {
         this.storage.sql.exec("DELETE FROM outbox WHERE seq = ?1", message.seq);
       });
     }
+  }
+
+  /**
+   * Whether the outbox may hold anything, its tables then made sure of (a task that learned of
+   * endpoints after its last change has none yet). Cheap when unused: one flag.
+   */
+  private opened(): boolean {
+    if (!this.hooks.inUse()) return false;
+    this.createTables();
+    return true;
+  }
+
+  private createTables(): void {
+    for (const statement of TABLES) this.storage.sql.exec(statement);
   }
 
   private async attempt(task: OutboxTask, delivery: PendingDelivery): Promise<void> {

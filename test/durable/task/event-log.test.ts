@@ -2,14 +2,16 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { SseBroadcaster } from "../../../src/durable/sse-broadcaster";
 import { EventLog, type TenantFeed } from "../../../src/durable/task/event-log";
+import { TaskSchema } from "../../../src/durable/task/storage-schema";
 import type { TaskObject } from "../../../src/durable/task-object";
 
-/** An event log over a fresh (empty) task object's storage. */
+/** An event log over a fresh task object's storage, its schema made as a recorded task's is. */
 function withLog<T>(run: (log: EventLog) => Promise<T>) {
   const stub = env.TASKS.get(env.TASKS.idFromName(`event-log-${crypto.randomUUID()}`));
-  return runInDurableObject(stub, (_o: TaskObject, state) =>
-    run(new EventLog(state.storage.sql, new SseBroadcaster())),
-  );
+  return runInDurableObject(stub, (_o: TaskObject, state) => {
+    new TaskSchema(state.storage).ensure();
+    return run(new EventLog(state.storage.sql, new SseBroadcaster()));
+  });
 }
 
 /** A tenant feed that records what it got; its first publish is slow, its second fails. */

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { TaskClock } from "../../../src/durable/task/clock";
 import { Forwarding } from "../../../src/durable/task/forwarding";
 import { TaskLifecycle } from "../../../src/durable/task/lifecycle";
+import { TaskSchema } from "../../../src/durable/task/storage-schema";
 import type { TaskObject } from "../../../src/durable/task-object";
 import { configFrom } from "../../../src/env";
 import { admittedTask } from "../../db/money-helpers";
@@ -18,13 +19,13 @@ function withForwarding<T>(
     const clock = new TaskClock();
     const config = configFrom(env);
     let forwarding: Forwarding;
-    const lifecycle = new TaskLifecycle(state.storage.sql, env.DB, clock, config, {
+    const lifecycle = new TaskLifecycle(state.storage, new TaskSchema(state.storage), env.DB, clock, config, {
       changed: () => {},
       ended: () => {},
       arm: () => {},
       poll: (record) => forwarding.poll(record),
     });
-    forwarding = new Forwarding(env, config, clock, lifecycle, state.storage.sql);
+    forwarding = new Forwarding(env, config, clock, lifecycle, state.storage);
     return run(forwarding, lifecycle, clock);
   });
 }

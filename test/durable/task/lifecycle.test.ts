@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { TaskMeta } from "../../../src/domain/task-view";
 import { TaskClock } from "../../../src/durable/task/clock";
 import { type LifecycleHooks, TaskLifecycle, type TaskRecord } from "../../../src/durable/task/lifecycle";
+import { TaskSchema } from "../../../src/durable/task/storage-schema";
 import type { TaskObject } from "../../../src/durable/task-object";
 import { configFrom } from "../../../src/env";
 import { admittedTask } from "../../db/money-helpers";
@@ -11,9 +12,9 @@ import { tenantWithKey } from "../../helpers";
 const PRICE = 54_048;
 
 /** Counts the record reads a piece of work makes. */
-function countingSql(sql: SqlStorage) {
+function countingStorage(storage: DurableObjectStorage) {
   const counter = { recordReads: 0 };
-  const counted = new Proxy(sql, {
+  const sql = new Proxy(storage.sql, {
     get(target, property) {
       if (property !== "exec") return Reflect.get(target, property);
       return (query: string, ...bindings: unknown[]) => {
@@ -22,7 +23,14 @@ function countingSql(sql: SqlStorage) {
       };
     },
   });
-  return { sql: counted, counter };
+  const counted = new Proxy(storage, {
+    get(target, property) {
+      if (property === "sql") return sql;
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { storage: counted, counter };
 }
 
 function recordingHooks() {
@@ -60,9 +68,16 @@ function withLifecycle<T>(
   const stub = env.TASKS.get(env.TASKS.idFromName(`lifecycle-${crypto.randomUUID()}`));
   return runInDurableObject(stub, (_o: TaskObject, state) => {
     const clock = new TaskClock();
-    const { sql, counter } = countingSql(state.storage.sql);
+    const { storage, counter } = countingStorage(state.storage);
     const { hooks, seen } = recordingHooks();
-    const lifecycle = new TaskLifecycle(sql, env.DB, clock, configFrom(env), hooks);
+    const lifecycle = new TaskLifecycle(
+      storage,
+      new TaskSchema(storage),
+      env.DB,
+      clock,
+      configFrom(env),
+      hooks,
+    );
     return run({ lifecycle, clock, seen, counter });
   });
 }

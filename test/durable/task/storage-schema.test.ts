@@ -1,9 +1,23 @@
+/**
+ * The task object's schema: written when a task is recorded, never by an object nobody
+ * created (a query for an unknown id must leave no storage behind); older objects migrate
+ * step by step and keep their data; a wiped object is blank again.
+ */
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { migrate, SCHEMA_VERSION } from "../../../src/durable/task/storage-schema";
+import { newTaskId } from "../../../src/domain/ids";
+import {
+  MIGRATIONS,
+  SCHEMA_VERSION,
+  TaskSchema,
+  TOMBSTONE_KEY,
+} from "../../../src/durable/task/storage-schema";
 import type { TaskObject } from "../../../src/durable/task-object";
+import { call, tenantWithKey } from "../../helpers";
+import { marker } from "../../routes/route-helpers";
 
-const freshStub = () => env.TASKS.get(env.TASKS.idFromName(`schema-${crypto.randomUUID()}`));
+const stubOf = (name: string) => env.TASKS.get(env.TASKS.idFromName(name));
+const freshStub = () => stubOf(`schema-${crypto.randomUUID()}`);
 
 const tables = (storage: DurableObjectStorage) =>
   storage.sql
@@ -13,41 +27,93 @@ const tables = (storage: DurableObjectStorage) =>
     .toArray()
     .map((t) => t.name);
 
+/** Nothing stored at all: no table, no key, no alarm. */
+async function blank(storage: DurableObjectStorage) {
+  return (
+    tables(storage).length === 0 && [...storage.kv.list()].length === 0 && (await storage.getAlarm()) === null
+  );
+}
+
 describe("task storage schema", () => {
-  it("a new object is at the current version with every table", async () => {
-    await runInDurableObject(freshStub(), (_o: TaskObject, state) => {
-      expect(state.storage.kv.get("schema_version")).toBe(SCHEMA_VERSION);
-      expect(tables(state.storage)).toEqual([
-        "deliveries",
-        "events",
-        "outbox",
-        "queued_body",
-        "record",
-        "tombstone",
-        "wake",
-      ]);
+  it("an object nobody created stays blank when asked about its task, over HTTP and RPC", async () => {
+    const t = await tenantWithKey();
+    const unknown = newTaskId();
+    expect((await call("GET", `/v1/midjourney/${unknown}`, { key: t.key })).status).toBe(404);
+    expect((await call("GET", `/v1/midjourney/${unknown}/events`, { key: t.key })).status).toBe(404);
+    expect(await stubOf(unknown).view(t.tenantId)).toBeNull();
+    expect(await stubOf(unknown).custody()).toEqual({
+      recorded: false,
+      upstreamConfirmed: false,
+      status: null,
+    });
+    await runInDurableObject(stubOf(unknown), async (_o: TaskObject, state) => {
+      expect(await blank(state.storage)).toBe(true);
     });
   });
 
-  it("migrating again changes nothing; an object from before versioning keeps its data", async () => {
-    await runInDurableObject(freshStub(), (_o: TaskObject, state) => {
-      state.storage.sql.exec("INSERT INTO record (id, body) VALUES (1, '{}')");
-      migrate(state.storage);
-      // As if written before the schema had a version: the tables are there, the version is not.
-      state.storage.kv.delete("schema_version");
-      migrate(state.storage);
+  it("a recorded task's object holds the current version, its record and its event log, nothing more", async () => {
+    const t = await tenantWithKey();
+    const res = await call("POST", "/v1/midjourney/generations/imagine", {
+      key: t.key,
+      body: { prompt: marker("schema") },
+    });
+    expect(res.status).toBe(200);
+    const taskId = res.body.data[0].task_id as string;
+    await runInDurableObject(stubOf(taskId), (_o: TaskObject, state) => {
       expect(state.storage.kv.get("schema_version")).toBe(SCHEMA_VERSION);
-      expect(state.storage.sql.exec("SELECT body FROM record").toArray()).toEqual([{ body: "{}" }]);
+      expect(tables(state.storage)).toEqual(["events", "record"]);
+      expect(state.storage.sql.exec("SELECT COUNT(*) AS n FROM events").one().n).toBeGreaterThan(0);
     });
   });
 
-  it("after a wipe (retention), migrating restores empty tables", async () => {
+  it("an object of version 2 migrates: its data kept, its tombstone moved to a key, the alarm's row gone", async () => {
+    await runInDurableObject(freshStub(), (_o: TaskObject, state) => {
+      const { storage } = state;
+      for (const migration of MIGRATIONS.slice(0, 2)) migration(storage);
+      storage.kv.put("schema_version", 2);
+      storage.sql.exec("INSERT INTO record (id, body) VALUES (1, '{}')");
+      storage.sql.exec("INSERT INTO tombstone (id, at) VALUES (1, 1234)");
+      storage.sql.exec("INSERT INTO wake (id, at) VALUES (1, 5678)");
+
+      const schema = new TaskSchema(storage);
+      expect(schema.exists).toBe(true);
+      expect(storage.kv.get("schema_version")).toBe(SCHEMA_VERSION);
+      expect(storage.kv.get(TOMBSTONE_KEY)).toBe(1234);
+      expect(tables(storage)).toEqual(["deliveries", "events", "outbox", "queued_body", "record"]);
+      expect(storage.sql.exec("SELECT body FROM record").toArray()).toEqual([{ body: "{}" }]);
+      // Opening it again changes nothing.
+      expect(new TaskSchema(storage).exists).toBe(true);
+      expect(tables(storage)).toHaveLength(5);
+    });
+  });
+
+  it("an object from before versioning (tables, no version) migrates and keeps its data", async () => {
+    await runInDurableObject(freshStub(), (_o: TaskObject, state) => {
+      const { storage } = state;
+      MIGRATIONS[0]!(storage);
+      storage.sql.exec("INSERT INTO record (id, body) VALUES (1, '{}')");
+      expect(new TaskSchema(storage).exists).toBe(true);
+      expect(storage.kv.get("schema_version")).toBe(SCHEMA_VERSION);
+      expect(storage.kv.get(TOMBSTONE_KEY)).toBeUndefined();
+      expect(storage.sql.exec("SELECT body FROM record").toArray()).toEqual([{ body: "{}" }]);
+    });
+  });
+
+  it("a blank object gets its schema on ensure, once; after a wipe it is blank again", async () => {
     await runInDurableObject(freshStub(), async (_o: TaskObject, state) => {
-      await state.storage.deleteAll();
-      expect(tables(state.storage)).toEqual([]);
-      migrate(state.storage);
-      expect(tables(state.storage)).toHaveLength(7);
-      expect(state.storage.sql.exec("SELECT * FROM record").toArray()).toEqual([]);
+      const { storage } = state;
+      const schema = new TaskSchema(storage);
+      expect(schema.exists).toBe(false);
+      expect(await blank(storage)).toBe(true);
+      schema.ensure();
+      schema.ensure();
+      expect(schema.exists).toBe(true);
+      expect(tables(storage)).toEqual(["events", "record"]);
+      await storage.deleteAll();
+      schema.wiped();
+      expect(schema.exists).toBe(false);
+      expect(new TaskSchema(storage).exists).toBe(false);
+      expect(await blank(storage)).toBe(true);
     });
   });
 });

@@ -1,7 +1,9 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { RETRY_SCHEDULE_SECONDS } from "../../../src/domain/webhooks";
+import { countStorageRows, settleStorageRows } from "../../../src/durable/storage-row-counter";
 import { TaskClock } from "../../../src/durable/task/clock";
+import { hasTable } from "../../../src/durable/task/storage-schema";
 import { WebhookOutbox } from "../../../src/durable/task/webhook-outbox";
 import type { TaskObject } from "../../../src/durable/task-object";
 import { admittedTask } from "../../db/money-helpers";
@@ -25,6 +27,7 @@ describe("WebhookOutbox", () => {
       const outbox = new WebhookOutbox(state.storage, env.DB, clock, {
         backOff: () => backedOff++,
         rearm: () => rearmed++,
+        inUse: () => true,
       });
       expect(outbox.isEmpty()).toBe(true);
       const at = clock.now();
@@ -53,6 +56,27 @@ describe("WebhookOutbox", () => {
     expect(delivery).toMatchObject({ status: "delivered", attempts: 2 });
   });
 
+  it("a task without webhooks never reads the outbox, and its object holds no outbox table", async () => {
+    const stub = env.TASKS.get(env.TASKS.idFromName(`outbox-${crypto.randomUUID()}`));
+    await runInDurableObject(stub, async (_o: TaskObject, state) => {
+      const rows = { rowsRead: 0, rowsWritten: 0 };
+      countStorageRows(state.storage, rows);
+      let rearmed = 0;
+      const outbox = new WebhookOutbox(state.storage, env.DB, new TaskClock(), {
+        backOff: () => {},
+        rearm: () => rearmed++,
+        inUse: () => false,
+      });
+      expect(outbox.isEmpty()).toBe(true);
+      expect(outbox.nextAttemptAt()).toBeNull();
+      await outbox.pump(() => ({ taskId: "task_x", tenantId: "t", keyId: "k" }));
+      expect(rearmed).toBe(1);
+      settleStorageRows();
+      expect(rows).toEqual({ rowsRead: 0, rowsWritten: 0 });
+      expect(hasTable(state.storage, "outbox") || hasTable(state.storage, "deliveries")).toBe(false);
+    });
+  });
+
   it("a pump whose task is gone does nothing and still re-arms", async () => {
     const stub = env.TASKS.get(env.TASKS.idFromName(`outbox-${crypto.randomUUID()}`));
     await runInDurableObject(stub, async (_o: TaskObject, state) => {
@@ -60,6 +84,7 @@ describe("WebhookOutbox", () => {
       const outbox = new WebhookOutbox(state.storage, env.DB, new TaskClock(), {
         backOff: () => {},
         rearm: () => rearmed++,
+        inUse: () => true,
       });
       outbox.enqueue(1, "SUCCESS", Date.now(), { status: "SUCCESS" });
       await outbox.pump(() => null);
