@@ -54,6 +54,9 @@ export interface GateReport extends GateStatus {
   submits: SubmitStats;
 }
 
+/** How often a closed circuit's successes are written (see `saveHealth`). */
+const HEALTH_ROUTINE_SAVE_MS = 1_000;
+
 /**
  * One per upstream (idFromName(upstream id)): the exact count of our tasks open on it, a
  * FIFO queue of tasks waiting for a slot, and its health circuit (src/domain/upstream-health.ts).
@@ -68,6 +71,14 @@ export class UpstreamGate extends DurableObject<Env> {
   private maxInflight: number;
   private readonly submitTimings: SubmitTimings;
   readonly operatorEvents: OperatorEvents;
+  /**
+   * How many tasks hold a slot and wait, counted once per instance and kept by the statements
+   * that change them: every acquire asks, and a COUNT(*) read every holder (the cap is 100 by
+   * default, and a member may allow thousands).
+   */
+  private counts: { holding: number; waiting: number } | null = null;
+  /** When the health snapshot was last written (see `saveHealth`). */
+  private healthSavedAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -118,6 +129,7 @@ export class UpstreamGate extends DurableObject<Env> {
       Date.now(),
       tenantId,
     );
+    this.count().waiting++;
     return { queued: true, position: this.queued() };
   }
 
@@ -127,6 +139,8 @@ export class UpstreamGate extends DurableObject<Env> {
     const waited = this.sql
       .exec("DELETE FROM waiting WHERE task_id = ?1 RETURNING task_id", taskId)
       .toArray();
+    this.count().holding -= held.length;
+    this.count().waiting -= waited.length;
     return { released: held.length + waited.length > 0, granted: this.promote() };
   }
 
@@ -138,8 +152,9 @@ export class UpstreamGate extends DurableObject<Env> {
   record(upstreamId: string, outcome: Outcome | null, submit?: SubmitSample): HealthTransition[] {
     if (submit) this.submitTimings.add(submit, Date.now(), DEFAULT_HEALTH_POLICY.windowMs);
     if (!outcome) return [];
+    const routine = outcome.kind === "ok" && this.health.circuit() === "closed";
     const transitions = this.health.record(outcome);
-    this.saveHealth();
+    this.saveHealth(routine && !transitions.length);
     for (const transition of transitions) {
       logEvent(transition.type, { upstream_id: upstreamId, ...transition });
       this.tellOperator(upstreamId, transition);
@@ -203,6 +218,7 @@ export class UpstreamGate extends DurableObject<Env> {
         .toArray()[0];
       if (!head || !this.admit()) break;
       this.sql.exec("DELETE FROM waiting WHERE task_id = ?1", head.task_id);
+      this.count().waiting--;
       this.hold(head.task_id);
       granted.push(head.task_id);
     }
@@ -210,13 +226,16 @@ export class UpstreamGate extends DurableObject<Env> {
   }
 
   private admit(): boolean {
+    // A closed circuit lets every request through and changes nothing to remember.
+    const closed = this.health.circuit() === "closed";
     const admitted = this.health.admit();
-    this.saveHealth();
+    if (!closed) this.saveHealth();
     return admitted;
   }
 
   private hold(taskId: string) {
     this.sql.exec("INSERT INTO holders (task_id, since) VALUES (?1, ?2)", taskId, Date.now());
+    this.count().holding++;
   }
 
   private holds(taskId: string): boolean {
@@ -235,11 +254,19 @@ export class UpstreamGate extends DurableObject<Env> {
   }
 
   private inflight(): number {
-    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM holders").one().n;
+    return this.count().holding;
   }
 
   private queued(): number {
-    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n;
+    return this.count().waiting;
+  }
+
+  private count(): { holding: number; waiting: number } {
+    this.counts ??= {
+      holding: this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM holders").one().n,
+      waiting: this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n,
+    };
+    return this.counts;
   }
 
   private queuedFor(tenantId: string): number {
@@ -254,8 +281,16 @@ export class UpstreamGate extends DurableObject<Env> {
     this.setMeta("max_inflight", maxInflight);
   }
 
-  private saveHealth() {
+  /**
+   * Writes the health snapshot. A `routine` change (one more success while the circuit is
+   * closed) is written at most once a second: an eviction can forget at most that second's
+   * successes, never an error, a pause or a circuit change, which are written at once.
+   */
+  private saveHealth(routine = false) {
+    const now = Date.now();
+    if (routine && now - this.healthSavedAt < HEALTH_ROUTINE_SAVE_MS) return;
     this.setMeta("health", this.health.snapshot());
+    this.healthSavedAt = now;
   }
 
   private meta<T>(key: string): T | null {

@@ -5,8 +5,9 @@
  */
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import { DEFAULT_HEALTH_POLICY } from "../../src/domain/upstream-health";
+import { DEFAULT_HEALTH_POLICY, UpstreamHealth } from "../../src/domain/upstream-health";
 import { countStorageRows, settleStorageRows } from "../../src/durable/storage-row-counter";
+import type { UpstreamGate } from "../../src/durable/upstream-gate";
 import { MEDIAN_OF, SubmitTimings } from "../../src/durable/upstream-gate/submit-timings";
 
 const gate = () => env.UPSTREAM_GATES.get(env.UPSTREAM_GATES.idFromName(`ups_${crypto.randomUUID()}`));
@@ -117,6 +118,51 @@ describe("upstream gate", () => {
       admitting: false,
       lastError: "502",
       inflight: 0,
+    });
+  });
+
+  it("an acquire and a release read a bounded number of rows however many tasks hold slots", async () => {
+    const reads = await runInDurableObject(gate(), (object, state) => {
+      const instance = object as unknown as UpstreamGate;
+      for (const id of tasks(1_000)) instance.acquire(id, { maxInflight: 2_000, queueBound: 0 });
+      const rows = { rowsRead: 0, rowsWritten: 0 };
+      countStorageRows(state.storage, rows);
+      expect(instance.acquire("newcomer", { maxInflight: 2_000, queueBound: 0 })).toEqual({ granted: true });
+      expect(instance.release("newcomer")).toEqual({ released: true, granted: [] });
+      expect(instance.status()).toMatchObject({ inflight: 1_000, queued: 0 });
+      settleStorageRows();
+      return rows.rowsRead;
+    });
+    expect(reads).toBeLessThan(20);
+  });
+
+  it("writes a closed circuit's successes at most once a second, an error at once", async () => {
+    await runInDurableObject(gate(), (object, state) => {
+      const instance = object as unknown as UpstreamGate;
+      const rows = { rowsRead: 0, rowsWritten: 0 };
+      countStorageRows(state.storage, rows);
+      const stored = () =>
+        JSON.parse(
+          state.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'health'").one()
+            .value,
+        );
+      instance.record("ups_s", { kind: "ok" });
+      settleStorageRows();
+      const oneSave = rows.rowsWritten;
+      expect(oneSave).toBeGreaterThan(0);
+      // workerd's clock stands still here: all in one moment, so none is written again.
+      for (let i = 0; i < 19; i++) instance.record("ups_s", { kind: "ok" });
+      settleStorageRows();
+      expect(rows.rowsWritten).toBe(oneSave);
+      instance.record("ups_s", { kind: "error", message: "boom" });
+      expect(stored().lastError).toBe("boom");
+      // The snapshot written with the error holds every success before it.
+      const { samples, errors } = instance.status().window;
+      expect({ samples, errors }).toEqual({ samples: 21, errors: 1 });
+      expect(new UpstreamHealth(DEFAULT_HEALTH_POLICY, Date.now, stored()).window()).toEqual({
+        samples: 21,
+        errors: 1,
+      });
     });
   });
 
