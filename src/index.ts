@@ -31,8 +31,25 @@ function countedInDevelopment(ctx: DurableObjectState, env: Env, className: stri
   if (env.ENVIRONMENT !== "development") return env;
   enableSpans();
   countStorageRows(ctx.storage, objectStorageRows[className]!);
+  return countedEnvOf(env, className);
+}
+
+/**
+ * One counted env per class and isolate, as the runtime gives every object the same env:
+ * a fresh one per object would miss `configFrom`'s cache and parse the configuration again.
+ */
+const countedEnvs = new WeakMap<Env, Map<string, Env>>();
+function countedEnvOf(env: Env, className: string): Env {
   const d1Usage = objectD1Usage[className];
-  return d1Usage ? { ...env, DB: countRoundTrips(env.DB, d1Usage).db } : env;
+  if (!d1Usage) return env;
+  const byClass = countedEnvs.get(env) ?? new Map<string, Env>();
+  countedEnvs.set(env, byClass);
+  let counted = byClass.get(className);
+  if (!counted) {
+    counted = { ...env, DB: countRoundTrips(env.DB, d1Usage).db };
+    byClass.set(className, counted);
+  }
+  return counted;
 }
 
 export class TaskObject extends TaskObjectImpl {
