@@ -3,7 +3,9 @@
  * and wrote (Cloudflare bills them per million, like D1's), summed per class in this isolate.
  * It replaces the object's `sql.exec` with one that remembers each cursor and adds its row
  * counts once the cursor is done with: at the object's next statement, or when the totals are
- * read. Outside development nothing is wrapped. The key-value API and alarms are not counted.
+ * read. The synchronous key-value API counts as Cloudflare bills it: a row read per key read,
+ * a row written per key written or deleted. Outside development nothing is wrapped. Alarms are
+ * not counted.
  */
 export interface StorageRows {
   rowsRead: number;
@@ -24,6 +26,7 @@ export function countStorageRows(storage: DurableObjectStorage, usage: StorageRo
     }
     pending.delete(fold);
   };
+  countKeyValueRows(storage.kv, usage);
   Object.defineProperty(sql, "exec", {
     configurable: true,
     value: (query: string, ...bindings: unknown[]) => {
@@ -38,4 +41,20 @@ export function countStorageRows(storage: DurableObjectStorage, usage: StorageRo
 /** Adds every cursor still open to its class's totals (call before reading them). */
 export function settleStorageRows(): void {
   for (const fold of [...pending]) fold();
+}
+
+function countKeyValueRows(kv: DurableObjectStorage["kv"], usage: StorageRows): void {
+  const count = (name: "get" | "put" | "delete", field: keyof StorageRows) => {
+    const original = (kv[name] as (...args: unknown[]) => unknown).bind(kv);
+    Object.defineProperty(kv, name, {
+      configurable: true,
+      value: (...args: unknown[]) => {
+        usage[field]++;
+        return original(...args);
+      },
+    });
+  };
+  count("get", "rowsRead");
+  count("put", "rowsWritten");
+  count("delete", "rowsWritten");
 }

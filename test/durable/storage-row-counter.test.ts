@@ -29,4 +29,17 @@ describe("countStorageRows", () => {
       expect(usage.rowsWritten).toBe(afterSchema + 5);
     });
   });
+
+  it("counts the key-value API as billed: a row read per key read, a row written per key written or deleted", async () => {
+    const stub = env.TENANT_HUB.get(env.TENANT_HUB.idFromName(`rows-kv-${crypto.randomUUID()}`));
+    await runInDurableObject(stub, (_instance, state) => {
+      const usage = { rowsRead: 0, rowsWritten: 0 };
+      countStorageRows(state.storage, usage);
+      state.storage.kv.put("a", 1);
+      state.storage.kv.put("b", 2);
+      expect(state.storage.kv.get("a")).toBe(1);
+      state.storage.kv.delete("b");
+      expect(usage).toEqual({ rowsRead: 1, rowsWritten: 3 });
+    });
+  });
 });
