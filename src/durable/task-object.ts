@@ -201,6 +201,7 @@ export class TaskObject extends DurableObject<Env> {
       await this.scheduler.cancel();
       await this.ctx.storage.deleteAll();
       this.schema.wiped();
+      this.outbox.wiped();
       this.lifecycle.forget();
       return;
     }

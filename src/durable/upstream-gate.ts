@@ -136,10 +136,10 @@ export class UpstreamGate extends DurableObject<Env> {
   /** Frees the task's slot (or takes it out of the queue) and hands freed slots to the queue's head. */
   release(taskId: string): ReleaseResult {
     const held = this.sql.exec("DELETE FROM holders WHERE task_id = ?1 RETURNING task_id", taskId).toArray();
+    this.count().holding -= held.length;
     const waited = this.sql
       .exec("DELETE FROM waiting WHERE task_id = ?1 RETURNING task_id", taskId)
       .toArray();
-    this.count().holding -= held.length;
     this.count().waiting -= waited.length;
     return { released: held.length + waited.length > 0, granted: this.promote() };
   }

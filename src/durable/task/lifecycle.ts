@@ -297,12 +297,14 @@ export class TaskLifecycle {
   /** Writes the record, unless it is the one already stored (a timer that changed nothing). */
   private save(record: TaskRecord): void {
     const body = JSON.stringify(record);
+    if (body !== this.stored) {
+      // Memory follows storage only once the write succeeded (a record too large fails here).
+      this.storage.sql.exec(
+        "INSERT INTO record (id, body) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+        body,
+      );
+      this.stored = body;
+    }
     this.cached = record;
-    if (body === this.stored) return;
-    this.storage.sql.exec(
-      "INSERT INTO record (id, body) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-      body,
-    );
-    this.stored = body;
   }
 }

@@ -9,7 +9,8 @@
  *
  * Objects written before this version are brought up to it step by step (`MIGRATIONS`, in
  * order; the applied version is kept in the synchronous key-value storage, so a constructor
- * reads one value). Append new migrations; never edit one that has shipped.
+ * reads one value). Append new migrations; never edit one that has shipped. Migration 3 is one
+ * way: code from before it cannot run on storage it wrote (no rollback past it; README, Deploy).
  */
 
 /** A task's record (meta, state machine state, outcomes) and its event log, for a new object. */
@@ -45,12 +46,17 @@ export const MIGRATIONS: readonly Migration[] = [
   // 2. The submit body of a task waiting in its upstream's queue.
   statements("CREATE TABLE IF NOT EXISTS queued_body (seq INTEGER PRIMARY KEY, chunk TEXT NOT NULL)"),
   // 3. The alarm's time is the runtime's alarm itself (no row per arm); the tombstone is one key.
+  // Guarded although migration 1 made both tables: a throw here would break the object for good.
   (storage) => {
-    const tombstone = storage.sql.exec<{ at: number }>("SELECT at FROM tombstone").toArray()[0];
+    const tombstone = hasTable(storage, "tombstone")
+      ? storage.sql.exec<{ at: number }>("SELECT at FROM tombstone").toArray()[0]
+      : undefined;
     if (tombstone) storage.kv.put(TOMBSTONE_KEY, tombstone.at);
-    storage.sql.exec("DROP TABLE tombstone");
-    storage.sql.exec("DROP TABLE wake");
+    storage.sql.exec("DROP TABLE IF EXISTS tombstone");
+    storage.sql.exec("DROP TABLE IF EXISTS wake");
   },
+  // A migration 4 meets two shapes: objects from before 3 hold outbox, deliveries and
+  // queued_body; objects created at 3 hold them only once used. Guard accordingly.
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

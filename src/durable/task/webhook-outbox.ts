@@ -48,6 +48,8 @@ const TABLES = [
 export class WebhookOutbox {
   /** Webhook work runs one pump at a time, so no delivery is attempted twice at once. */
   private pumping: Promise<void> = Promise.resolve();
+  /** This instance made sure the tables exist (until retention wipes the storage). */
+  private tablesMade = false;
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -166,7 +168,14 @@ export class WebhookOutbox {
   }
 
   private createTables(): void {
+    if (this.tablesMade) return;
     for (const statement of TABLES) this.storage.sql.exec(statement);
+    this.tablesMade = true;
+  }
+
+  /** Retention wiped the storage: the tables are gone with it. */
+  wiped(): void {
+    this.tablesMade = false;
   }
 
   private async attempt(task: OutboxTask, delivery: PendingDelivery): Promise<void> {

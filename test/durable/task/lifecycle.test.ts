@@ -83,6 +83,20 @@ function withLifecycle<T>(
 }
 
 describe("TaskLifecycle", () => {
+  it("writes a record only when it changed, and keeps memory at what storage holds when a write fails", async () => {
+    const t = await tenantWithKey();
+    const taskId = await admittedTask(t, PRICE);
+    await withLifecycle(async ({ lifecycle, clock }) => {
+      lifecycle.create({ meta: metaOf(t, taskId), submitOutcome: null }, clock.now() + 1_000, clock.now());
+      const stored = lifecycle.record()!;
+      // SQLite refuses a row past its size limit: the change is not taken, in storage or in memory.
+      const huge = { ...stored.meta.metadata, blob: "x".repeat(3 * 1024 * 1024) };
+      expect(() => lifecycle.update((r) => ({ ...r, meta: { ...r.meta, metadata: huge } }))).toThrow();
+      expect(lifecycle.record()).toEqual(stored);
+      expect(lifecycle.refresh()).toEqual(stored);
+    });
+  });
+
   it("reads and parses the record once per entry point, however often the work asks for it", async () => {
     const t = await tenantWithKey();
     const taskId = await admittedTask(t, PRICE);

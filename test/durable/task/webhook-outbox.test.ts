@@ -77,6 +77,22 @@ describe("WebhookOutbox", () => {
     });
   });
 
+  it("after retention wiped the storage, a new message makes the tables again", async () => {
+    const stub = env.TASKS.get(env.TASKS.idFromName(`outbox-${crypto.randomUUID()}`));
+    await runInDurableObject(stub, async (_o: TaskObject, state) => {
+      const outbox = new WebhookOutbox(state.storage, env.DB, new TaskClock(), {
+        backOff: () => {},
+        rearm: () => {},
+        inUse: () => true,
+      });
+      outbox.enqueue(1, "SUBMITTED", Date.now(), { status: "SUBMITTED" });
+      await state.storage.deleteAll();
+      outbox.wiped();
+      outbox.enqueue(2, "SUCCESS", Date.now(), { status: "SUCCESS" });
+      expect(outbox.isEmpty()).toBe(false);
+    });
+  });
+
   it("a pump whose task is gone does nothing and still re-arms", async () => {
     const stub = env.TASKS.get(env.TASKS.idFromName(`outbox-${crypto.randomUUID()}`));
     await runInDurableObject(stub, async (_o: TaskObject, state) => {
