@@ -54,7 +54,7 @@ export class TaskObject extends DurableObject<Env> {
     const config = configFrom(env);
     this.scheduler = new Scheduler(ctx.storage, this.clock);
     this.events = new EventLog(ctx.storage.sql, this.subscribers);
-    this.outbox = new WebhookOutbox(ctx.storage, env.DB, this.clock, {
+    this.outbox = new WebhookOutbox(ctx.storage, this.schema, env.DB, this.clock, {
       backOff: () => this.scheduler.backOff(),
       rearm: () => this.arm(),
       inUse: () => {
@@ -201,7 +201,6 @@ export class TaskObject extends DurableObject<Env> {
       await this.scheduler.cancel();
       await this.ctx.storage.deleteAll();
       this.schema.wiped();
-      this.outbox.wiped();
       this.lifecycle.forget();
       return;
     }

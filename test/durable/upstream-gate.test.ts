@@ -6,9 +6,9 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { DEFAULT_HEALTH_POLICY, UpstreamHealth } from "../../src/domain/upstream-health";
-import { countStorageRows, settleStorageRows } from "../../src/durable/storage-row-counter";
 import type { UpstreamGate } from "../../src/durable/upstream-gate";
 import { MEDIAN_OF, SubmitTimings } from "../../src/durable/upstream-gate/submit-timings";
+import { rowsCounted } from "./storage-rows";
 
 const gate = () => env.UPSTREAM_GATES.get(env.UPSTREAM_GATES.idFromName(`ups_${crypto.randomUUID()}`));
 const tasks = (n: number, prefix = "t") => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
@@ -125,13 +125,11 @@ describe("upstream gate", () => {
     const reads = await runInDurableObject(gate(), (object, state) => {
       const instance = object as unknown as UpstreamGate;
       for (const id of tasks(1_000)) instance.acquire(id, { maxInflight: 2_000, queueBound: 0 });
-      const rows = { rowsRead: 0, rowsWritten: 0 };
-      countStorageRows(state.storage, rows);
+      const rows = rowsCounted(state.storage);
       expect(instance.acquire("newcomer", { maxInflight: 2_000, queueBound: 0 })).toEqual({ granted: true });
       expect(instance.release("newcomer")).toEqual({ released: true, granted: [] });
       expect(instance.status()).toMatchObject({ inflight: 1_000, queued: 0 });
-      settleStorageRows();
-      return rows.rowsRead;
+      return rows().rowsRead;
     });
     expect(reads).toBeLessThan(20);
   });
@@ -139,21 +137,18 @@ describe("upstream gate", () => {
   it("writes a closed circuit's successes at most once a second, an error at once", async () => {
     await runInDurableObject(gate(), (object, state) => {
       const instance = object as unknown as UpstreamGate;
-      const rows = { rowsRead: 0, rowsWritten: 0 };
-      countStorageRows(state.storage, rows);
+      const rows = rowsCounted(state.storage);
       const stored = () =>
         JSON.parse(
           state.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'health'").one()
             .value,
         );
       instance.record("ups_s", { kind: "ok" });
-      settleStorageRows();
-      const oneSave = rows.rowsWritten;
+      const oneSave = rows().rowsWritten;
       expect(oneSave).toBeGreaterThan(0);
       // workerd's clock stands still here: all in one moment, so none is written again.
       for (let i = 0; i < 19; i++) instance.record("ups_s", { kind: "ok" });
-      settleStorageRows();
-      expect(rows.rowsWritten).toBe(oneSave);
+      expect(rows().rowsWritten).toBe(oneSave);
       instance.record("ups_s", { kind: "error", message: "boom" });
       expect(stored().lastError).toBe("boom");
       // The snapshot written with the error holds every success before it.
@@ -191,11 +186,9 @@ describe("upstream gate", () => {
       const timings = new SubmitTimings(state.storage.sql);
       const windowMs = DEFAULT_HEALTH_POLICY.windowMs;
       for (let i = 0; i < 3_000; i++) timings.add({ ms: 5, ok: true }, 1_000 + i, windowMs);
-      const rows = { rowsRead: 0, rowsWritten: 0 };
-      countStorageRows(state.storage, rows);
+      const rows = rowsCounted(state.storage);
       timings.add({ ms: 5, ok: true }, 4_000, windowMs);
-      settleStorageRows();
-      return rows.rowsRead;
+      return rows().rowsRead;
     });
     // 3,000 submits inside one window: none is deleted, and none should be read to find that out.
     expect(reads).toBeLessThan(MEDIAN_OF);

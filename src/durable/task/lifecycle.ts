@@ -163,9 +163,9 @@ export class TaskLifecycle {
    * a change of the record's other fields made with the transition, in the same write.
    */
   apply(observation: Observation, requestId?: string, alongside?: (record: TaskRecord) => TaskRecord) {
-    const stored = this.record();
-    if (!stored) throw new Error("task record missing");
-    const record = alongside ? alongside(stored) : stored;
+    const current = this.record();
+    if (!current) throw new Error("task record missing");
+    const record = alongside ? alongside(current) : current;
     const result = transition(record.state, observation, this.machineConfig(record.meta.action));
     const next: TaskRecord = { ...record, state: result.state };
     this.save(next);

@@ -3,7 +3,7 @@
  * has long been answered when a slot frees, so the body is kept in the object's storage, cut
  * into chunks under SQLite's 2 MB row limit, and dropped once sent (or once the task gives up).
  */
-import { hasTable } from "./storage-schema";
+import { hasTable, QUEUED_BODY_TABLE } from "./storage-schema";
 
 /** Characters per row: at most 3 bytes each in UTF-8, so a chunk stays under 2 MB. */
 const CHUNK_CHARS = 512 * 1024;
@@ -21,7 +21,7 @@ export class QueuedBody {
 
   keep(body: string): void {
     this.drop();
-    this.sql.exec("CREATE TABLE queued_body (seq INTEGER PRIMARY KEY, chunk TEXT NOT NULL)");
+    this.sql.exec(QUEUED_BODY_TABLE);
     for (let at = 0, seq = 0; at < body.length; at += CHUNK_CHARS, seq++) {
       this.sql.exec(
         "INSERT INTO queued_body (seq, chunk) VALUES (?1, ?2)",

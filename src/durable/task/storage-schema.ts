@@ -21,6 +21,16 @@ const CURRENT: readonly string[] = [
   "CREATE TABLE events (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, data TEXT NOT NULL)",
 ];
 
+/** Webhook messages waiting to be fanned out, then each pending delivery (tenants with endpoints). */
+const WEBHOOK_TABLES: readonly string[] = [
+  "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, status TEXT NOT NULL, at INTEGER NOT NULL, payload TEXT NOT NULL)",
+  `CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,
+    payload TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL)`,
+];
+
+/** The submit body of a task waiting in its upstream's queue, made while one is kept (`queued-body.ts`). */
+export const QUEUED_BODY_TABLE = "CREATE TABLE queued_body (seq INTEGER PRIMARY KEY, chunk TEXT NOT NULL)";
+
 export type Migration = (storage: DurableObjectStorage) => void;
 
 const statements =
@@ -64,6 +74,8 @@ const VERSION_KEY = "schema_version";
 
 export class TaskSchema {
   private ready: boolean;
+  /** This instance made sure the webhook tables exist (until the storage is wiped). */
+  private webhookTablesMade = false;
 
   /** Brings an existing object's storage to the current version; a blank object stays blank. */
   constructor(private readonly storage: DurableObjectStorage) {
@@ -85,9 +97,17 @@ export class TaskSchema {
     this.ready = true;
   }
 
-  /** Retention wiped the storage: the object is blank again. */
+  /** Before the webhook outbox's first use in this instance. */
+  ensureWebhookTables(): void {
+    if (this.webhookTablesMade) return;
+    for (const statement of WEBHOOK_TABLES) this.storage.sql.exec(statement);
+    this.webhookTablesMade = true;
+  }
+
+  /** Retention wiped the storage: the object is blank again, its tables gone. */
   wiped(): void {
     this.ready = false;
+    this.webhookTablesMade = false;
   }
 }
 

@@ -14,6 +14,7 @@ import { eventTypeFor, webhookPayload } from "../../domain/webhooks";
 import { logEvent } from "../../log";
 import { afterAttempt, sendWebhook } from "../../webhooks/sender";
 import type { Clock } from "./clock";
+import type { TaskSchema } from "./storage-schema";
 
 /** Whose task the messages are about. */
 export interface OutboxTask {
@@ -39,20 +40,13 @@ export interface OutboxHooks {
   inUse(): boolean;
 }
 
-const TABLES = [
-  "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, status TEXT NOT NULL, at INTEGER NOT NULL, payload TEXT NOT NULL)",
-  `CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,
-    payload TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL)`,
-];
-
 export class WebhookOutbox {
   /** Webhook work runs one pump at a time, so no delivery is attempted twice at once. */
   private pumping: Promise<void> = Promise.resolve();
-  /** This instance made sure the tables exist (until retention wipes the storage). */
-  private tablesMade = false;
 
   constructor(
     private readonly storage: DurableObjectStorage,
+    private readonly schema: TaskSchema,
     private readonly db: D1Database,
     private readonly clock: Clock,
     private readonly hooks: OutboxHooks,
@@ -60,7 +54,7 @@ export class WebhookOutbox {
 
   /** One message for the change published as event `seq`. */
   enqueue(seq: number, status: string, at: number, data: Record<string, unknown>): void {
-    this.createTables();
+    this.schema.ensureWebhookTables();
     this.storage.sql.exec(
       "INSERT INTO outbox (seq, status, at, payload) VALUES (?1, ?2, ?3, ?4)",
       seq,
@@ -163,19 +157,8 @@ export class WebhookOutbox {
    */
   private opened(): boolean {
     if (!this.hooks.inUse()) return false;
-    this.createTables();
+    this.schema.ensureWebhookTables();
     return true;
-  }
-
-  private createTables(): void {
-    if (this.tablesMade) return;
-    for (const statement of TABLES) this.storage.sql.exec(statement);
-    this.tablesMade = true;
-  }
-
-  /** Retention wiped the storage: the tables are gone with it. */
-  wiped(): void {
-    this.tablesMade = false;
   }
 
   private async attempt(task: OutboxTask, delivery: PendingDelivery): Promise<void> {

@@ -1,9 +1,9 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { countStorageRows, settleStorageRows } from "../../../src/durable/storage-row-counter";
 import { TaskClock } from "../../../src/durable/task/clock";
 import { Scheduler } from "../../../src/durable/task/scheduler";
 import type { TaskObject } from "../../../src/durable/task-object";
+import { rowsCounted } from "../storage-rows";
 
 /** A scheduler over a fresh (empty) task object's storage, with its own clock. */
 function withScheduler<T>(
@@ -40,8 +40,7 @@ describe("Scheduler", () => {
   it("arming writes no row; the time already pending is not set again until an alarm runs (or a cancel)", async () => {
     const stub = env.TASKS.get(env.TASKS.idFromName(`scheduler-${crypto.randomUUID()}`));
     await runInDurableObject(stub, async (_o: TaskObject, state) => {
-      const rows = { rowsRead: 0, rowsWritten: 0 };
-      countStorageRows(state.storage, rows);
+      const rows = rowsCounted(state.storage);
       let alarmsSet = 0;
       const storage = new Proxy(state.storage, {
         get(target, property) {
@@ -75,8 +74,7 @@ describe("Scheduler", () => {
       expect(await state.storage.getAlarm()).toBe(clock.wallTimeOf(target));
       expect(setsFor(() => scheduler.armAtEarliest([target + 1_000]))).toBe(1);
       expect(await scheduler.armedFor()).toBe(target + 1_000);
-      settleStorageRows();
-      expect(rows.rowsWritten).toBe(0);
+      expect(rows().rowsWritten).toBe(0);
     });
   });
 
