@@ -11,7 +11,7 @@ import { logEvent } from "../log";
 import { lastEventId, SSE_HEADERS, SseBroadcaster, type SseEvent } from "./sse-broadcaster";
 
 /** How many recent changes a tenant stream can replay after a reconnect. */
-const KEEP_EVENTS = 10_000;
+export const KEEP_EVENTS = 10_000;
 
 /**
  * Most open tasks one hub remembers. A tenant's in-flight cap is at most 100,000 (PATCH
@@ -151,8 +151,12 @@ export class TenantHub extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    // No AUTOINCREMENT: the log is trimmed from its oldest end only and always keeps its newest
+    // rows, so the rowid (max + 1) keeps growing without a sqlite_sequence write per event.
+    // Event ids must only grow (clients resume after the last one they saw); hubs created with
+    // AUTOINCREMENT keep it.
     this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL,
+      `CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, task_id TEXT NOT NULL,
         at INTEGER NOT NULL, data TEXT NOT NULL)`,
     );
     this.sql.exec("CREATE INDEX IF NOT EXISTS events_by_task ON events(task_id, seq)");

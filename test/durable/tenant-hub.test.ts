@@ -8,7 +8,7 @@
  */
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { MAX_OPEN_TASKS, OpenTaskTable, type TenantHub } from "../../src/durable/tenant-hub";
+import { KEEP_EVENTS, MAX_OPEN_TASKS, OpenTaskTable, type TenantHub } from "../../src/durable/tenant-hub";
 import { call, submit, tenantWithKey } from "../helpers";
 import { alarm, driveTask, submitOk, upscaledParent, view } from "./durable-helpers";
 
@@ -87,6 +87,29 @@ const adminList = async (query: string) => {
   expect(page.status, JSON.stringify(page.body)).toBe(200);
   return page.body.data as any[];
 };
+
+describe("the hub's event log", () => {
+  it("numbers events in a growing sequence that its trim never resets, without a sqlite_sequence write per event", async () => {
+    await runInDurableObject(hubOf(`ten_${crypto.randomUUID()}`), async (hub: TenantHub, state) => {
+      const sql = state.storage.sql;
+      const id = freshId();
+      // Past the first trim: the log keeps its newest KEEP_EVENTS events.
+      const total = KEEP_EVENTS + 1_000;
+      for (let i = 1; i <= total; i++) await hub.publish(id, i, change(id, "IN_PROGRESS", i % 100));
+      const span = () =>
+        sql
+          .exec<{ first: number; last: number; n: number }>(
+            "SELECT MIN(seq) AS first, MAX(seq) AS last, COUNT(*) AS n FROM events",
+          )
+          .one();
+      expect(span()).toEqual({ first: total - KEEP_EVENTS + 1, last: total, n: KEEP_EVENTS });
+      await hub.publish(id, total + 1, change(id, "SUCCESS", 100));
+      expect(span().last).toBe(total + 1);
+      const sequences = sql.exec("SELECT name FROM sqlite_master WHERE name = 'sqlite_sequence'").toArray();
+      expect(sequences).toEqual([]);
+    });
+  });
+});
 
 describe("the hub's open tasks", () => {
   it("keeps each open task's latest status and progress, answers only the ids asked, forgets a task at its end", async () => {
