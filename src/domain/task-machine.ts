@@ -227,6 +227,12 @@ export function nextWakeAt(state: TaskState): number | null {
   return candidates.length ? Math.min(...candidates) : null;
 }
 
+/**
+ * Whether nothing can change this state any more: a terminal task with no settlement to record
+ * and no late watch of the upstream left (no timer at all). Its views are then final.
+ */
+export const isFinal = (state: TaskState): boolean => isTerminal(state.status) && nextWakeAt(state) === null;
+
 export function transition(state: TaskState, observation: Observation, config: MachineConfig): Transition {
   switch (observation.type) {
     case "accepted":

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { DEFAULT_UPSTREAM_ID } from "../db/upstreams";
 import { ApiError } from "../domain/errors";
-import { isTerminal, nextWakeAt } from "../domain/task-machine";
+import { isFinal, isTerminal, nextWakeAt } from "../domain/task-machine";
 import { sendsWebhooks, type TaskMeta, taskView, unifiedTaskView } from "../domain/task-view";
 import { configFrom, type Env } from "../env";
 import { logEvent } from "../log";
@@ -18,6 +18,7 @@ import {
   type StartInput,
   type StoredEvent,
   type SubmitOutcome,
+  type TaskQueryAnswer,
 } from "./task/contract";
 import { EventLog } from "./task/event-log";
 import { Forwarding } from "./task/forwarding";
@@ -129,9 +130,15 @@ export class TaskObject extends DurableObject<Env> {
   }
 
   async view(tenantId: string, shape: "task" | "unified" = "task"): Promise<Record<string, unknown> | null> {
+    return (await this.query(tenantId, shape))?.view ?? null;
+  }
+
+  /** A tenant's query: the view, and whether it is final (callers may keep a final one). */
+  async query(tenantId: string, shape: "task" | "unified"): Promise<TaskQueryAnswer | null> {
     const record = this.lifecycle.refresh() && this.lifecycle.recordOf(tenantId);
     if (!record) return null;
-    return (shape === "task" ? taskView : unifiedTaskView)(record.meta, visibleState(record));
+    const view = (shape === "task" ? taskView : unifiedTaskView)(record.meta, visibleState(record));
+    return { view, final: isFinal(record.state) };
   }
 
   async parentInfo(tenantId: string): Promise<ParentInfo | null> {

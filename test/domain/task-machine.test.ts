@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   initialState,
+  isFinal,
   isTerminal,
   type MachineConfig,
   nextWakeAt,
@@ -975,5 +976,33 @@ describe("nextWakeAt", () => {
       expect(isTerminal(state.status)).toBe(false);
       expect(nextWakeAt(state)).not.toBeNull();
     }
+  });
+});
+
+describe("isFinal: nothing can change the state (and so its views) any more", () => {
+  it("running and MODAL tasks are not final", () => {
+    expect(isFinal(runningTask())).toBe(false);
+    expect(isFinal(modalTask())).toBe(false);
+  });
+
+  it("a SUCCESS is final once its settlement is recorded, not before", () => {
+    const cfg = config();
+    const done = transition(runningTask(cfg), upstream(T0 + 9_000, "SUCCESS", 100), cfg).state;
+    expect(done.settlement).toMatchObject({ outcome: "keep", recorded: false });
+    expect(isFinal(done)).toBe(false);
+    const recorded = transition(done, { type: "settlement_recorded", at: T0 + 9_001 }, cfg).state;
+    expect(isFinal(recorded)).toBe(true);
+  });
+
+  it("a FAILURE the gateway gave up on stays open while its refund is unrecorded and while it watches the upstream late", () => {
+    const cfg = config();
+    const at = T0 + 2 * HOUR;
+    const gaveUp = transition(runningTask(cfg), { type: "timer", at }, cfg).state;
+    expect(isFinal(gaveUp)).toBe(false);
+    const refunded = transition(gaveUp, { type: "settlement_recorded", at: at + 1 }, cfg).state;
+    expect(isFinal(refunded)).toBe(false); // the late watch may still report what the upstream did
+    const reported = transition(refunded, upstream(at + POLL.lateWatchMs, "SUCCESS", 100), cfg).state;
+    expect(reported.lateUpstreamStatus).toBe("SUCCESS");
+    expect(isFinal(reported)).toBe(true);
   });
 });

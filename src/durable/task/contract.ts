@@ -46,6 +46,12 @@ export type SubmitOutcome =
     }
   | { ok: false; error: SerializedError };
 
+/** A task query's answer: `final` when nothing can change the view any more (isFinal). */
+export interface TaskQueryAnswer {
+  view: Record<string, unknown>;
+  final: boolean;
+}
+
 export interface ParentInfo {
   status: TaskState["status"];
   action: string;

@@ -1,8 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { notFoundTask } from "../../domain/errors";
 import { TASK_ID_PATTERN } from "../../domain/ids";
+import { configFrom } from "../../env";
 import { type AppContext, createRouter, errorResponses } from "../../http";
 import { TaskObjectSchema, UnifiedTaskSchema } from "../../schemas/task";
+import { queryTask, type TaskViewShape } from "../../services/task-queries";
 import { AREAS, json } from "../helpers";
 
 const TaskIdParam = z.object({
@@ -11,14 +13,16 @@ const TaskIdParam = z.object({
     .openapi({ param: { name: "task_id", in: "path" }, example: "task_01KV52C0TEJSYZMCG0NCS4YWKK" }),
 });
 
-/** The task's own Durable Object answers, for the caller's tenant only (else 404). */
-async function taskViewFor(c: AppContext, taskId: string, shape: "task" | "unified") {
+/** The task's own Durable Object answers (or an isolate's kept final view), for the caller's tenant only (else 404). */
+async function taskViewFor(c: AppContext, taskId: string, shape: TaskViewShape) {
   c.set("taskId", taskId);
   if (!TASK_ID_PATTERN.test(taskId)) throw notFoundTask(taskId);
-  const view = await c.env.TASKS.get(c.env.TASKS.idFromName(taskId)).view(
-    c.get("principal").tenant.id,
+  const view = await queryTask(c.env, {
+    tenantId: c.get("principal").tenant.id,
+    taskId,
     shape,
-  );
+    keepMs: configFrom(c.env).keyCacheMs,
+  });
   if (!view) throw notFoundTask(taskId);
   return view;
 }
