@@ -29,7 +29,8 @@ import { WebhookOutbox } from "./task/webhook-outbox";
 
 /**
  * One Durable Object per task: the single owner of the task's state, as a list of parts.
- * Each RPC method reads the record once (`lifecycle.refresh()`) and hands the work to:
+ * Each RPC method takes the record from `lifecycle.record()` (read from storage once per
+ * instance: the object is its storage's only writer) and hands the work to:
  * - `lifecycle`: the record and the pure state machine, money effects via the billing service;
  * - `forwarding`: the submit, a /modal and polls to the upstream, and the hand-over watchdogs;
  * - `events`: the durable event log, SSE subscribers and the tenant hub;
@@ -45,7 +46,8 @@ export class TaskObject extends DurableObject<Env> {
   private readonly scheduler: Scheduler;
   private readonly events: EventLog;
   private readonly outbox: WebhookOutbox;
-  private readonly lifecycle: TaskLifecycle;
+  /** Public for tests that stage a state in storage behind the object's back (`lifecycle.reload()`). */
+  readonly lifecycle: TaskLifecycle;
   private readonly forwarding: Forwarding;
   private readonly assets: AssetHosting;
 
@@ -81,14 +83,14 @@ export class TaskObject extends DurableObject<Env> {
 
   /** The orphan sweep's question; an unrecorded task is tombstoned in the same step, so a late start cannot forward. */
   async claimIfOrphan(): Promise<"recorded" | "orphan"> {
-    if (this.lifecycle.refresh()) return "recorded";
+    if (this.lifecycle.record()) return "recorded";
     this.lifecycle.tombstone();
     return "orphan";
   }
 
   /** For reconciliation: whether the task is recorded here and has a confirmed upstream id. */
   async custody(): Promise<{ recorded: boolean; upstreamConfirmed: boolean; status: string | null }> {
-    const record = this.lifecycle.refresh();
+    const record = this.lifecycle.record();
     return {
       recorded: record !== null,
       upstreamConfirmed: Boolean(record?.meta.upstreamTaskId),
@@ -98,34 +100,29 @@ export class TaskObject extends DurableObject<Env> {
 
   /** Creates the task and forwards it; the body is a stream (never inside the RPC argument). Idempotent. */
   async start(input: StartInput, body: RequestBody): Promise<SubmitOutcome> {
-    this.lifecycle.refresh();
     return span("task.start", () => this.forwarding.start(input, body));
   }
 
   /** The outcome of the submit (or /modal) this task answered, for idempotent replays. */
   async submitOutcome(tenantId: string, step: "submit" | "modal" = "submit"): Promise<SubmitOutcome | null> {
-    const record = this.lifecycle.refresh() && this.lifecycle.recordOf(tenantId);
+    const record = this.lifecycle.recordOf(tenantId);
     return record ? this.forwarding.outcome(record, step) : null;
   }
 
   /** The task's upstream gate granted it a slot it waited for (a release woke it). */
   async slotGranted(taskId: string, upstreamId: string): Promise<void> {
-    this.lifecycle.refresh();
     await this.forwarding.slotGranted(taskId, upstreamId);
   }
 
   async awaitLead(input: { meta: TaskMeta; leadTaskId: string; requestId: string }): Promise<void> {
-    this.lifecycle.refresh();
     this.forwarding.awaitLead(input);
   }
 
   async attach(attachment: SiblingAttachment): Promise<void> {
-    this.lifecycle.refresh();
     await this.forwarding.attach(attachment);
   }
 
   async attachmentFor(siblingId: string): Promise<SiblingAttachment | null> {
-    this.lifecycle.refresh();
     return this.forwarding.attachmentFor(siblingId);
   }
 
@@ -135,14 +132,14 @@ export class TaskObject extends DurableObject<Env> {
 
   /** A tenant's query: the view, and whether it is final (callers may keep a final one). */
   async query(tenantId: string, shape: "task" | "unified"): Promise<TaskQueryAnswer | null> {
-    const record = this.lifecycle.refresh() && this.lifecycle.recordOf(tenantId);
+    const record = this.lifecycle.recordOf(tenantId);
     if (!record) return null;
     const view = (shape === "task" ? taskView : unifiedTaskView)(record.meta, visibleState(record));
     return { view, final: isFinal(record.state) };
   }
 
   async parentInfo(tenantId: string): Promise<ParentInfo | null> {
-    const record = this.lifecycle.refresh() && this.lifecycle.recordOf(tenantId);
+    const record = this.lifecycle.recordOf(tenantId);
     if (!record) return null;
     const buttons = taskView(record.meta, record.state).buttons;
     return {
@@ -155,12 +152,12 @@ export class TaskObject extends DurableObject<Env> {
   }
 
   async eventsAfter(tenantId: string, afterSeq: number): Promise<StoredEvent[] | null> {
-    return this.lifecycle.refresh() && this.lifecycle.recordOf(tenantId) ? this.events.after(afterSeq) : null;
+    return this.lifecycle.recordOf(tenantId) ? this.events.after(afterSeq) : null;
   }
 
   /** POST /generations/modal on this (inpaint) task. */
   async modal(input: ModalInput): Promise<SubmitOutcome> {
-    const record = this.lifecycle.refresh() && this.lifecycle.recordOf(input.tenantId);
+    const record = this.lifecycle.recordOf(input.tenantId);
     if (!record)
       return refusedOutcome(new ApiError("task_not_found", "task not found", { field: "task_id" }));
     return this.forwarding.modal(record, input);
@@ -168,7 +165,7 @@ export class TaskObject extends DurableObject<Env> {
 
   /** GET …/events: the Worker authenticated the caller and names the tenant in a header only it can set. */
   override async fetch(request: Request): Promise<Response> {
-    const record = this.lifecycle.refresh();
+    const record = this.lifecycle.record();
     if (!record || record.meta.tenantId !== request.headers.get("x-gateway-tenant")) {
       return new Response(null, { status: 404 });
     }
@@ -185,12 +182,11 @@ export class TaskObject extends DurableObject<Env> {
 
   /** The tenant registered a webhook endpoint (its hub tells each open task): publish to webhooks from now on. */
   async webhooksChanged(): Promise<void> {
-    this.lifecycle.refresh();
     this.sendWebhooks();
   }
 
   override async alarm(alarmInfo?: AlarmInvocationInfo): Promise<void> {
-    const taskId = this.lifecycle.refresh()?.meta.taskId;
+    const taskId = this.lifecycle.record()?.meta.taskId;
     await this.scheduler.run(
       alarmInfo,
       (now) => this.runDueWork(now),

@@ -37,11 +37,12 @@ export async function readRecord(taskId: string): Promise<StoredRecord | null> {
  * acknowledgement, a /modal being handled). Never to move time: that is `advanceTo`.
  */
 export async function rewriteRecord(taskId: string, update: (record: StoredRecord) => void): Promise<void> {
-  await runInDurableObject(taskStub(taskId), (_instance: TaskObject, state) => {
+  await runInDurableObject(taskStub(taskId), (instance: TaskObject, state) => {
     const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM record WHERE id = 1").one();
     const record = JSON.parse(row.body) as StoredRecord;
     update(record);
     state.storage.sql.exec("UPDATE record SET body = ?1 WHERE id = 1", JSON.stringify(record));
+    instance.lifecycle.reload();
   });
 }
 

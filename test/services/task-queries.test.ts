@@ -37,8 +37,9 @@ async function finished(tenant: { key: string; tenantId: string }) {
 
 /** Removes the object's record, so only a kept view can still answer. */
 const forgetRecord = (taskId: string) =>
-  runInDurableObject(taskStub(taskId), (_o: TaskObject, state) => {
+  runInDurableObject(taskStub(taskId), (o: TaskObject, state) => {
     state.storage.sql.exec("DELETE FROM record");
+    o.lifecycle.reload();
   });
 
 describe("task queries", () => {

@@ -81,9 +81,9 @@ export interface LifecycleHooks {
 }
 
 export class TaskLifecycle {
-  /** undefined: not read yet in this entry point; null: no task here. */
+  /** undefined: not read yet; null: no task here. */
   private cached: TaskRecord | null | undefined;
-  /** The body in storage as this entry point last read or wrote it. */
+  /** The body in storage as this part last read or wrote it. */
   private stored: string | null = null;
 
   constructor(
@@ -95,12 +95,12 @@ export class TaskLifecycle {
     private readonly hooks: LifecycleHooks,
   ) {}
 
-  /** Called by each entry point: the record is read from storage once, here. */
-  refresh(): TaskRecord | null {
-    this.cached = undefined;
-    return this.record();
-  }
-
+  /**
+   * The record, read from storage on first use only. The object is the only writer of its
+   * storage and memory follows every write (save), so later entry points reuse it: a query or
+   * an alarm neither reads nor parses the record again. Whatever else changes the storage says
+   * so: retention's wipe (forget) and tests that stage a state (reload).
+   */
   record(): TaskRecord | null {
     if (this.cached === undefined) {
       const row = this.schema.exists
@@ -110,6 +110,11 @@ export class TaskLifecycle {
       this.stored = row?.body ?? null;
     }
     return this.cached;
+  }
+
+  /** The storage was written other than through this part: the next use reads it again. */
+  reload(): void {
+    this.cached = undefined;
   }
 
   /** The record as this tenant may see it (another tenant's task does not exist for it). */

@@ -93,19 +93,19 @@ describe("TaskLifecycle", () => {
       const huge = { ...stored.meta.metadata, blob: "x".repeat(3 * 1024 * 1024) };
       expect(() => lifecycle.update((r) => ({ ...r, meta: { ...r.meta, metadata: huge } }))).toThrow();
       expect(lifecycle.record()).toEqual(stored);
-      expect(lifecycle.refresh()).toEqual(stored);
+      lifecycle.reload();
+      expect(lifecycle.record()).toEqual(stored);
     });
   });
 
-  it("reads and parses the record once per entry point, however often the work asks for it", async () => {
+  it("reads and parses the record once, then only after reload(): memory follows every write", async () => {
     const t = await tenantWithKey();
     const taskId = await admittedTask(t, PRICE);
     await withLifecycle(async ({ lifecycle, clock, counter }) => {
-      expect(lifecycle.refresh()).toBeNull();
+      expect(lifecycle.record()).toBeNull();
       lifecycle.create({ meta: metaOf(t, taskId), submitOutcome: null }, clock.now() + 1_000, clock.now());
       counter.recordReads = 0;
-      expect(lifecycle.refresh()?.meta.taskId).toBe(taskId);
-      for (let i = 0; i < 10; i++) lifecycle.record();
+      for (let i = 0; i < 10; i++) expect(lifecycle.record()?.meta.taskId).toBe(taskId);
       lifecycle.apply({ type: "accepted", at: clock.now(), upstreamStatus: "submitted" });
       lifecycle.apply({
         type: "upstream",
@@ -116,11 +116,13 @@ describe("TaskLifecycle", () => {
         result: {},
       });
       lifecycle.update((r: TaskRecord) => ({ ...r, unpricedUpstreamJobs: 0 }));
-      expect(lifecycle.record()?.state.status).toBe("IN_PROGRESS");
+      const inMemory = lifecycle.record();
+      expect(inMemory?.state.status).toBe("IN_PROGRESS");
+      expect(counter.recordReads).toBe(0);
+      // Read again, storage holds exactly what memory held.
+      lifecycle.reload();
+      expect(lifecycle.record()).toEqual(inMemory);
       expect(counter.recordReads).toBe(1);
-      // The next entry point reads storage again (and finds what was saved).
-      expect(lifecycle.refresh()?.unpricedUpstreamJobs).toBe(0);
-      expect(counter.recordReads).toBe(2);
     });
   });
 
