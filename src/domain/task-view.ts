@@ -52,6 +52,9 @@ const OWNED_FIELDS = new Set([
 export const upstreamActionName = (action: string) => action.toUpperCase().replace(/-/g, "_");
 
 /** The task object exactly as the upstream's GET /v1/midjourney/{id} shapes it, with our ids and our price. */
+/** The two shapes a task is shown in: the upstream's bare task object, or its unified query. */
+export type TaskViewShape = "task" | "unified";
+
 export function taskView(meta: TaskMeta, state: TaskState): Record<string, unknown> {
   const passthrough: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(state.result)) {

@@ -2,7 +2,13 @@ import { DurableObject } from "cloudflare:workers";
 import { DEFAULT_UPSTREAM_ID } from "../db/upstreams";
 import { ApiError } from "../domain/errors";
 import { isFinal, isTerminal, nextWakeAt } from "../domain/task-machine";
-import { sendsWebhooks, type TaskMeta, taskView, unifiedTaskView } from "../domain/task-view";
+import {
+  sendsWebhooks,
+  type TaskMeta,
+  type TaskViewShape,
+  taskView,
+  unifiedTaskView,
+} from "../domain/task-view";
 import { configFrom, type Env } from "../env";
 import { logEvent } from "../log";
 import { span } from "../spans";
@@ -22,7 +28,7 @@ import {
 } from "./task/contract";
 import { EventLog } from "./task/event-log";
 import { Forwarding } from "./task/forwarding";
-import { TaskLifecycle } from "./task/lifecycle";
+import { TaskLifecycle, type TaskRecord } from "./task/lifecycle";
 import { Scheduler } from "./task/scheduler";
 import { TaskSchema } from "./task/storage-schema";
 import { WebhookOutbox } from "./task/webhook-outbox";
@@ -50,6 +56,7 @@ export class TaskObject extends DurableObject<Env> {
   readonly lifecycle: TaskLifecycle;
   private readonly forwarding: Forwarding;
   private readonly assets: AssetHosting;
+  private readonly views = new WeakMap<TaskRecord, Partial<Record<TaskViewShape, Record<string, unknown>>>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -126,16 +133,15 @@ export class TaskObject extends DurableObject<Env> {
     return this.forwarding.attachmentFor(siblingId);
   }
 
-  async view(tenantId: string, shape: "task" | "unified" = "task"): Promise<Record<string, unknown> | null> {
+  async view(tenantId: string, shape: TaskViewShape = "task"): Promise<Record<string, unknown> | null> {
     return (await this.query(tenantId, shape))?.view ?? null;
   }
 
   /** A tenant's query: the view, and whether it is final (callers may keep a final one). */
-  async query(tenantId: string, shape: "task" | "unified"): Promise<TaskQueryAnswer | null> {
+  async query(tenantId: string, shape: TaskViewShape): Promise<TaskQueryAnswer | null> {
     const record = this.lifecycle.recordOf(tenantId);
     if (!record) return null;
-    const view = (shape === "task" ? taskView : unifiedTaskView)(record.meta, visibleState(record));
-    return { view, final: isFinal(record.state) };
+    return { view: this.viewOf(record, shape), final: isFinal(record.state) };
   }
 
   async parentInfo(tenantId: string): Promise<ParentInfo | null> {
@@ -169,11 +175,7 @@ export class TaskObject extends DurableObject<Env> {
     if (!record || record.meta.tenantId !== request.headers.get("x-gateway-tenant")) {
       return new Response(null, { status: 404 });
     }
-    return this.events.subscribe(
-      request,
-      taskView(record.meta, visibleState(record)),
-      isTerminal(record.state.status),
-    );
+    return this.events.subscribe(request, this.viewOf(record, "task"), isTerminal(record.state.status));
   }
 
   async subscriberCount(): Promise<number> {
@@ -212,11 +214,25 @@ export class TaskObject extends DurableObject<Env> {
     await this.pumpWebhooks(now);
   }
 
+  /**
+   * The record's view as tenants see it, built once per record and shape: a record is replaced
+   * on every change, never edited, so the view published for a change also answers the queries
+   * until the next one. Views are only serialized (storage, RPC, SSE), never changed.
+   */
+  private viewOf(record: TaskRecord, shape: TaskViewShape): Record<string, unknown> {
+    const built = this.views.get(record) ?? {};
+    const kept = built[shape];
+    if (kept) return kept;
+    const view = (shape === "task" ? taskView : unifiedTaskView)(record.meta, visibleState(record));
+    this.views.set(record, { ...built, [shape]: view });
+    return view;
+  }
+
   /** Appends the current view to the event log (SSE, tenant hub) and the webhook outbox. */
   private publish(at: number): void {
     const record = this.lifecycle.record();
     if (!record) return;
-    const data = taskView(record.meta, visibleState(record));
+    const data = this.viewOf(record, "task");
     const hub = this.env.TENANT_HUB.get(this.env.TENANT_HUB.idFromName(record.meta.tenantId));
     const seq = this.events.append(at, data, record.meta.taskId, hub);
     // A tenant without endpoints (as admission found it) costs the task no webhook work.

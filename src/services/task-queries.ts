@@ -1,8 +1,7 @@
 import { Lru } from "../domain/lru";
+import type { TaskViewShape } from "../domain/task-view";
 import type { TaskQueryAnswer } from "../durable/task/contract";
 import type { Env } from "../env";
-
-export type TaskViewShape = "task" | "unified";
 
 /**
  * A tenant's task query. The task's own Durable Object answers; a view it calls final (a

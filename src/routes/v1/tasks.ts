@@ -1,10 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { notFoundTask } from "../../domain/errors";
 import { TASK_ID_PATTERN } from "../../domain/ids";
+import type { TaskViewShape } from "../../domain/task-view";
 import { configFrom } from "../../env";
 import { type AppContext, createRouter, errorResponses } from "../../http";
 import { TaskObjectSchema, UnifiedTaskSchema } from "../../schemas/task";
-import { queryTask, type TaskViewShape } from "../../services/task-queries";
+import { queryTask } from "../../services/task-queries";
 import { AREAS, json } from "../helpers";
 
 const TaskIdParam = z.object({
