@@ -194,6 +194,30 @@ describe("upstream gate", () => {
     expect(reads).toBeLessThan(MEDIAN_OF);
   });
 
+  it("numbers submits in a sequence its deletes never reset, without a sqlite_sequence write per submit", async () => {
+    const stub = gate();
+    await runInDurableObject(stub, (_: unknown, state) => {
+      const sql = state.storage.sql;
+      const timings = new SubmitTimings(sql);
+      const windowMs = DEFAULT_HEALTH_POLICY.windowMs;
+      const total = MEDIAN_OF + 50;
+      for (let i = 0; i < total; i++) timings.add({ ms: 5, ok: true }, 1_000 + i, windowMs);
+      // Far past the window: every row but the last MEDIAN_OF (with the new one) goes.
+      timings.add({ ms: 5, ok: true }, 1_000 + windowMs * 2, windowMs);
+      const span = sql
+        .exec<{ first: number; last: number }>(
+          "SELECT MIN(seq) AS first, MAX(seq) AS last FROM submit_timings",
+        )
+        .one();
+      expect(span).toEqual({ first: total + 1 - MEDIAN_OF + 1, last: total + 1 });
+      const sequences = sql.exec("SELECT * FROM sqlite_master WHERE name = 'sqlite_sequence'").toArray()
+        .length
+        ? sql.exec("SELECT name FROM sqlite_sequence WHERE name = 'submit_timings'").toArray()
+        : [];
+      expect(sequences).toEqual([]);
+    });
+  });
+
   it("forgets submits older than the window once it holds more than the median needs", async () => {
     const stub = gate();
     const count = await runInDurableObject(stub, (_: unknown, state) => {

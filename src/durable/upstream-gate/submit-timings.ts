@@ -29,8 +29,11 @@ export const MAX_ROWS = 10_000;
 
 export class SubmitTimings {
   constructor(private readonly sql: SqlStorage) {
+    // No AUTOINCREMENT: rows leave from the oldest end only and the newest always stays, so the
+    // rowid (max + 1) keeps counting without a sqlite_sequence write per submit. Gates created
+    // with AUTOINCREMENT keep it.
     sql.exec(
-      `CREATE TABLE IF NOT EXISTS submit_timings (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
+      `CREATE TABLE IF NOT EXISTS submit_timings (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,
         ms INTEGER NOT NULL, ok INTEGER NOT NULL)`,
     );
     sql.exec("CREATE INDEX IF NOT EXISTS submit_timings_by_at ON submit_timings (at)");
