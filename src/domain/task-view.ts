@@ -51,10 +51,10 @@ const OWNED_FIELDS = new Set([
 /** Upstream action names are upper snake case: "high-variation" → "HIGH_VARIATION". */
 export const upstreamActionName = (action: string) => action.toUpperCase().replace(/-/g, "_");
 
-/** The task object exactly as the upstream's GET /v1/midjourney/{id} shapes it, with our ids and our price. */
 /** The two shapes a task is shown in: the upstream's bare task object, or its unified query. */
 export type TaskViewShape = "task" | "unified";
 
+/** The task object exactly as the upstream's GET /v1/midjourney/{id} shapes it, with our ids and our price. */
 export function taskView(meta: TaskMeta, state: TaskState): Record<string, unknown> {
   const passthrough: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(state.result)) {
