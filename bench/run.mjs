@@ -18,6 +18,7 @@ import {
   closedLoop,
   cpuMs,
   histogram,
+  isolateSampler,
   load1,
   monoMs,
   must,
@@ -53,6 +54,8 @@ const CONFIG = {
 const PORTS = { lean: 8993, dev: 8987 }; // simulator on the next port; dev inspectors on +2
 /** The lean stack on the seeded copy of the database (history phase), beside the lean one. */
 const SEEDED_PORT = 8995;
+/** The lean gateway's V8 inspector: it only listens until the CPU phase samples the isolate. */
+const LEAN_INSPECTOR_PORT = 8997;
 /** Alternating admission windows per database in the history phase. */
 const HISTORY_ROUNDS = 4;
 const HARD_LIMIT_MS = 25 * 60_000;
@@ -568,7 +571,47 @@ async function cpu(c, main, queryTask) {
       idle_ms_per_s: round(idleRate(k) * 1000, 1),
     };
   }
+  if (c.stack.inspectorPort) out.isolate = await isolateCpu(c, main, queryTask, n);
   return out;
+}
+
+/**
+ * The same operations again with V8's sampler on the gateway's isolate (after the /proc runs,
+ * which the sampler would slow): the Worker's and its objects' own time, without the local D1
+ * engine and the runtime's plumbing (bench/support.mjs, isolateSampler).
+ */
+async function isolateCpu(c, main, queryTask, n) {
+  const sampler = await isolateSampler(c.stack.inspectorPort, /mj-gateway/);
+  try {
+    await sampler.measure("health", async () => {
+      for (let i = 0; i < n; i++) await call(c.G, "GET", "/health");
+    });
+    await sampler.measure("query", async () => {
+      for (let i = 0; i < n; i++) await c.query(c.G, main.readKey(), queryTask);
+    });
+    const running = await c.runningTask(main);
+    await sampler.measure("query_running", async () => {
+      for (let i = 0; i < n; i++) await c.query(c.G, main.readKey(), running.taskId);
+    });
+    await running.end();
+    await sampler.measure("submit", async () => {
+      for (let i = 0; i < n; i++) await c.submit(c.G, main.key, `bench isolate cpu ${i}`);
+      await c.drain(main.tenantId);
+    });
+  } finally {
+    sampler.close();
+  }
+  const { period_us, ticks, busy } = sampler.busyMs();
+  const per = (label) => (busy[label] === null ? null : round(busy[label] / n, 2));
+  const over = (label) => (per(label) === null ? null : round(per(label) - per("health"), 2));
+  return {
+    sampler_period_us: round(period_us, 0),
+    ticks_for_period: ticks,
+    health_ms_per_request: per("health"),
+    submit_ms_over_health: over("submit"),
+    query_ms_over_health: over("query"),
+    query_running_ms_over_health: over("query_running"),
+  };
 }
 
 async function sseFanOut(c, sse, adminToken) {
@@ -861,6 +904,7 @@ async function runMode(mode) {
         port,
         simulatorPort: port + 1,
         adminToken,
+        inspectorPort: LEAN_INSPECTOR_PORT,
       });
     return startDev({
       persistTo,
@@ -1218,6 +1262,20 @@ function report(r) {
     (m) => ok(m.cpu) && f(m.cpu.worker?.query_running_ms_over_health),
   );
   both("Worker's workerd: GET /health itself", (m) => ok(m.cpu) && f(m.cpu.worker?.health_ms_per_request));
+  both(
+    "isolate only (V8): submit / query / running",
+    (m) =>
+      ok(m.cpu) &&
+      m.cpu.isolate &&
+      `${f(m.cpu.isolate.submit_ms_over_health)} / ${f(m.cpu.isolate.query_ms_over_health)} / ${f(m.cpu.isolate.query_running_ms_over_health)}`,
+  );
+  both(
+    "isolate only (V8): /health (sampler period µs)",
+    (m) =>
+      ok(m.cpu) &&
+      m.cpu.isolate &&
+      `${f(m.cpu.isolate.health_ms_per_request)} (${f(m.cpu.isolate.sampler_period_us)})`,
+  );
   both("tooling (wrangler + dev proxy): submit", (m) => ok(m.cpu) && f(m.cpu.tooling?.submit_ms_over_health));
   both("tooling (wrangler + dev proxy): query", (m) => ok(m.cpu) && f(m.cpu.tooling?.query_ms_over_health));
   both(

@@ -104,7 +104,7 @@ const workerdPidsNow = () =>
   );
 
 /** One Worker through Miniflare's API; returns its URL, its workerd pid and dispose(). */
-async function miniflareWorker({ Miniflare, name, dir, port, persistTo, config, vars }) {
+async function miniflareWorker({ Miniflare, name, dir, port, persistTo, config, vars, inspectorPort }) {
   const reports = [];
   const options = await workerOptionsFrom(config);
   const before = workerdPidsNow();
@@ -116,10 +116,8 @@ async function miniflareWorker({ Miniflare, name, dir, port, persistTo, config, 
     r2Persist: join(persistTo, "v3", "r2"),
     // Worker logs (one line per request) go nowhere: production ships them off the hot path.
     // BENCH_WORKER_LOG=<file> keeps them there instead, for profiling.
-    // BENCH_INSPECTOR_PORT=<port> opens the gateway's V8 inspector there, for CPU profiles.
-    ...(process.env.BENCH_INSPECTOR_PORT && name === "mj-gateway"
-      ? { inspectorPort: Number(process.env.BENCH_INSPECTOR_PORT) }
-      : {}),
+    // The inspector only listens until the CPU phase samples the isolate (no proxy, no domain on).
+    ...(inspectorPort ? { inspectorPort } : {}),
     handleRuntimeStdio(stdout, stderr) {
       if (process.env.BENCH_WORKER_LOG) {
         const file = createWriteStream(process.env.BENCH_WORKER_LOG, { flags: "a" });
@@ -166,7 +164,17 @@ function keepLines(stream, into) {
 }
 
 /** The lean stack on an existing state directory (see freshState). */
-export async function startLean({ buildDir, persistTo, port, simulatorPort, adminToken, timeScale = 0 }) {
+export async function startLean({
+  buildDir,
+  persistTo,
+  port,
+  simulatorPort,
+  adminToken,
+  timeScale = 0,
+  inspectorPort = null,
+}) {
+  // BENCH_INSPECTOR_PORT=<port> opens the gateway's V8 inspector there, for ad hoc CPU profiles.
+  const gatewayInspectorPort = Number(process.env.BENCH_INSPECTOR_PORT) || inspectorPort;
   const { Miniflare } = await import(MINIFLARE);
   const simulator = await miniflareWorker({
     Miniflare,
@@ -186,6 +194,7 @@ export async function startLean({ buildDir, persistTo, port, simulatorPort, admi
       port,
       persistTo,
       config: "wrangler.toml",
+      inspectorPort: gatewayInspectorPort,
       vars: {
         ENVIRONMENT: "development",
         ADMIN_TOKEN: adminToken,
@@ -207,6 +216,8 @@ export async function startLean({ buildDir, persistTo, port, simulatorPort, admi
     /** The processes that run the gateway Worker and its objects, and the simulator. */
     gatewayPids: [gateway.pid].filter(Boolean),
     toolingPids: [],
+    /** The gateway's V8 inspector (null when closed): the CPU phase samples its isolate there. */
+    inspectorPort: gatewayInspectorPort,
     simulatorPids: [simulator.pid].filter(Boolean),
     /** The socket SSE subscribers connect to (the same: no proxy). */
     workerUrl: gateway.url,

@@ -336,3 +336,74 @@ export function cpuMs(pids) {
   }
   return ticks * 10;
 }
+
+/**
+ * Time the gateway's own isolate spends working, from V8's CPU sampler over the inspector.
+ * All of a workerd process's isolates share one thread, and V8 takes a sample of an isolate
+ * only while that isolate is entered, so (non-idle samples × the sampler's real period) is
+ * the time this isolate ran: the Worker and its Durable Objects (their SQLite calls included),
+ * which is what Workers bill as CPU. It leaves out the rest of the process: the local D1
+ * engine (its own isolate and SQLite file; D1 is not Workers CPU in production), HTTP parsing
+ * and the plumbing between isolates. Sampling costs the isolate a little: an upper bound.
+ */
+export async function isolateSampler(inspectorPort, titlePattern, intervalUs = 500) {
+  const { WebSocket } = await import("ws");
+  const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
+  const target = targets.find((t) => titlePattern.test(t.title ?? ""));
+  if (!target) throw new Error(`no inspector target matches ${titlePattern}`);
+  const socket = new WebSocket(target.webSocketDebuggerUrl, { maxPayload: 2 ** 30 });
+  await new Promise((resolve, reject) => {
+    socket.once("open", resolve);
+    socket.once("error", reject);
+  });
+  let lastId = 0;
+  const pending = new Map();
+  socket.on("message", (data) => {
+    const message = JSON.parse(data);
+    pending.get(message.id)?.(message);
+    pending.delete(message.id);
+  });
+  const send = (method, params = {}) =>
+    new Promise((resolve, reject) => {
+      const id = ++lastId;
+      pending.set(id, (message) =>
+        message.error ? reject(new Error(`${method}: ${message.error.message}`)) : resolve(message.result),
+      );
+      socket.send(JSON.stringify({ id, method, params }));
+    });
+  await send("Profiler.enable");
+  await send("Profiler.setSamplingInterval", { interval: intervalUs });
+  const runs = new Map();
+  return {
+    /** Runs `work` under the sampler, kept under `label`. */
+    async measure(label, work) {
+      await send("Profiler.start");
+      await work();
+      const { profile } = await send("Profiler.stop");
+      const idle = new Set(
+        profile.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id),
+      );
+      runs.set(label, {
+        samples: profile.samples.filter((id) => !idle.has(id)).length,
+        gaps: profile.timeDeltas.slice(1),
+      });
+    },
+    /**
+     * Busy ms per label. The sampler ticks later than asked under load, so the period is the
+     * median gap between consecutive ticks (gaps under twice the asked interval) over every
+     * run: only long busy stretches (a task's life) give many; a run of short requests rarely
+     * gets two samples in one. Null without enough of them.
+     */
+    busyMs() {
+      const ticks = [...runs.values()].flatMap((run) =>
+        run.gaps.filter((gap) => gap > 0 && gap < 2 * intervalUs),
+      );
+      const periodUs = ticks.length >= 100 ? percentile(ticks, 50) : null;
+      const busy = Object.fromEntries(
+        [...runs].map(([label, run]) => [label, periodUs === null ? null : (run.samples * periodUs) / 1000]),
+      );
+      return { period_us: periodUs, ticks: ticks.length, busy };
+    },
+    close: () => socket.close(),
+  };
+}
