@@ -24,6 +24,7 @@ import {
   must,
   nowMs,
   openSubscriber,
+  percentile,
   perSecond,
   round,
   sampleRss,
@@ -43,6 +44,7 @@ const CONFIG = {
   connections: setting("BENCH_CONNECTIONS", 16),
   latencySamples: setting("BENCH_LATENCY_SAMPLES", 200),
   cpuRequests: setting("BENCH_CPU_REQUESTS", 600),
+  queryWindows: setting("BENCH_QUERY_WINDOWS", 4),
   d1Tasks: setting("BENCH_D1_TASKS", 20),
   admissionConcurrency: setting("BENCH_ADMISSION_CONCURRENCY", 16),
   seedRows: setting("BENCH_SEED_ROWS", 3_000_000),
@@ -252,8 +254,36 @@ async function cannon(options) {
     ok_per_s: round(r["2xx"] / r.duration, 1),
     non_2xx: r.non2xx,
     errors: r.errors,
+    ok: r["2xx"],
+    seconds: r.duration,
   };
 }
+
+/**
+ * Load runs that are compared with each other, in alternating windows (A B C A B C …, the
+ * total duration each), so that a drift of the machine during the phase hits all of them
+ * alike. Per run: 2xx/s over all its windows, the median of the windows' p50, the worst p99.
+ */
+async function alternating(runs, windows = CONFIG.queryWindows) {
+  const got = Object.fromEntries(Object.keys(runs).map((label) => [label, []]));
+  for (let w = 0; w < windows; w++)
+    for (const [label, options] of Object.entries(runs))
+      got[label].push(await cannon({ duration: CONFIG.durationSeconds / windows, ...options }));
+  const merged = (parts) => ({
+    p50_ms: percentile(
+      parts.map((p) => p.p50_ms),
+      50,
+    ),
+    p99_ms: Math.max(...parts.map((p) => p.p99_ms)),
+    ok_per_s: round(sum(parts.map((p) => p.ok)) / sum(parts.map((p) => p.seconds)), 1),
+    non_2xx: sum(parts.map((p) => p.non_2xx)),
+    errors: sum(parts.map((p) => p.errors)),
+    windows,
+  });
+  return Object.fromEntries(Object.entries(got).map(([label, parts]) => [label, merged(parts)]));
+}
+
+const sum = (values) => values.reduce((a, b) => a + b, 0);
 
 // ---------------------------------------------------------------------------
 // Phases
@@ -392,24 +422,29 @@ async function loaded(c, main, queryTask, simTask) {
     body,
   });
   await c.drain(main.tenantId);
-  const queries = (taskId) =>
-    cannon({
-      url: `${c.G}/v1/midjourney/${taskId}`,
-      requests: [
-        {
-          setupRequest: (request) => ({
-            ...request,
-            headers: { ...request.headers, authorization: `Bearer ${main.readKey()}` },
-          }),
-        },
-      ],
-    });
-  // The queries' own baseline, right before them: the submit run leaves the Worker busier
+  const queries = (taskId) => ({
+    url: `${c.G}/v1/midjourney/${taskId}`,
+    requests: [
+      {
+        setupRequest: (request) => ({
+          ...request,
+          headers: { ...request.headers, authorization: `Bearer ${main.readKey()}` },
+        }),
+      },
+    ],
+  });
+  // The queries' own baseline, alternating with them: the submit run leaves the Worker busier
   // (thousands of objects, a larger heap) than the first /health run saw it.
-  const healthBeforeQueries = await cannon({ url: `${c.G}/health` });
-  const query = await queries(queryTask);
   const running = await c.runningTask(main);
-  const queryRunning = await queries(running.taskId);
+  const {
+    health: healthBeforeQueries,
+    query,
+    running: queryRunning,
+  } = await alternating({
+    health: { url: `${c.G}/health` },
+    query: queries(queryTask),
+    running: queries(running.taskId),
+  });
   await running.end();
   await c.drain(main.tenantId);
   const simSubmit = await cannon({
@@ -1200,7 +1235,7 @@ function report(r) {
   );
   const throughput = (x) => `${x.ok_per_s} (×${x.x_health}; non-2xx ${x.non_2xx})`;
   both(
-    "GET /health again, before the queries",
+    "GET /health again, alternating with the queries",
     (m) => ok(m.loaded) && m.loaded.health_before_queries && `${m.loaded.health_before_queries.ok_per_s}`,
   );
   both("task query, finished task", (m) => ok(m.loaded) && throughput(m.loaded.query));
