@@ -8,18 +8,16 @@
  * created by their owners on first use (`webhook-outbox.ts`, `queued-body.ts`).
  *
  * Objects written before this version are brought up to it step by step (`MIGRATIONS`, in
- * order; the applied version is kept in the synchronous key-value storage, so a constructor
- * reads one value). Append new migrations; never edit one that has shipped. Migration 3 is one
- * way: code from before it cannot run on storage it wrote (no rollback past it; README, Deploy).
+ * order). Append new migrations; never edit one that has shipped. Migration 3 is one way: code
+ * from before it cannot run on storage it wrote (no rollback past it; README, Deploy).
+ *
+ * Where an object's version is kept (`versionOf`): a new object's `record` table carries it in
+ * its CREATE statement (`VERSION_MARK`, read back from sqlite_master), so creating a task writes
+ * no key: the key-value storage's table is made by its first write, a table and a row per task
+ * for one number. Objects that migrated, or were created before the mark, keep it in the
+ * key-value storage (`VERSION_KEY`), which wins. A `record` table with neither is from before
+ * versioning (version 0).
  */
-
-/** A task's record (meta, state machine state, outcomes) and its event log, for a new object. */
-const CURRENT: readonly string[] = [
-  "CREATE TABLE record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)",
-  // Rows are never deleted one by one (only with the whole storage), so the rowid grows like
-  // AUTOINCREMENT's without its sqlite_sequence row written on every insert.
-  "CREATE TABLE events (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, data TEXT NOT NULL)",
-];
 
 /** Webhook messages waiting to be fanned out, then each pending delivery (tenants with endpoints). */
 const WEBHOOK_TABLES: readonly string[] = [
@@ -72,6 +70,17 @@ export const MIGRATIONS: readonly Migration[] = [
 export const SCHEMA_VERSION = MIGRATIONS.length;
 const VERSION_KEY = "schema_version";
 
+/** How a new object's `record` table names the version it was created at (`versionOf`). */
+const VERSION_MARK = /\/\* schema version (\d+) \*\//;
+
+/** A task's record (meta, state machine state, outcomes) and its event log, for a new object. */
+const CURRENT: readonly string[] = [
+  `CREATE TABLE record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL /* schema version ${SCHEMA_VERSION} */)`,
+  // Rows are never deleted one by one (only with the whole storage), so the rowid grows like
+  // AUTOINCREMENT's without its sqlite_sequence row written on every insert.
+  "CREATE TABLE events (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, data TEXT NOT NULL)",
+];
+
 export class TaskSchema {
   private ready: boolean;
   /** This instance made sure the webhook tables exist (until the storage is wiped). */
@@ -87,12 +96,11 @@ export class TaskSchema {
     return this.ready;
   }
 
-  /** Before a task's first write: the current schema, in one step with its version. */
+  /** Before a task's first write: the current schema, its version marked in it (one step). */
   ensure(): void {
     if (this.ready) return;
     this.storage.transactionSync(() => {
       for (const statement of CURRENT) this.storage.sql.exec(statement);
-      this.storage.kv.put(VERSION_KEY, SCHEMA_VERSION);
     });
     this.ready = true;
   }
@@ -113,14 +121,26 @@ export class TaskSchema {
 
 /** True when the object holds a schema (now at the current version). */
 function open(storage: DurableObjectStorage): boolean {
-  const applied = storage.kv.get<number>(VERSION_KEY) ?? 0;
+  const applied = versionOf(storage);
+  if (applied === null) return false;
   if (applied >= SCHEMA_VERSION) return true;
-  if (applied === 0 && !hasTable(storage, "record")) return false;
   storage.transactionSync(() => {
     for (const migration of MIGRATIONS.slice(applied)) migration(storage);
     storage.kv.put(VERSION_KEY, SCHEMA_VERSION);
   });
   return true;
+}
+
+/** The version an object's storage is at; null for a blank object (no `record` table). */
+export function versionOf(storage: DurableObjectStorage): number | null {
+  const kept = storage.kv.get<number>(VERSION_KEY);
+  if (kept !== undefined) return kept;
+  const record = storage.sql
+    .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'record'")
+    .toArray()[0];
+  if (!record) return null;
+  const mark = VERSION_MARK.exec(record.sql);
+  return mark ? Number(mark[1]) : 0;
 }
 
 export function hasTable(storage: DurableObjectStorage, name: string): boolean {

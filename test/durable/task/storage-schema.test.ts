@@ -11,6 +11,7 @@ import {
   SCHEMA_VERSION,
   TaskSchema,
   TOMBSTONE_KEY,
+  versionOf,
 } from "../../../src/durable/task/storage-schema";
 import type { TaskObject } from "../../../src/durable/task-object";
 import { call, tenantWithKey } from "../../helpers";
@@ -26,6 +27,10 @@ const tables = (storage: DurableObjectStorage) =>
     )
     .toArray()
     .map((t) => t.name);
+
+/** Whether the runtime made the key-value storage's table (it does on the first write of a key). */
+const hasKeyValueTable = (storage: DurableObjectStorage) =>
+  storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = '_cf_KV'").toArray().length > 0;
 
 /** Nothing stored at all: no table, no key, no alarm. */
 async function blank(storage: DurableObjectStorage) {
@@ -51,7 +56,7 @@ describe("task storage schema", () => {
     });
   });
 
-  it("a recorded task's object holds the current version, its record and its event log, nothing more", async () => {
+  it("a recorded task's object holds its record and event log, the current version marked in them, nothing more", async () => {
     const t = await tenantWithKey();
     const res = await call("POST", "/v1/midjourney/generations/imagine", {
       key: t.key,
@@ -60,7 +65,10 @@ describe("task storage schema", () => {
     expect(res.status).toBe(200);
     const taskId = res.body.data[0].task_id as string;
     await runInDurableObject(stubOf(taskId), (_o: TaskObject, state) => {
-      expect(state.storage.kv.get("schema_version")).toBe(SCHEMA_VERSION);
+      expect(versionOf(state.storage)).toBe(SCHEMA_VERSION);
+      // No key for the version: a key would make the key-value storage's table, per task.
+      expect([...state.storage.kv.list()]).toEqual([]);
+      expect(hasKeyValueTable(state.storage)).toBe(false);
       expect(tables(state.storage)).toEqual(["events", "record"]);
       expect(state.storage.sql.exec("SELECT COUNT(*) AS n FROM events").one().n).toBeGreaterThan(0);
     });
@@ -87,6 +95,25 @@ describe("task storage schema", () => {
     });
   });
 
+  it("an object whose record table marks an older version migrates from that version", async () => {
+    await runInDurableObject(freshStub(), (_o: TaskObject, state) => {
+      const { storage } = state;
+      storage.sql.exec(
+        "CREATE TABLE record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL /* schema version 2 */)",
+      );
+      for (const migration of MIGRATIONS.slice(0, 2)) migration(storage);
+      storage.sql.exec("INSERT INTO record (id, body) VALUES (1, '{}')");
+      storage.sql.exec("INSERT INTO tombstone (id, at) VALUES (1, 1234)");
+      expect(versionOf(storage)).toBe(2);
+
+      expect(new TaskSchema(storage).exists).toBe(true);
+      expect(versionOf(storage)).toBe(SCHEMA_VERSION);
+      expect(storage.kv.get(TOMBSTONE_KEY)).toBe(1234);
+      expect(tables(storage)).toEqual(["deliveries", "events", "outbox", "queued_body", "record"]);
+      expect(storage.sql.exec("SELECT body FROM record").toArray()).toEqual([{ body: "{}" }]);
+    });
+  });
+
   it("an object from before versioning (tables, no version) migrates and keeps its data", async () => {
     await runInDurableObject(freshStub(), (_o: TaskObject, state) => {
       const { storage } = state;
@@ -109,6 +136,10 @@ describe("task storage schema", () => {
       schema.ensure();
       expect(schema.exists).toBe(true);
       expect(tables(storage)).toEqual(["events", "record"]);
+      // Opened again (a new instance), it is at the current version and writes nothing.
+      expect(new TaskSchema(storage).exists).toBe(true);
+      expect(versionOf(storage)).toBe(SCHEMA_VERSION);
+      expect(hasKeyValueTable(storage)).toBe(false);
       await storage.deleteAll();
       schema.wiped();
       expect(schema.exists).toBe(false);
