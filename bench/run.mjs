@@ -56,7 +56,7 @@ const CONFIG = {
 const PORTS = { lean: 8993, dev: 8987 }; // simulator on the next port; dev inspectors on +2
 /** The lean stack on the seeded copy of the database (history phase), beside the lean one. */
 const SEEDED_PORT = 8995;
-/** The lean gateway's V8 inspector: it only listens until the CPU phase samples the isolate. */
+/** The lean gateway's V8 inspector: it listens only during the CPU phase's isolate pass. */
 const LEAN_INSPECTOR_PORT = 8997;
 /** Alternating admission windows per database in the history phase. */
 const HISTORY_ROUNDS = 4;

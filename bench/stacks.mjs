@@ -116,7 +116,8 @@ async function miniflareWorker({ Miniflare, name, dir, port, persistTo, config, 
     r2Persist: join(persistTo, "v3", "r2"),
     // Worker logs (one line per request) go nowhere: production ships them off the hot path.
     // BENCH_WORKER_LOG=<file> keeps them there instead, for profiling.
-    // The inspector only listens until the CPU phase samples the isolate (no proxy, no domain on).
+    // The gateway's V8 inspector only when asked (the CPU phase's isolate pass, BENCH_INSPECTOR_PORT):
+    // no proxy in front of it, no domain enabled until a client asks.
     ...(inspectorPort ? { inspectorPort } : {}),
     handleRuntimeStdio(stdout, stderr) {
       if (process.env.BENCH_WORKER_LOG) {
