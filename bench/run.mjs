@@ -932,7 +932,7 @@ async function runMode(mode) {
   freshState(persistTo);
   const emptyBytes = d1Size(d1File(persistTo)).bytes;
   // `inspector`: the gateway's V8 inspector listens. Only for the CPU phase's isolate pass: with
-  // it listening, every request was slower (A/B, /health p50 1.82–1.92 against 1.45 ms).
+  // it listening, every request was slower (bench/README.md, CPU: the isolate alone).
   const start = async ({ inspector = false } = {}) => {
     if (mode === "lean")
       return startLean({
