@@ -6,6 +6,7 @@ import { TaskObject as TaskObjectImpl } from "./durable/task-object";
 import { TenantHub as TenantHubImpl } from "./durable/tenant-hub";
 import { UpstreamGate as UpstreamGateImpl } from "./durable/upstream-gate";
 import { configFrom, type Env } from "./env";
+import { floorProbe } from "./floor-probe";
 import { archiveSettledHistory } from "./services/archive";
 import { chargeStorage } from "./services/asset-usage";
 import { purgeExpiredAssets } from "./services/assets";
@@ -18,7 +19,8 @@ const app = createApp();
  * Development only, for the benchmarks: D1 usage of the Durable Objects' own work (admission,
  * polls, settlement, webhooks), read at GET /_debug/d1, and the rows of their own SQLite
  * storage, read at GET /_debug/storage, summed per class in this isolate; and the submit's
- * named spans (src/spans.ts), read at GET /_debug/spans (`?reset=1` starts anew). Outside
+ * named spans (src/spans.ts), read at GET /_debug/spans (`?reset=1` starts anew); and the
+ * platform's floor under a submit and a query, at GET /_debug/floor (src/floor-probe.ts). Outside
  * development the objects get the binding and their storage untouched, and no span is kept.
  */
 const objectD1Usage: Record<string, D1Usage> = { TaskObject: emptyUsage(), TenantHub: emptyUsage() };
@@ -99,6 +101,7 @@ async function measuredInDevelopment(request: Request, env: Env, ctx: ExecutionC
     return Response.json(objectStorageRows);
   }
   if (path === "/_debug/spans") return Response.json(readSpans(url.searchParams.has("reset")));
+  if (path === "/_debug/floor") return floorProbe(url, env);
   if (request.headers.has("x-debug-d1")) {
     const counter = countRoundTrips(env.DB);
     const response = await app.fetch(request, { ...env, DB: counter.db }, ctx);
