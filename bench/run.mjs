@@ -559,9 +559,12 @@ function storageRowsPerTask(before, after, n) {
   return { rows_read: round(read / n, 1), rows_written: round(written / n, 1), by_class: byClass };
 }
 
-/** workerd CPU per operation: CPU of N operations minus that of N GET /health, over N. */
-async function cpu(c, main, queryTask) {
-  const n = CONFIG.cpuRequests;
+/**
+ * workerd CPU per operation, per process group (the gateway's, the dev tooling's, the
+ * simulator's): CPU of each run (N operations) minus that of N GET /health, over N, each
+ * with the idle rate taken out. Runs go in the order given; `health_ms_per_request` is /health's own.
+ */
+async function cpuOverHealth(c, n, runs) {
   const pids = {
     worker: c.stack.gatewayPids,
     tooling: c.stack.toolingPids,
@@ -578,35 +581,48 @@ async function cpu(c, main, queryTask) {
   const health = await measure(async () => {
     for (let i = 0; i < n; i++) await call(c.G, "GET", "/health");
   });
-  const query = await measure(async () => {
-    for (let i = 0; i < n; i++) await c.query(c.G, main.readKey(), queryTask);
-  });
-  const running = await c.runningTask(main);
-  const queryRunning = await measure(async () => {
-    for (let i = 0; i < n; i++) await c.query(c.G, main.readKey(), running.taskId);
-  });
-  await running.end();
-  // A submit's CPU includes its task's whole life (start, poll, settlement): wait for the drain.
-  const submit = await measure(async () => {
-    for (let i = 0; i < n; i++) await c.submit(c.G, main.key, `bench cpu ${i}`);
-    await c.drain(main.tenantId);
-  });
+  const measured = {};
+  for (const [label, run] of Object.entries(runs)) measured[label] = await measure(run);
   const idle = await measure(() => sleep(2_000));
   const idleRate = (k) => idle.cpu[k] / idle.ms;
-  const per = (m, k) =>
-    round((m.cpu[k] - idleRate(k) * m.ms - (health.cpu[k] - idleRate(k) * health.ms)) / n, 2);
-  const out = { requests: n, clock_tick_ms: 10 };
+  const own = (m, k) => m.cpu[k] - idleRate(k) * m.ms;
+  const out = {};
   for (const k of Object.keys(pids)) {
     if (!pids[k].length) continue;
     out[k] = {
-      health_ms_per_request: round((health.cpu[k] - idleRate(k) * health.ms) / n, 2),
-      submit_ms_over_health: per(submit, k),
-      query_ms_over_health: per(query, k),
-      query_running_ms_over_health: per(queryRunning, k),
+      health_ms_per_request: round(own(health, k) / n, 2),
       idle_ms_per_s: round(idleRate(k) * 1000, 1),
     };
+    for (const [label, m] of Object.entries(measured))
+      out[k][`${label}_ms_over_health`] = round((own(m, k) - own(health, k)) / n, 2);
   }
   return out;
+}
+
+/** workerd CPU per submit (its task's whole life) and per query, over GET /health. */
+async function cpu(c, main, queryTask) {
+  const n = CONFIG.cpuRequests;
+  // Made before the /health run, so its few background polls fall on every run alike.
+  const running = await c.runningTask(main);
+  let measured;
+  try {
+    measured = await cpuOverHealth(c, n, {
+      query: async () => {
+        for (let i = 0; i < n; i++) await c.query(c.G, main.readKey(), queryTask);
+      },
+      query_running: async () => {
+        for (let i = 0; i < n; i++) await c.query(c.G, main.readKey(), running.taskId);
+      },
+      // A submit's CPU includes its task's whole life (start, poll, settlement): wait for the drain.
+      submit: async () => {
+        for (let i = 0; i < n; i++) await c.submit(c.G, main.key, `bench cpu ${i}`);
+        await c.drain(main.tenantId);
+      },
+    });
+  } finally {
+    await running.end();
+  }
+  return { requests: n, clock_tick_ms: 10, ...measured };
 }
 
 /**
@@ -647,6 +663,102 @@ async function isolateCpu(c, main, queryTask, n) {
     query_ms_over_health: over("query"),
     query_running_ms_over_health: over("query_running"),
   };
+}
+
+/**
+ * The platform's floor (src/floor-probe.ts, GET /_debug/floor, development only): what any
+ * gateway of this design must do, with none of ours around it. Under a submit: one D1 round
+ * trip, one call into a new object, the upstream's answer, in series; under a running task's
+ * query: one call into its object; under a task's life (CPU): the submit's floor, one poll
+ * and a second D1 round trip. Each step is the lightest of its kind (a lower bound). Set
+ * beside /health and the product's own submit and query in the same windows, it says which
+ * goals this stack allows at all and how much of a gap is the product's.
+ */
+async function floor(c, main) {
+  const probe = (steps, extra = "") => `/_debug/floor?steps=${steps}${extra}`;
+  const submitFloor = probe("d1,object,upstream");
+  const lifeFloor = probe("d1,object,upstream,poll,d1");
+  // A running task's query floor calls its object; the task ends (and the tenant drains) after.
+  const withRunningTask = async (work) => {
+    const running = await c.runningTask(main);
+    try {
+      return await work(running.taskId, probe("query", `&task=${running.taskId}&tenant=${main.tenantId}`));
+    } finally {
+      await running.end();
+      await c.drain(main.tenantId);
+    }
+  };
+  await must(200, c.G, "GET", submitFloor);
+  const unloadedFigures = await withRunningTask((taskId, queryFloor) =>
+    floorUnloaded(c, main, { submitFloor, queryFloor, taskId }),
+  );
+  // No product submit runs from here on, so nothing waits for a drain between the runs.
+  const { load, cpuFigures } = await withRunningTask(async (_taskId, queryFloor) => {
+    const load = await alternating({
+      health: { url: `${c.G}/health` },
+      submit_floor: { url: `${c.G}${submitFloor}` },
+      query_floor: { url: `${c.G}${queryFloor}` },
+      bare: { url: `${c.G}${probe("")}` },
+    });
+    const n = CONFIG.cpuRequests;
+    const cpuFigures = await cpuOverHealth(c, n, {
+      life_floor: async () => {
+        for (let i = 0; i < n; i++) await must(200, c.G, "GET", lifeFloor);
+      },
+      query_floor: async () => {
+        for (let i = 0; i < n; i++) await must(200, c.G, "GET", queryFloor);
+      },
+    });
+    return { load, cpuFigures };
+  });
+  const x = (label) => ({ ...load[label], x_health: ratio(load[label].ok_per_s, load.health.ok_per_s) });
+  // One thread serves everything here, so a request's costs add up: the most a request could
+  // reach that passes the Worker's handling (as /health does) and does a floor's steps is
+  // 1 / (1/health + 1/floor − 1/bare), the bare probe being the runtime's share both count.
+  const ceiling = (label) => {
+    const perRequest = 1 / load.health.ok_per_s + 1 / load[label].ok_per_s - 1 / load.bare.ok_per_s;
+    return round(1 / perRequest / load.health.ok_per_s, 2);
+  };
+  return {
+    steps: { submit: submitFloor, query: probe("query"), life: lifeFloor },
+    unloaded: unloadedFigures,
+    loaded: {
+      connections: CONFIG.connections,
+      health: load.health,
+      bare: x("bare"),
+      submit_floor: { ...x("submit_floor"), ceiling_x_health: ceiling("submit_floor") },
+      query_floor: { ...x("query_floor"), ceiling_x_health: ceiling("query_floor") },
+    },
+    cpu: { requests: CONFIG.cpuRequests, ...cpuFigures },
+  };
+}
+
+/** One connection, interleaved, so that background noise hits the floors and the product alike. */
+async function floorUnloaded(c, main, { submitFloor, queryFloor, taskId }) {
+  const floorMs = async (path) => {
+    const answer = await call(c.G, "GET", path);
+    if (answer.status !== 200) throw new Error(`${path}: ${answer.status} ${answer.text.slice(0, 200)}`);
+    return answer.ms;
+  };
+  const samples = { health: [], submit_floor: [], submit: [], query_floor: [], query_running: [] };
+  for (let i = 0; i < CONFIG.latencySamples; i++) {
+    samples.health.push((await call(c.G, "GET", "/health")).ms);
+    samples.submit_floor.push(await floorMs(submitFloor));
+    samples.submit.push((await c.submit(c.G, main.key, `bench floor ${i}`)).ms);
+    samples.query_floor.push(await floorMs(queryFloor));
+    samples.query_running.push((await c.query(c.G, main.readKey(), taskId)).ms);
+  }
+  const h = summary(samples.health);
+  return Object.fromEntries(
+    Object.entries(samples).map(([label, values]) => {
+      const s = summary(values);
+      if (label === "health") return [label, s];
+      return [
+        label,
+        { ...s, p50_over_health_ms: round(s.p50 - h.p50), p99_over_health_ms: round(s.p99 - h.p99) },
+      ];
+    }),
+  );
 }
 
 async function sseFanOut(c, sse, adminToken) {
@@ -1002,6 +1114,7 @@ async function runMode(mode) {
   out.unloaded = await phase("unloaded", () => unloaded(c, main, warm[0], simTask));
   out.routing = await phase("routing", () => routing(c, main, adminToken));
   out.loaded = await phase("loaded", () => loaded(c, main, warm[0], simTask));
+  out.floor = await phase("floor", () => floor(c, main));
   out.cpu = await phase("cpu", async () => {
     const measured = await cpu(c, main, warm[0]);
     if (mode !== "lean") return measured;
@@ -1246,6 +1359,46 @@ function report(r) {
   both(
     "simulator submit / query (reference)",
     (m) => ok(m.loaded) && `${m.loaded.simulator_submit.ok_per_s} / ${m.loaded.simulator_query.ok_per_s}`,
+  );
+  const fl = (m) => ok(m.floor) && m.floor;
+  out(
+    "\nThe platform's floor (GET /_debug/floor: no routing, auth, logging or pricing; the lightest step of each kind), beside /health and the product in the same windows",
+  );
+  both(
+    "1 connection, p50 / p99 ms: GET /health",
+    (m) => fl(m) && `${m.floor.unloaded.health.p50} / ${m.floor.unloaded.health.p99}`,
+  );
+  both(
+    "  submit floor: D1 trip → new object → upstream",
+    (m) => fl(m) && latency(m.floor.unloaded.submit_floor),
+  );
+  both("  submit (the product, same windows)", (m) => fl(m) && latency(m.floor.unloaded.submit));
+  both("  running-task query floor: one object call", (m) => fl(m) && latency(m.floor.unloaded.query_floor));
+  both(
+    "  running-task query (the product, same windows)",
+    (m) => fl(m) && latency(m.floor.unloaded.query_running),
+  );
+  both(
+    `${CONFIG.connections} connections, 2xx/s: /health / submit floor / query floor`,
+    (m) =>
+      fl(m) &&
+      `${m.floor.loaded.health.ok_per_s} / ${m.floor.loaded.submit_floor.ok_per_s} (×${m.floor.loaded.submit_floor.x_health}) / ${m.floor.loaded.query_floor.ok_per_s} (×${m.floor.loaded.query_floor.x_health})`,
+  );
+  both(
+    "  the bare probe (the runtime's own share), 2xx/s",
+    (m) => fl(m) && `${m.floor.loaded.bare.ok_per_s}`,
+  );
+  both(
+    "  ceiling through the Worker (× /health): submits / running-task queries",
+    (m) =>
+      fl(m) &&
+      `×${m.floor.loaded.submit_floor.ceiling_x_health} / ×${m.floor.loaded.query_floor.ceiling_x_health} (1 / (1/health + 1/floor − 1/bare))`,
+  );
+  both(
+    "CPU over /health, Worker's workerd: task-life floor / query floor",
+    (m) =>
+      fl(m) &&
+      `${f(m.floor.cpu.worker?.life_floor_ms_over_health)} / ${f(m.floor.cpu.worker?.query_floor_ms_over_health)} ms (submit floor, a poll, a second D1 trip)`,
   );
   out("\nHosted results (asset_mode hosted): copy to R2 at SUCCESS, serving from R2");
   both(
