@@ -582,7 +582,16 @@ async function cpuOverHealth(c, n, runs) {
     for (let i = 0; i < n; i++) await call(c.G, "GET", "/health");
   });
   const measured = {};
-  for (const [label, run] of Object.entries(runs)) measured[label] = await measure(run);
+  for (const [label, entry] of Object.entries(runs)) {
+    // A run is a function, or { before, run, after } whose setup and teardown are not measured.
+    const { before, run, after } = typeof entry === "function" ? { run: entry } : entry;
+    const context = await before?.();
+    try {
+      measured[label] = await measure(() => run(context));
+    } finally {
+      await after?.(context);
+    }
+  }
   const idle = await measure(() => sleep(2_000));
   const idleRate = (k) => idle.cpu[k] / idle.ms;
   const own = (m, k) => m.cpu[k] - idleRate(k) * m.ms;
@@ -602,26 +611,23 @@ async function cpuOverHealth(c, n, runs) {
 /** workerd CPU per submit (its task's whole life) and per query, over GET /health. */
 async function cpu(c, main, queryTask) {
   const n = CONFIG.cpuRequests;
-  // Made before the /health run, so its few background polls fall on every run alike.
-  const running = await c.runningTask(main);
-  let measured;
-  try {
-    measured = await cpuOverHealth(c, n, {
-      query: async () => {
-        for (let i = 0; i < n; i++) await c.query(c.G, main.readKey(), queryTask);
-      },
-      query_running: async () => {
+  const measured = await cpuOverHealth(c, n, {
+    query: async () => {
+      for (let i = 0; i < n; i++) await c.query(c.G, main.readKey(), queryTask);
+    },
+    query_running: {
+      before: () => c.runningTask(main),
+      run: async (running) => {
         for (let i = 0; i < n; i++) await c.query(c.G, main.readKey(), running.taskId);
       },
-      // A submit's CPU includes its task's whole life (start, poll, settlement): wait for the drain.
-      submit: async () => {
-        for (let i = 0; i < n; i++) await c.submit(c.G, main.key, `bench cpu ${i}`);
-        await c.drain(main.tenantId);
-      },
-    });
-  } finally {
-    await running.end();
-  }
+      after: (running) => running.end(),
+    },
+    // A submit's CPU includes its task's whole life (start, poll, settlement): wait for the drain.
+    submit: async () => {
+      for (let i = 0; i < n; i++) await c.submit(c.G, main.key, `bench cpu ${i}`);
+      await c.drain(main.tenantId);
+    },
+  });
   return { requests: n, clock_tick_ms: 10, ...measured };
 }
 
