@@ -680,7 +680,7 @@ async function isolateCpu(c, main, queryTask, n) {
  * beside /health and the product's own submit and query in the same windows, it says which
  * goals this stack allows at all and how much of a gap is the product's.
  */
-async function floor(c, main) {
+async function floor(c, main, adminToken) {
   const probe = (steps, extra = "") => `/_debug/floor?steps=${steps}${extra}`;
   const submitFloor = probe("d1,object,upstream");
   const lifeFloor = probe("d1,object,upstream,poll,d1");
@@ -694,25 +694,28 @@ async function floor(c, main) {
       await c.drain(main.tenantId);
     }
   };
-  await must(200, c.G, "GET", submitFloor);
+  // The probe answers the operator only (it spends the upstream's money).
+  const asOperator = { auth: adminToken };
+  const headers = { authorization: `Bearer ${adminToken}` };
+  await must(200, c.G, "GET", submitFloor, asOperator);
   const unloadedFigures = await withRunningTask((taskId, queryFloor) =>
-    floorUnloaded(c, main, { submitFloor, queryFloor, taskId }),
+    floorUnloaded(c, main, { submitFloor, queryFloor, taskId, asOperator }),
   );
   // No product submit runs from here on, so nothing waits for a drain between the runs.
   const { load, cpuFigures } = await withRunningTask(async (_taskId, queryFloor) => {
     const load = await alternating({
       health: { url: `${c.G}/health` },
-      submit_floor: { url: `${c.G}${submitFloor}` },
-      query_floor: { url: `${c.G}${queryFloor}` },
-      bare: { url: `${c.G}${probe("")}` },
+      submit_floor: { url: `${c.G}${submitFloor}`, headers },
+      query_floor: { url: `${c.G}${queryFloor}`, headers },
+      bare: { url: `${c.G}${probe("")}`, headers },
     });
     const n = CONFIG.cpuRequests;
     const cpuFigures = await cpuOverHealth(c, n, {
       life_floor: async () => {
-        for (let i = 0; i < n; i++) await must(200, c.G, "GET", lifeFloor);
+        for (let i = 0; i < n; i++) await must(200, c.G, "GET", lifeFloor, asOperator);
       },
       query_floor: async () => {
-        for (let i = 0; i < n; i++) await must(200, c.G, "GET", queryFloor);
+        for (let i = 0; i < n; i++) await must(200, c.G, "GET", queryFloor, asOperator);
       },
     });
     return { load, cpuFigures };
@@ -740,9 +743,9 @@ async function floor(c, main) {
 }
 
 /** One connection, interleaved, so that background noise hits the floors and the product alike. */
-async function floorUnloaded(c, main, { submitFloor, queryFloor, taskId }) {
+async function floorUnloaded(c, main, { submitFloor, queryFloor, taskId, asOperator }) {
   const floorMs = async (path) => {
-    const answer = await call(c.G, "GET", path);
+    const answer = await call(c.G, "GET", path, asOperator);
     if (answer.status !== 200) throw new Error(`${path}: ${answer.status} ${answer.text.slice(0, 200)}`);
     return answer.ms;
   };
@@ -1120,7 +1123,7 @@ async function runMode(mode) {
   out.unloaded = await phase("unloaded", () => unloaded(c, main, warm[0], simTask));
   out.routing = await phase("routing", () => routing(c, main, adminToken));
   out.loaded = await phase("loaded", () => loaded(c, main, warm[0], simTask));
-  out.floor = await phase("floor", () => floor(c, main));
+  out.floor = await phase("floor", () => floor(c, main, adminToken));
   out.cpu = await phase("cpu", async () => {
     const measured = await cpu(c, main, warm[0]);
     if (mode !== "lean") return measured;

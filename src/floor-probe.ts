@@ -1,5 +1,6 @@
 import { newTaskId } from "./domain/ids";
 import { configFrom, type Env } from "./env";
+import { ADMIN_TOKEN_HINT, isAdminToken } from "./middleware/auth";
 import { UpstreamClient } from "./upstream/client";
 
 /**
@@ -81,8 +82,16 @@ export async function runFloor(env: Env, request: FloorRequest): Promise<FloorSt
   return request.steps;
 }
 
-/** GET /_debug/floor?steps=[d1,object,upstream…][&task=…&tenant=…]: 200 with the steps run, else 400/502. */
-export async function floorProbe(url: URL, env: Env): Promise<Response> {
+/**
+ * GET /_debug/floor?steps=[d1,object,upstream…][&task=…&tenant=…]: 200 with the steps run, else
+ * 400/502. Its upstream step spends the upstream's money and its query step reads any tenant's
+ * task, so it answers the operator only (ADMIN_TOKEN), development or not: else 401.
+ */
+export async function floorProbe(incoming: Request, env: Env): Promise<Response> {
+  if (!isAdminToken(incoming.headers.get("authorization") ?? undefined, env.ADMIN_TOKEN)) {
+    return Response.json({ error: ADMIN_TOKEN_HINT }, { status: 401 });
+  }
+  const url = new URL(incoming.url);
   let request: FloorRequest;
   try {
     request = floorRequestOf(url);

@@ -101,7 +101,7 @@ async function measuredInDevelopment(request: Request, env: Env, ctx: ExecutionC
     return Response.json(objectStorageRows);
   }
   if (path === "/_debug/spans") return Response.json(readSpans(url.searchParams.has("reset")));
-  if (path === "/_debug/floor") return floorProbe(url, env);
+  if (path === "/_debug/floor") return floorProbe(request, env);
   if (request.headers.has("x-debug-d1")) {
     const counter = countRoundTrips(env.DB);
     const response = await app.fetch(request, { ...env, DB: counter.db }, ctx);

@@ -5,8 +5,8 @@
  */
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { FloorRefusal, floorRequestOf, runFloor } from "../src/floor-probe";
-import { balanceOf, driveToEnd, submit, tenantWithKey } from "./helpers";
+import { FloorRefusal, floorProbe, floorRequestOf, runFloor } from "../src/floor-probe";
+import { ADMIN, balanceOf, driveToEnd, submit, tenantWithKey } from "./helpers";
 import { expectSubmitted, fault, faultPending, simTasks } from "./routes/route-helpers";
 
 const probe = (query: string) => floorRequestOf(new URL(`http://gateway.test/_debug/floor?${query}`));
@@ -62,6 +62,19 @@ describe("floor probe", () => {
     );
     expect(await balanceOf(owner.tenantId)).toBe(balance);
     await driveToEnd(taskId, owner.key);
+  });
+
+  it("answers the operator only: without ADMIN_TOKEN it is a 401 and calls no upstream", async () => {
+    const url = "http://gateway.test/_debug/floor?steps=upstream";
+    const before = await floorSubmits();
+    expect((await floorProbe(new Request(url), env)).status).toBe(401);
+    const wrong = new Request(url, { headers: { authorization: "Bearer not-the-admin-token" } });
+    expect((await floorProbe(wrong, env)).status).toBe(401);
+    expect(await floorSubmits()).toBe(before);
+    const answer = await floorProbe(new Request(url, { headers: ADMIN }), env);
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({ steps: ["upstream"] });
+    expect(await floorSubmits()).toBe(before + 1);
   });
 
   it("is not served outside development", async () => {

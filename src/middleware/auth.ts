@@ -240,16 +240,19 @@ async function authenticateTenant(c: Context<AppEnv>): Promise<void> {
   });
 }
 
+export const ADMIN_TOKEN_HINT = "send the operator token as 'Authorization: Bearer <ADMIN_TOKEN>'";
+
+/** Whether an Authorization header carries the operator token (never true when none is set). */
+export function isAdminToken(authorization: string | undefined, expected: string | undefined): boolean {
+  const token = bearerToken(authorization);
+  return Boolean(expected && token && timingSafeEqual(token, expected));
+}
+
 /** The operator token; failures count towards the same per-IP throttle as sub-keys. */
 export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   await throttled(c, async () => {
-    const token = bearerToken(c.req.header("authorization"));
-    const expected = c.env.ADMIN_TOKEN;
-    if (!expected || !token || !timingSafeEqual(token, expected)) {
-      throw new ApiError(
-        "admin_unauthorized",
-        "send the operator token as 'Authorization: Bearer <ADMIN_TOKEN>'",
-      );
+    if (!isAdminToken(c.req.header("authorization"), c.env.ADMIN_TOKEN)) {
+      throw new ApiError("admin_unauthorized", ADMIN_TOKEN_HINT);
     }
   });
   await next();
